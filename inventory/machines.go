@@ -1,0 +1,427 @@
+package inventory
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Machine is one physical server Slate knows about.
+type Machine struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	MACs           []string          `json:"macs"`
+	SystemUUID     string            `json:"system_uuid,omitempty"`
+	Serial         string            `json:"serial,omitempty"`
+	Vendor         string            `json:"vendor,omitempty"`
+	Model          string            `json:"model,omitempty"`
+	Arch           string            `json:"arch,omitempty"`
+	FirmwareMode   string            `json:"firmware_mode,omitempty"`
+	Site           string            `json:"site,omitempty"`
+	Segment        string            `json:"segment,omitempty"`
+	Labels         map[string]string `json:"labels"`
+	State          string            `json:"state"`
+	FailedReason   string            `json:"failed_reason,omitempty"`
+	FailedTask     string            `json:"failed_task,omitempty"`
+	FailedFrom     string            `json:"failed_from,omitempty"`
+	DesiredRelease string            `json:"desired_release,omitempty"`
+	BootedRelease  string            `json:"booted_release,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	BMC            *BMCInfo          `json:"bmc,omitempty"`
+}
+
+// BMCInfo is what may be shown of a BMC: never its password.
+type BMCInfo struct {
+	Address        string `json:"address"`
+	VendorProfile  string `json:"vendor_profile"`
+	Username       string `json:"username"`
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+}
+
+// NormalizeMAC returns the canonical lower-case colon form of a MAC-48 address.
+func NormalizeMAC(s string) (string, error) {
+	hw, err := net.ParseMAC(strings.TrimSpace(s))
+	if err != nil || len(hw) != 6 {
+		return "", fmt.Errorf("%w: %q is not a MAC address (want six bytes, e.g. 52:54:00:12:34:56)", ErrInvalid, s)
+	}
+	return hw.String(), nil
+}
+
+func newID(prefix string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux; a failure means the host is broken
+	}
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+const machineCols = `id, name, system_uuid, serial, vendor, model, arch, firmware_mode, site, segment, labels,
+	state, failed_reason, failed_task, failed_from, desired_release, booted_release, created_at, updated_at`
+
+func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
+	var m Machine
+	var labels string
+	var created, updated int64
+	err := sc.Scan(&m.ID, &m.Name, &m.SystemUUID, &m.Serial, &m.Vendor, &m.Model, &m.Arch, &m.FirmwareMode,
+		&m.Site, &m.Segment, &labels, &m.State, &m.FailedReason, &m.FailedTask, &m.FailedFrom,
+		&m.DesiredRelease, &m.BootedRelease, &created, &updated)
+	if err != nil {
+		return m, err
+	}
+	m.Labels = map[string]string{}
+	_ = json.Unmarshal([]byte(labels), &m.Labels)
+	m.CreatedAt = time.Unix(0, created).UTC()
+	m.UpdatedAt = time.Unix(0, updated).UTC()
+	return m, nil
+}
+
+func loadMACs(ctx context.Context, q querier, ms []Machine) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	idx := map[string]int{}
+	args := make([]any, len(ms))
+	for i := range ms {
+		idx[ms[i].ID] = i
+		args[i] = ms[i].ID
+		ms[i].MACs = []string{}
+	}
+	rows, err := q.QueryContext(ctx, `SELECT machine_id, mac FROM machine_macs WHERE machine_id IN (`+
+		strings.TrimSuffix(strings.Repeat("?,", len(ms)), ",")+`) ORDER BY machine_id, position`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, mac string
+		if err := rows.Scan(&id, &mac); err != nil {
+			return err
+		}
+		ms[idx[id]].MACs = append(ms[idx[id]].MACs, mac)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	brows, err := q.QueryContext(ctx, `SELECT machine_id, address, vendor_profile, username, tls_fingerprint FROM bmcs WHERE machine_id IN (`+
+		strings.TrimSuffix(strings.Repeat("?,", len(ms)), ",")+`)`, args...)
+	if err != nil {
+		return err
+	}
+	defer brows.Close()
+	for brows.Next() {
+		var id string
+		var b BMCInfo
+		if err := brows.Scan(&id, &b.Address, &b.VendorProfile, &b.Username, &b.TLSFingerprint); err != nil {
+			return err
+		}
+		ms[idx[id]].BMC = &b
+	}
+	return brows.Err()
+}
+
+// MachineFilter narrows a machine listing.
+type MachineFilter struct {
+	State  string
+	Label  string // "key=value" or "key"
+	Query  string // free text over name, serial, MAC, vendor, model, UUID
+	Limit  int
+	Offset int
+}
+
+// ListMachines returns machines matching f, ordered by name, and the total count before paging.
+func (s *Store) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, int, error) {
+	var where []string
+	var args []any
+	if f.State != "" {
+		where = append(where, "state = ?")
+		args = append(args, f.State)
+	}
+	if f.Label != "" {
+		k, v, hasV := strings.Cut(f.Label, "=")
+		if hasV {
+			where = append(where, "json_extract(labels, '$.' || json_quote(?)) = ?")
+			args = append(args, k, v)
+		} else {
+			where = append(where, "json_type(labels, '$.' || json_quote(?)) IS NOT NULL")
+			args = append(args, k)
+		}
+	}
+	if q := strings.TrimSpace(f.Query); q != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(q)) + "%"
+		where = append(where, `(lower(name) LIKE ? ESCAPE '\' OR lower(serial) LIKE ? ESCAPE '\' OR lower(vendor) LIKE ? ESCAPE '\'
+			OR lower(model) LIKE ? ESCAPE '\' OR lower(system_uuid) LIKE ? ESCAPE '\' OR lower(id) LIKE ? ESCAPE '\'
+			OR id IN (SELECT machine_id FROM machine_macs WHERE mac LIKE ? ESCAPE '\'))`)
+		for range 7 {
+			args = append(args, like)
+		}
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	var total int
+	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM machines`+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count machines: %w", err)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+machineCols+` FROM machines`+cond+` ORDER BY name LIMIT ? OFFSET ?`,
+		append(args, limit, max(f.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list machines: %w", err)
+	}
+	defer rows.Close()
+	out := []Machine{}
+	for rows.Next() {
+		m, err := scanMachine(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	return out, total, loadMACs(ctx, s.read, out)
+}
+
+// CountByState returns how many machines are in each state.
+func (s *Store) CountByState(ctx context.Context) (map[string]int, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT state, COUNT(*) FROM machines GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// GetMachine returns one machine by id or name.
+func (s *Store) GetMachine(ctx context.Context, idOrName string) (Machine, error) {
+	return getMachine(ctx, s.read, idOrName)
+}
+
+func getMachine(ctx context.Context, q querier, idOrName string) (Machine, error) {
+	m, err := scanMachine(q.QueryRowContext(ctx, `SELECT `+machineCols+` FROM machines WHERE id = ? OR name = ?`, idOrName, idOrName))
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, fmt.Errorf("machine %q: %w", idOrName, ErrNotFound)
+	}
+	if err != nil {
+		return m, fmt.Errorf("get machine %q: %w", idOrName, err)
+	}
+	ms := []Machine{m}
+	if err := loadMACs(ctx, q, ms); err != nil {
+		return m, err
+	}
+	return ms[0], nil
+}
+
+// MachineByMAC finds the machine that owns mac.
+func (s *Store) MachineByMAC(ctx context.Context, mac string) (Machine, error) {
+	var id string
+	err := s.read.QueryRowContext(ctx, `SELECT machine_id FROM machine_macs WHERE mac = ?`, strings.ToLower(mac)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Machine{}, fmt.Errorf("machine with MAC %s: %w", mac, ErrNotFound)
+	}
+	if err != nil {
+		return Machine{}, err
+	}
+	return s.GetMachine(ctx, id)
+}
+
+// GetMachine reads a machine inside the transaction.
+func (t *Tx) GetMachine(ctx context.Context, idOrName string) (Machine, error) {
+	return getMachine(ctx, t.tx, idOrName)
+}
+
+// NewMachine is what enrollment or discovery knows about a machine.
+type NewMachine struct {
+	Name         string
+	MACs         []string
+	SystemUUID   string
+	Serial       string
+	Vendor       string
+	Model        string
+	Arch         string
+	FirmwareMode string
+	Site         string
+	Segment      string
+	Labels       map[string]string
+	State        string
+}
+
+// CreateMachine inserts a machine. A duplicate MAC, serial or name is ErrConflict naming it.
+func (t *Tx) CreateMachine(ctx context.Context, n NewMachine) (Machine, error) {
+	if n.State == "" {
+		return Machine{}, fmt.Errorf("%w: a new machine needs a state", ErrInvalid)
+	}
+	macs := make([]string, 0, len(n.MACs))
+	for _, raw := range n.MACs {
+		mac, err := NormalizeMAC(raw)
+		if err != nil {
+			return Machine{}, err
+		}
+		macs = append(macs, mac)
+	}
+	id := newID("m-")
+	if n.Name == "" {
+		n.Name = id
+	}
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	labels, _ := json.Marshal(n.Labels)
+	now := t.now.UnixNano()
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO machines(`+machineCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'','','','','',?,?)`,
+		id, n.Name, n.SystemUUID, n.Serial, n.Vendor, n.Model, n.Arch, n.FirmwareMode, n.Site, n.Segment, string(labels),
+		n.State, now, now)
+	if isUnique(err) {
+		if strings.Contains(err.Error(), "serial") {
+			return Machine{}, fmt.Errorf("%w: serial %q already belongs to another machine", ErrConflict, n.Serial)
+		}
+		return Machine{}, fmt.Errorf("%w: name %q is already taken", ErrConflict, n.Name)
+	}
+	if err != nil {
+		return Machine{}, fmt.Errorf("create machine: %w", err)
+	}
+	if err := t.setMACs(ctx, id, macs); err != nil {
+		return Machine{}, err
+	}
+	return t.GetMachine(ctx, id)
+}
+
+func (t *Tx) setMACs(ctx context.Context, id string, macs []string) error {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM machine_macs WHERE machine_id = ?`, id); err != nil {
+		return err
+	}
+	for i, mac := range macs {
+		_, err := t.tx.ExecContext(ctx, `INSERT INTO machine_macs(mac, machine_id, position) VALUES (?,?,?)`, mac, id, i)
+		if isUnique(err) {
+			return fmt.Errorf("%w: MAC %s already belongs to another machine (or is listed twice)", ErrConflict, mac)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MachinePatch changes some fields of a machine; nil fields stay as they are.
+type MachinePatch struct {
+	Name           *string            `json:"name,omitempty"`
+	MACs           *[]string          `json:"macs,omitempty"`
+	SystemUUID     *string            `json:"system_uuid,omitempty"`
+	Serial         *string            `json:"serial,omitempty"`
+	Vendor         *string            `json:"vendor,omitempty"`
+	Model          *string            `json:"model,omitempty"`
+	Arch           *string            `json:"arch,omitempty"`
+	FirmwareMode   *string            `json:"firmware_mode,omitempty"`
+	Site           *string            `json:"site,omitempty"`
+	Segment        *string            `json:"segment,omitempty"`
+	Labels         *map[string]string `json:"labels,omitempty"`
+	DesiredRelease *string            `json:"desired_release,omitempty"`
+	BootedRelease  *string            `json:"booted_release,omitempty"`
+}
+
+// UpdateMachine applies p to a machine.
+func (t *Tx) UpdateMachine(ctx context.Context, id string, p MachinePatch) (Machine, error) {
+	m, err := t.GetMachine(ctx, id)
+	if err != nil {
+		return m, err
+	}
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = strings.TrimSpace(*v)
+		}
+	}
+	set(&m.Name, p.Name)
+	set(&m.SystemUUID, p.SystemUUID)
+	set(&m.Serial, p.Serial)
+	set(&m.Vendor, p.Vendor)
+	set(&m.Model, p.Model)
+	set(&m.Arch, p.Arch)
+	set(&m.FirmwareMode, p.FirmwareMode)
+	set(&m.Site, p.Site)
+	set(&m.Segment, p.Segment)
+	set(&m.DesiredRelease, p.DesiredRelease)
+	set(&m.BootedRelease, p.BootedRelease)
+	if m.Name == "" {
+		return m, fmt.Errorf("%w: name cannot be empty", ErrInvalid)
+	}
+	if p.Labels != nil {
+		m.Labels = *p.Labels
+		if m.Labels == nil {
+			m.Labels = map[string]string{}
+		}
+	}
+	labels, _ := json.Marshal(m.Labels)
+	_, err = t.tx.ExecContext(ctx, `UPDATE machines SET name=?, system_uuid=?, serial=?, vendor=?, model=?, arch=?, firmware_mode=?,
+		site=?, segment=?, labels=?, desired_release=?, booted_release=?, updated_at=? WHERE id=?`,
+		m.Name, m.SystemUUID, m.Serial, m.Vendor, m.Model, m.Arch, m.FirmwareMode, m.Site, m.Segment, string(labels),
+		m.DesiredRelease, m.BootedRelease, t.now.UnixNano(), m.ID)
+	if isUnique(err) {
+		if strings.Contains(err.Error(), "serial") {
+			return m, fmt.Errorf("%w: serial %q already belongs to another machine", ErrConflict, m.Serial)
+		}
+		return m, fmt.Errorf("%w: name %q is already taken", ErrConflict, m.Name)
+	}
+	if err != nil {
+		return m, fmt.Errorf("update machine %s: %w", m.ID, err)
+	}
+	if p.MACs != nil {
+		macs := make([]string, 0, len(*p.MACs))
+		for _, raw := range *p.MACs {
+			mac, err := NormalizeMAC(raw)
+			if err != nil {
+				return m, err
+			}
+			macs = append(macs, mac)
+		}
+		if err := t.setMACs(ctx, m.ID, macs); err != nil {
+			return m, err
+		}
+	}
+	return t.GetMachine(ctx, m.ID)
+}
+
+// SetMachineState records a state change. lifecycle/ decides whether it is allowed.
+func (t *Tx) SetMachineState(ctx context.Context, id, state, failedReason, failedTask, failedFrom string) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE machines SET state=?, failed_reason=?, failed_task=?, failed_from=?, updated_at=? WHERE id=?`,
+		state, failedReason, failedTask, failedFrom, t.now.UnixNano(), id)
+	if err != nil {
+		return fmt.Errorf("set state of machine %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("machine %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// SortedLabels renders labels as k=v pairs in a stable order.
+func SortedLabels(l map[string]string) []string {
+	out := make([]string, 0, len(l))
+	for k, v := range l {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
