@@ -425,3 +425,16 @@ func SortedLabels(l map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// MachineByMAC finds the machine that owns mac, inside the transaction.
+func (t *Tx) MachineByMAC(ctx context.Context, mac string) (Machine, error) {
+	var id string
+	err := t.tx.QueryRowContext(ctx, `SELECT machine_id FROM machine_macs WHERE mac = ?`, strings.ToLower(mac)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Machine{}, fmt.Errorf("machine with MAC %s: %w", mac, ErrNotFound)
+	}
+	if err != nil {
+		return Machine{}, err
+	}
+	return t.GetMachine(ctx, id)
+}

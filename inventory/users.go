@@ -185,3 +185,17 @@ func (s *Store) UserForToken(ctx context.Context, tok, kind string) (User, error
 	u.CreatedAt = time.Unix(c, 0).UTC()
 	return u, err
 }
+
+// AddUser creates an account and audits it, in one transaction.
+func (s *Store) AddUser(ctx context.Context, actor, username, password, role, fullName string) (User, error) {
+	var u User
+	err := s.Update(ctx, func(tx *Tx) error {
+		var err error
+		if u, err = tx.CreateUser(ctx, username, password, role, fullName); err != nil {
+			return err
+		}
+		_, err = tx.Audit(ctx, actor, "user.create", "user:"+u.Username, "ok", map[string]any{"role": u.Role})
+		return err
+	})
+	return u, err
+}

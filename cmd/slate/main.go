@@ -28,6 +28,7 @@ type cliEnv struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	getenv         func(string) string
+	environ        func() []string
 }
 
 func commands() []*command {
@@ -47,7 +48,7 @@ func commands() []*command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
+	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv, environ: os.Environ}
 	if err := dispatch(ctx, env, commands(), os.Args[1:], "slate"); err != nil {
 		fmt.Fprintln(os.Stderr, "slate:", err)
 		os.Exit(1)

@@ -1,0 +1,478 @@
+// Package agentapi is the server side of the agent protocol (slate/agent/agentproto): the
+// endpoints slate-agent calls under /agent/v1/. It is separate from the user API and every
+// request is scoped by its bearer token to one machine: an agent can neither read nor change
+// another machine's tasks, facts or state.
+//
+// It is a plain http.Handler built from small interfaces, so `slate serve` mounts it as
+//
+//	mux.Handle(agentproto.PathPrefix+"/", agentapi.New(store, agentapi.Options{...}))
+//
+// (no prefix stripping: the handler matches full paths).
+package agentapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"slate/agent/agentproto"
+	"slate/inventory"
+	"slate/lifecycle"
+)
+
+// Store is what the agent API needs of the inventory (*inventory.Store implements it).
+type Store interface {
+	MachineForAgentToken(ctx context.Context, tok string) (string, error)
+	GetMachine(ctx context.Context, idOrName string) (inventory.Machine, error)
+	ClaimNextTask(ctx context.Context, machineID string, maxAttempts int) (inventory.Task, bool, error)
+	ReportTaskProgress(ctx context.Context, machineID, taskID string, progress float64, message string, lines []inventory.TaskLogLine) error
+	FinishTask(ctx context.Context, machineID, taskID string, o inventory.TaskOutcome, hook inventory.FinishHook) (inventory.Task, bool, error)
+	Update(ctx context.Context, fn func(*inventory.Tx) error) error
+}
+
+// Notifier hears about changes for live pages (task progress, a machine that moved).
+type Notifier interface {
+	TaskChanged(machineID, taskID string)
+	MachineChanged(machineID string)
+}
+
+// Lifecycle decides what a finished task means for the machine's state, inside the
+// transaction that records the result. The default (LifecycleHook) moves an inspecting
+// machine to ready when its inspection succeeded and to failed when it failed.
+type Lifecycle interface {
+	TaskFinished(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) error
+}
+
+// LifecycleHook is the default Lifecycle.
+type LifecycleHook struct{}
+
+// TaskFinished implements Lifecycle.
+func (LifecycleHook) TaskFinished(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) error {
+	if task.Kind != agentproto.KindInspect || m.State != lifecycle.Inspecting {
+		return nil
+	}
+	if task.State == inventory.TaskSucceeded {
+		_, err := lifecycle.TransitionTx(ctx, tx, m.ID, lifecycle.Ready, "agent", "inspection finished", task.ID)
+		return err
+	}
+	_, err := lifecycle.TransitionTx(ctx, tx, m.ID, lifecycle.Failed, "agent", "inspection failed: "+task.Message, task.ID)
+	return err
+}
+
+// Options tune the handler; zero values are fine.
+type Options struct {
+	Log       *slog.Logger
+	Notify    Notifier
+	Lifecycle Lifecycle // default LifecycleHook{}
+	// MaxWait caps the long-poll of /tasks/next (default 30 s); PollEvery is how often the store
+	// is looked at meanwhile (default 1 s; Wake answers at once).
+	MaxWait, PollEvery time.Duration
+	// MaxAttempts is how often a task is handed out without a result before it fails (default 3).
+	MaxAttempts int
+	// HeartbeatInterval is what nodes are told (default 60 s).
+	HeartbeatInterval time.Duration
+	Now               func() time.Time
+}
+
+// Seen is the last word heard from a machine's agent.
+type Seen struct {
+	At            time.Time `json:"at"`
+	Mode          string    `json:"mode"`
+	BootID        string    `json:"boot_id,omitempty"`
+	AgentVersion  string    `json:"agent_version,omitempty"`
+	Addresses     []string  `json:"addresses,omitempty"`
+	BootedRelease string    `json:"booted_release,omitempty"`
+}
+
+// Handler serves the agent API.
+type Handler struct {
+	store Store
+	opt   Options
+	mux   *http.ServeMux
+
+	mu   sync.Mutex
+	wake map[string]chan struct{}
+	seen map[string]Seen
+}
+
+// New builds the handler.
+func New(store Store, opt Options) *Handler {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Lifecycle == nil {
+		opt.Lifecycle = LifecycleHook{}
+	}
+	if opt.MaxWait <= 0 {
+		opt.MaxWait = 30 * time.Second
+	}
+	if opt.PollEvery <= 0 {
+		opt.PollEvery = time.Second
+	}
+	if opt.MaxAttempts <= 0 {
+		opt.MaxAttempts = 3
+	}
+	if opt.HeartbeatInterval <= 0 {
+		opt.HeartbeatInterval = 60 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	h := &Handler{store: store, opt: opt, mux: http.NewServeMux(), wake: map[string]chan struct{}{}, seen: map[string]Seen{}}
+	p := agentproto.PathPrefix
+	h.mux.HandleFunc("POST "+p+"/register", h.auth(h.register))
+	h.mux.HandleFunc("GET "+p+"/tasks/next", h.auth(h.next))
+	h.mux.HandleFunc("POST "+p+"/tasks/{id}/progress", h.auth(h.progress))
+	h.mux.HandleFunc("POST "+p+"/tasks/{id}/result", h.auth(h.result))
+	h.mux.HandleFunc("PUT "+p+"/facts", h.auth(h.facts))
+	h.mux.HandleFunc("POST "+p+"/heartbeat", h.auth(h.heartbeat))
+	h.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, fmt.Sprintf("no agent API endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Wake ends a waiting long-poll of the machine's agent at once (call it after queuing a task).
+func (h *Handler) Wake(machineID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, ok := h.wake[machineID]; ok {
+		close(ch)
+		delete(h.wake, machineID)
+	}
+}
+
+func (h *Handler) wakeChan(machineID string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.wake[machineID]
+	if !ok {
+		ch = make(chan struct{})
+		h.wake[machineID] = ch
+	}
+	return ch
+}
+
+// LastSeen returns when the machine's agent last called (kept in memory: it is liveness, not
+// a record).
+func (h *Handler) LastSeen(machineID string) (Seen, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.seen[machineID]
+	return s, ok
+}
+
+func (h *Handler) touch(machineID string, fn func(*Seen)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.seen[machineID]
+	s.At = h.opt.Now().UTC()
+	if fn != nil {
+		fn(&s)
+	}
+	h.seen[machineID] = s
+}
+
+type ctxKey struct{}
+
+// auth resolves the bearer token to the one machine this request may touch.
+func (h *Handler) auth(next func(w http.ResponseWriter, r *http.Request, machineID string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || strings.TrimSpace(tok) == "" {
+			writeErr(w, http.StatusUnauthorized, "missing agent token: send Authorization: Bearer <slate.token from the kernel command line>")
+			return
+		}
+		id, err := h.store.MachineForAgentToken(r.Context(), strings.TrimSpace(tok))
+		if err != nil {
+			h.opt.Log.Warn("agent API: token refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+			if errors.Is(err, inventory.ErrNotFound) {
+				writeErr(w, http.StatusUnauthorized, "agent token unknown or expired: power-cycle the machine to get a new one")
+				return
+			}
+			writeErr(w, http.StatusInternalServerError, "token check failed")
+			return
+		}
+		h.touch(id, nil)
+		next(w, r, id)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, agentproto.Error{Error: msg})
+}
+
+// storeErr maps inventory errors to statuses; another machine's task is 404, as if absent.
+func (h *Handler) storeErr(w http.ResponseWriter, machineID, op string, err error) {
+	switch {
+	case errors.Is(err, inventory.ErrNotFound):
+		writeErr(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, inventory.ErrConflict):
+		writeErr(w, http.StatusConflict, err.Error())
+	case errors.Is(err, inventory.ErrInvalid), errors.Is(err, lifecycle.ErrNotAllowed):
+		writeErr(w, http.StatusBadRequest, err.Error())
+	default:
+		h.opt.Log.Error("agent API: "+op, "machine", machineID, "err", err)
+		writeErr(w, http.StatusInternalServerError, op+" failed; the agent will retry")
+	}
+}
+
+const maxBody = 8 << 20
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "read body: "+err.Error())
+		return false
+	}
+	if len(body) > maxBody {
+		writeErr(w, http.StatusRequestEntityTooLarge, "body larger than 8 MiB")
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		writeErr(w, http.StatusBadRequest, "body is not valid JSON for this endpoint: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request, id string) {
+	var in agentproto.Register
+	if !decode(w, r, &in) {
+		return
+	}
+	var macs []string
+	for _, raw := range in.MACs {
+		mac, err := inventory.NormalizeMAC(raw)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		macs = append(macs, mac)
+	}
+	var m inventory.Machine
+	err := h.store.Update(r.Context(), func(tx *inventory.Tx) error {
+		var err error
+		if m, err = tx.GetMachine(r.Context(), id); err != nil {
+			return err
+		}
+		// MACs are learnt from the agent only for a machine that has none yet (enrolled by
+		// serial or BMC): a machine's known MACs are the operator's, not the agent's, to change.
+		if len(m.MACs) == 0 && len(macs) > 0 {
+			if m, err = tx.UpdateMachine(r.Context(), id, inventory.MachinePatch{MACs: &macs}); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Audit(r.Context(), "agent", "agent.register", id, "ok",
+			map[string]any{"mode": in.Mode, "boot_id": in.BootID, "version": in.AgentVersion, "addresses": in.Addresses})
+		return err
+	})
+	if err != nil {
+		h.storeErr(w, id, "register", err)
+		return
+	}
+	h.touch(id, func(s *Seen) {
+		s.Mode, s.BootID, s.AgentVersion, s.Addresses = in.Mode, in.BootID, in.AgentVersion, in.Addresses
+	})
+	h.opt.Log.Info("agent registered", "machine", id, "mode", in.Mode, "addresses", in.Addresses)
+	writeJSON(w, http.StatusOK, agentproto.RegisterReply{MachineID: m.ID, Name: m.Name, State: m.State})
+}
+
+func (h *Handler) next(w http.ResponseWriter, r *http.Request, id string) {
+	wait := time.Duration(0)
+	if s := r.URL.Query().Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			writeErr(w, http.StatusBadRequest, fmt.Sprintf("wait=%q is not a duration like 25s", s))
+			return
+		}
+		wait = min(d, h.opt.MaxWait)
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		// Take the wake channel before looking, so a task queued in between is not missed.
+		wake := h.wakeChan(id)
+		t, ok, err := h.store.ClaimNextTask(r.Context(), id, h.opt.MaxAttempts)
+		if err != nil {
+			h.storeErr(w, id, "claim task", err)
+			return
+		}
+		if ok {
+			h.opt.Log.Info("task handed to agent", "machine", id, "task", t.ID, "kind", t.Kind, "attempt", t.Attempts)
+			if h.opt.Notify != nil {
+				h.opt.Notify.TaskChanged(id, t.ID)
+			}
+			writeJSON(w, http.StatusOK, agentproto.Task{ID: t.ID, Kind: t.Kind, Params: t.Params, Attempts: t.Attempts})
+			return
+		}
+		poll := time.NewTimer(h.opt.PollEvery)
+		select {
+		case <-r.Context().Done():
+			poll.Stop()
+			return
+		case <-deadline.C:
+			poll.Stop()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case <-wake:
+		case <-poll.C:
+		}
+		poll.Stop()
+	}
+}
+
+func logLines(in []agentproto.LogLine) []inventory.TaskLogLine {
+	out := make([]inventory.TaskLogLine, 0, len(in))
+	for _, l := range in {
+		out = append(out, inventory.TaskLogLine{Seq: l.Seq, At: l.At, Line: l.Line})
+	}
+	return out
+}
+
+func (h *Handler) progress(w http.ResponseWriter, r *http.Request, id string) {
+	var in agentproto.Progress
+	if !decode(w, r, &in) {
+		return
+	}
+	taskID := r.PathValue("id")
+	if err := h.store.ReportTaskProgress(r.Context(), id, taskID, in.Progress, in.Message, logLines(in.Logs)); err != nil {
+		h.storeErr(w, id, "task progress", err)
+		return
+	}
+	if h.opt.Notify != nil {
+		h.opt.Notify.TaskChanged(id, taskID)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// factFields picks the indexed machine columns out of a facts document.
+func factFields(f *agentproto.Facts) inventory.FactFields {
+	return inventory.FactFields{SystemUUID: f.System.UUID, Serial: f.System.Serial, Vendor: f.System.Vendor,
+		Model: f.System.Product, Arch: f.System.Arch, FirmwareMode: f.Firmware.Mode}
+}
+
+func (h *Handler) result(w http.ResponseWriter, r *http.Request, id string) {
+	var in agentproto.Result
+	if !decode(w, r, &in) {
+		return
+	}
+	taskID := r.PathValue("id")
+	var factsDoc []byte
+	if in.Facts != nil {
+		var err error
+		if factsDoc, err = json.Marshal(in.Facts); err != nil {
+			writeErr(w, http.StatusBadRequest, "facts: "+err.Error())
+			return
+		}
+	}
+	hook := func(ctx context.Context, tx *inventory.Tx, task inventory.Task) error {
+		if task.Kind == agentproto.KindInspect && task.State == inventory.TaskSucceeded && in.Facts == nil {
+			return fmt.Errorf("%w: an inspect task succeeds only with its facts", inventory.ErrInvalid)
+		}
+		if in.Facts != nil {
+			if _, warn, err := tx.PutFacts(ctx, id, factsDoc, factFields(in.Facts)); err != nil {
+				return err
+			} else if len(warn) > 0 {
+				h.opt.Log.Warn("facts stored with warnings", "machine", id, "task", taskID, "warnings", warn)
+			}
+		}
+		m, err := tx.GetMachine(ctx, id)
+		if err != nil {
+			return err
+		}
+		return h.opt.Lifecycle.TaskFinished(ctx, tx, m, task)
+	}
+	task, changed, err := h.store.FinishTask(r.Context(), id, taskID,
+		inventory.TaskOutcome{State: in.State, Message: in.Message, Result: in.Result, Logs: logLines(in.Logs)}, hook)
+	if err != nil {
+		h.storeErr(w, id, "task result", err)
+		return
+	}
+	h.opt.Log.Info("task finished", "machine", id, "task", taskID, "kind", task.Kind, "state", task.State, "duplicate", !changed)
+	if changed && h.opt.Notify != nil {
+		h.opt.Notify.TaskChanged(id, taskID)
+		h.opt.Notify.MachineChanged(id)
+	}
+	writeJSON(w, http.StatusOK, agentproto.ResultReply{State: task.State, Duplicate: !changed})
+}
+
+func (h *Handler) facts(w http.ResponseWriter, r *http.Request, id string) {
+	var in agentproto.Facts
+	if !decode(w, r, &in) {
+		return
+	}
+	if in.Schema != agentproto.FactsSchema {
+		writeErr(w, http.StatusBadRequest, fmt.Sprintf("facts schema %d is not the one this Slate reads (%d): update Slate or the agent", in.Schema, agentproto.FactsSchema))
+		return
+	}
+	doc, _ := json.Marshal(in)
+	var out agentproto.FactsReply
+	err := h.store.Update(r.Context(), func(tx *inventory.Tx) error {
+		var err error
+		out.Version, out.Warnings, err = tx.PutFacts(r.Context(), id, doc, factFields(&in))
+		return err
+	})
+	if err != nil {
+		h.storeErr(w, id, "store facts", err)
+		return
+	}
+	if h.opt.Notify != nil {
+		h.opt.Notify.MachineChanged(id)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
+	var in agentproto.Heartbeat
+	if !decode(w, r, &in) {
+		return
+	}
+	changed := false
+	if in.BootedRelease != "" {
+		err := h.store.Update(r.Context(), func(tx *inventory.Tx) error {
+			m, err := tx.GetMachine(r.Context(), id)
+			if err != nil || m.BootedRelease == in.BootedRelease {
+				return err
+			}
+			rel := in.BootedRelease
+			if _, err := tx.UpdateMachine(r.Context(), id, inventory.MachinePatch{BootedRelease: &rel}); err != nil {
+				return err
+			}
+			changed = true
+			_, err = tx.Audit(r.Context(), "agent", "machine.booted_release", id, "ok",
+				map[string]any{"from": m.BootedRelease, "to": rel, "source": in.ReleaseSource})
+			return err
+		})
+		if err != nil {
+			h.storeErr(w, id, "heartbeat", err)
+			return
+		}
+	}
+	h.touch(id, func(s *Seen) {
+		s.Mode, s.BootID = in.Mode, in.BootID
+		if in.BootedRelease != "" {
+			s.BootedRelease = in.BootedRelease
+		}
+	})
+	if changed && h.opt.Notify != nil {
+		h.opt.Notify.MachineChanged(id)
+	}
+	writeJSON(w, http.StatusOK, agentproto.HeartbeatReply{IntervalSeconds: int(h.opt.HeartbeatInterval.Seconds())})
+}

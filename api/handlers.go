@@ -1,0 +1,259 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"slate/inventory"
+	"slate/lifecycle"
+)
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+type tokenResponse struct {
+	Token     string `json:"token"`
+	ExpiresIn int    `json:"expires_in"`
+	Role      string `json:"role"`
+}
+
+func (s *Server) login(c echo.Context) error {
+	var req loginRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	u, err := s.d.Store.Authenticate(ctx, req.Username, req.Password)
+	if err != nil {
+		_ = s.d.Store.Audit(ctx, req.Username, "auth.login", "user:"+req.Username, "refused", map[string]any{"remote": c.RealIP()})
+		return problem(http.StatusUnauthorized, "wrong username or password")
+	}
+	var tok string
+	err = s.d.Store.Update(ctx, func(tx *inventory.Tx) error {
+		var err error
+		if tok, err = tx.IssueToken(ctx, u.Username, "api", s.d.TokenTTL); err != nil {
+			return err
+		}
+		_, err = tx.Audit(ctx, u.Username, "auth.login", "user:"+u.Username, "ok", map[string]any{"remote": c.RealIP(), "via": "api"})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, tokenResponse{Token: tok, ExpiresIn: int(s.d.TokenTTL.Seconds()), Role: u.Role})
+}
+
+func (s *Server) logout(c echo.Context) error {
+	tok := strings.TrimSpace(strings.TrimPrefix(c.Request().Header.Get("Authorization"), "Bearer "))
+	ctx := c.Request().Context()
+	err := s.d.Store.Update(ctx, func(tx *inventory.Tx) error {
+		if err := tx.RevokeToken(ctx, tok); err != nil {
+			return err
+		}
+		_, err := tx.Audit(ctx, actor(c), "auth.logout", "user:"+actor(c), "ok", nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) me(c echo.Context) error {
+	u, _ := UserFrom(c)
+	return c.JSON(http.StatusOK, u)
+}
+
+func (s *Server) lifecycleTable(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"states": lifecycle.States(), "transitions": lifecycle.Table()})
+}
+
+// MachineList is a page of machines.
+type MachineList struct {
+	Items   []inventory.Machine `json:"items"`
+	Total   int                 `json:"total"`
+	Limit   int                 `json:"limit"`
+	Offset  int                 `json:"offset"`
+	Counts  map[string]int      `json:"counts_by_state"`
+	Warning []string            `json:"warnings,omitempty"`
+}
+
+func intParam(c echo.Context, name string, def, maxV int) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxV {
+		return 0, problem(http.StatusBadRequest, "query parameter %s must be a whole number from 0 to %d", name, maxV)
+	}
+	return n, nil
+}
+
+func (s *Server) listMachines(c echo.Context) error {
+	limit, err := intParam(c, "limit", 100, 1000)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(c, "offset", 0, 1<<30)
+	if err != nil {
+		return err
+	}
+	state := c.QueryParam("state")
+	if state != "" && !lifecycle.ValidState(state) {
+		return problem(http.StatusBadRequest, "state %q is not a lifecycle state (%s)", state, strings.Join(lifecycle.States(), ", "))
+	}
+	if limit == 0 {
+		limit = 100
+	}
+	ctx := c.Request().Context()
+	items, total, err := s.d.Store.ListMachines(ctx, inventory.MachineFilter{State: state, Label: c.QueryParam("label"),
+		Query: c.QueryParam("q"), Limit: limit, Offset: offset})
+	if err != nil {
+		return err
+	}
+	counts, err := s.d.Store.CountByState(ctx)
+	if err != nil {
+		return err
+	}
+	out := MachineList{Items: items, Total: total, Limit: limit, Offset: offset, Counts: counts}
+	if s.d.Warnings != nil {
+		out.Warning = s.d.Warnings()
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getMachine(c echo.Context) error {
+	m, err := s.d.Store.GetMachine(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+func (s *Server) enroll(c echo.Context) error {
+	var req lifecycle.EnrollRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	m, err := s.d.Lifecycle.Enroll(c.Request().Context(), s.d.Secrets, actor(c), req)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Location", "/api/v1/machines/"+m.ID)
+	return c.JSON(http.StatusCreated, m)
+}
+
+func (s *Server) updateMachine(c echo.Context) error {
+	var p inventory.MachinePatch
+	if err := decode(c, &p); err != nil {
+		return err
+	}
+	m, err := s.d.Lifecycle.Update(c.Request().Context(), actor(c), c.Param("id"), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+type transitionRequest struct {
+	To     string `json:"to"` // a state, or "retry" to leave failed for the state it failed in
+	Reason string `json:"reason"`
+}
+
+func (s *Server) transition(c echo.Context) error {
+	var req transitionRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		return problem(http.StatusUnprocessableEntity, "reason is required: say why the machine moves (it goes in the audit log)")
+	}
+	ctx := c.Request().Context()
+	var m inventory.Machine
+	var err error
+	switch {
+	case req.To == "retry":
+		m, err = s.d.Lifecycle.Retry(ctx, c.Param("id"), actor(c), req.Reason)
+	case req.To == lifecycle.Failed:
+		m, err = s.d.Lifecycle.Fail(ctx, c.Param("id"), actor(c), req.Reason, "")
+	case !lifecycle.ValidState(req.To):
+		return problem(http.StatusUnprocessableEntity, "to %q is not a lifecycle state (%s) nor \"retry\"", req.To, strings.Join(lifecycle.States(), ", "))
+	default:
+		m, err = s.d.Lifecycle.Transition(ctx, c.Param("id"), req.To, actor(c), req.Reason)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}
+
+func (s *Server) machineAudit(c echo.Context) error {
+	ctx := c.Request().Context()
+	m, err := s.d.Store.GetMachine(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	ev, err := s.d.Store.ListAudit(ctx, inventory.AuditFilter{Subject: m.ID, Limit: 500})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": ev})
+}
+
+func (s *Server) listAudit(c echo.Context) error {
+	limit, err := intParam(c, "limit", 100, 1000)
+	if err != nil {
+		return err
+	}
+	before, err := intParam(c, "before", 0, 1<<62)
+	if err != nil {
+		return err
+	}
+	ev, err := s.d.Store.ListAudit(c.Request().Context(), inventory.AuditFilter{Subject: c.QueryParam("subject"),
+		Actor: c.QueryParam("actor"), Action: c.QueryParam("action"), Before: int64(before), Limit: limit})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": ev})
+}
+
+func (s *Server) verifyAudit(c echo.Context) error {
+	rep, err := s.d.Store.VerifyAudit(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+type userRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Role     string `json:"role"`
+	FullName string `json:"full_name,omitempty"`
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	us, err := s.d.Store.ListUsers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": us})
+}
+
+func (s *Server) createUser(c echo.Context) error {
+	var req userRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	u, err := s.d.Store.AddUser(c.Request().Context(), actor(c), req.Username, req.Password, req.Role, req.FullName)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, u)
+}

@@ -1,0 +1,188 @@
+// Package api is Slate's JSON API under /api/v1: authentication, the role matrix (data,
+// enforced on every route), and thin handlers over inventory/ and lifecycle/.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"slate/inventory"
+	"slate/lifecycle"
+)
+
+// Deps is what the API needs from the rest of Slate.
+type Deps struct {
+	Store     *inventory.Store
+	Lifecycle *lifecycle.Machines
+	Secrets   *inventory.SecretBox
+	Logger    *slog.Logger
+	Metrics   prometheus.Registerer
+	// Warnings returns operational warnings to show (e.g. another DHCP server seen).
+	Warnings func() []string
+	// TokenTTL is how long an API token lives.
+	TokenTTL time.Duration
+}
+
+// Route is one entry of the API: the role matrix is the Roles column.
+type Route struct {
+	Method  string
+	Path    string // echo syntax, relative to /api/v1
+	Summary string
+	Roles   []string // nil: public
+	Body    any      // example body type, for the OpenAPI description
+	handler echo.HandlerFunc
+}
+
+// Public reports whether the route needs no authentication.
+func (r Route) Public() bool { return r.Roles == nil }
+
+var all = []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleAuditor}
+var writers = []string{inventory.RoleAdmin, inventory.RoleOperator}
+var readersOfAudit = []string{inventory.RoleAdmin, inventory.RoleAuditor}
+var adminOnly = []string{inventory.RoleAdmin}
+
+// Server is the API.
+type Server struct {
+	d      Deps
+	routes []Route
+	extra  []Route
+}
+
+// New builds the API.
+func New(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.TokenTTL == 0 {
+		d.TokenTTL = 12 * time.Hour
+	}
+	s := &Server{d: d}
+	s.routes = []Route{
+		{Method: "POST", Path: "/auth/token", Summary: "Log in: trade a username and password for a bearer token", Body: loginRequest{}, handler: s.login},
+		{Method: "DELETE", Path: "/auth/token", Summary: "Log out: revoke the presented token", Roles: all, handler: s.logout},
+		{Method: "GET", Path: "/me", Summary: "The authenticated user", Roles: all, handler: s.me},
+		{Method: "GET", Path: "/openapi.json", Summary: "This API's OpenAPI 3 description", Roles: all, handler: s.openapi},
+		{Method: "GET", Path: "/lifecycle", Summary: "Lifecycle states and allowed transitions", Roles: all, handler: s.lifecycleTable},
+		{Method: "GET", Path: "/machines", Summary: "List machines (filter: state, label, q; paging: limit, offset)", Roles: all, handler: s.listMachines},
+		{Method: "POST", Path: "/machines", Summary: "Enroll a machine by MAC, serial and/or BMC", Roles: writers, Body: lifecycle.EnrollRequest{}, handler: s.enroll},
+		{Method: "GET", Path: "/machines/:id", Summary: "One machine", Roles: all, handler: s.getMachine},
+		{Method: "PATCH", Path: "/machines/:id", Summary: "Update a machine's descriptive fields", Roles: writers, Body: inventory.MachinePatch{}, handler: s.updateMachine},
+		{Method: "POST", Path: "/machines/:id/transition", Summary: "Move a machine to another lifecycle state (or retry a failed one)", Roles: writers, Body: transitionRequest{}, handler: s.transition},
+		{Method: "GET", Path: "/machines/:id/audit", Summary: "Audit events about one machine", Roles: all, handler: s.machineAudit},
+		{Method: "GET", Path: "/audit", Summary: "List audit events, newest first", Roles: readersOfAudit, handler: s.listAudit},
+		{Method: "GET", Path: "/audit/verify", Summary: "Walk the audit hash chain", Roles: readersOfAudit, handler: s.verifyAudit},
+		{Method: "GET", Path: "/users", Summary: "List users", Roles: adminOnly, handler: s.listUsers},
+		{Method: "POST", Path: "/users", Summary: "Create a user", Roles: adminOnly, Body: userRequest{}, handler: s.createUser},
+	}
+	return s
+}
+
+// Handle adds a route owned by another part of Slate (e.g. DHCP status), under the same
+// authentication and role matrix. Call before Mount.
+func (s *Server) Handle(method, path, summary string, roles []string, h echo.HandlerFunc) {
+	s.extra = append(s.extra, Route{Method: method, Path: path, Summary: summary, Roles: roles, handler: h})
+}
+
+// Routes returns the route table (the role matrix).
+func (s *Server) Routes() []Route { return append(slices.Clone(s.routes), s.extra...) }
+
+type ctxKey string
+
+const userKey ctxKey = "user"
+
+// UserFrom returns the authenticated user of a request.
+func UserFrom(c echo.Context) (inventory.User, bool) {
+	u, ok := c.Get(string(userKey)).(inventory.User)
+	return u, ok
+}
+
+// Authenticate resolves the bearer token of a request (nil error: authenticated).
+func (s *Server) Authenticate(ctx context.Context, r *http.Request) (inventory.User, error) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return inventory.User{}, errors.New("send Authorization: Bearer <token> (get one from POST /api/v1/auth/token)")
+	}
+	u, err := s.d.Store.UserForToken(ctx, strings.TrimSpace(tok), "api")
+	if err != nil {
+		return u, errors.New("token unknown or expired: log in again")
+	}
+	return u, nil
+}
+
+func (s *Server) guard(rt Route) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if rt.Public() {
+				return next(c)
+			}
+			u, err := s.Authenticate(c.Request().Context(), c.Request())
+			if err != nil {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="slate"`)
+				return problem(http.StatusUnauthorized, "%v", err)
+			}
+			c.Set(string(userKey), u)
+			if !slices.Contains(rt.Roles, u.Role) {
+				// Refused privileged actions are audited: someone tried.
+				if rt.Method != http.MethodGet {
+					_ = s.d.Store.Audit(c.Request().Context(), u.Username, "api.refused", rt.Method+" "+c.Request().URL.Path, "refused",
+						map[string]any{"role": u.Role, "needs": rt.Roles})
+				}
+				return problem(http.StatusForbidden, "role %s may not %s %s (allowed: %s)", u.Role, rt.Method, rt.Path, strings.Join(rt.Roles, ", "))
+			}
+			return next(c)
+		}
+	}
+}
+
+// Mount registers every API route on e under /api/v1.
+func (s *Server) Mount(e *echo.Echo) {
+	g := e.Group("/api/v1")
+	for _, rt := range s.Routes() {
+		g.Add(rt.Method, rt.Path, rt.handler, s.guard(rt))
+	}
+	// Unknown API paths answer problem+json too, after authentication (so the API's
+	// shape is not disclosed to anonymous callers).
+	g.Any("/*", func(c echo.Context) error {
+		if _, err := s.Authenticate(c.Request().Context(), c.Request()); err != nil {
+			return problem(http.StatusUnauthorized, "%v", err)
+		}
+		return problem(http.StatusNotFound, "no API route %s %s (see /api/v1/openapi.json)", c.Request().Method, c.Request().URL.Path)
+	})
+}
+
+// ErrorHandler renders every error as problem+json for API paths; ui/ renders its own.
+func ErrorHandler(log *slog.Logger, html func(c echo.Context, status int, msg string) error) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		status, detail := statusOf(err)
+		if status >= 500 {
+			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+			detail = "internal error; see Slate's log"
+		} else {
+			log.Info("request refused", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "detail", detail)
+		}
+		if html != nil && !strings.HasPrefix(c.Request().URL.Path, "/api/") && !strings.HasPrefix(c.Request().URL.Path, "/agent/") {
+			_ = html(c, status, detail)
+			return
+		}
+		_ = writeProblem(c, status, detail)
+	}
+}
+
+func actor(c echo.Context) string {
+	if u, ok := UserFrom(c); ok {
+		return u.Username
+	}
+	return "anonymous"
+}

@@ -1,0 +1,243 @@
+package appliance
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"slate/api"
+	"slate/inventory"
+	"slate/lifecycle"
+	"slate/ui"
+)
+
+// Options are what cmd/ hands over besides the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// AdminPassword is SLATE_ADMIN_PASSWORD: the first admin's password ("" = generate one).
+	AdminPassword string
+	// Out receives the one-time notice of a generated admin password.
+	Out io.Writer
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+}
+
+// Appliance is a running Slate.
+type Appliance struct {
+	cfg       Config
+	log       *slog.Logger
+	Store     *inventory.Store
+	Secrets   *inventory.SecretBox
+	Lifecycle *lifecycle.Machines
+	Hub       *ui.Hub
+	API       *api.Server
+	Registry  *prometheus.Registry
+	echo      *echo.Echo
+
+	mu       sync.Mutex
+	warnings []string
+}
+
+// New opens the data directory and builds every part; nothing listens until Run.
+func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w (set data_dir / --data-dir to a writable folder)", cfg.DataDir, err)
+	}
+	box, err := inventory.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secret.key"))
+	if err != nil {
+		return nil, err
+	}
+	store, err := inventory.Open(ctx, filepath.Join(cfg.DataDir, "slate.db"), inventory.Options{Now: o.Now, Synchronous: cfg.Synchronous})
+	if err != nil {
+		return nil, err
+	}
+	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry()}
+	a.Lifecycle = lifecycle.New(store, a.Hub)
+	if err := a.bootstrapAdmin(ctx, o); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := a.buildHTTP(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close releases the store.
+func (a *Appliance) Close() error { return a.Store.Close() }
+
+// Handler is the whole HTTP surface (for tests and for Run).
+func (a *Appliance) Handler() http.Handler { return a.echo }
+
+// Warn adds an operational warning shown in the API and UI (e.g. a rogue DHCP server).
+func (a *Appliance) Warn(msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.warnings = append(a.warnings, msg)
+}
+
+// Warnings returns the current warnings.
+func (a *Appliance) Warnings() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.warnings...)
+}
+
+func (a *Appliance) bootstrapAdmin(ctx context.Context, o Options) error {
+	n, err := a.Store.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	pw := o.AdminPassword
+	generated := pw == ""
+	if generated {
+		b := make([]byte, 15)
+		_, _ = rand.Read(b)
+		pw = base64.RawURLEncoding.EncodeToString(b)
+	}
+	if _, err := a.Store.AddUser(ctx, "slate", "admin", pw, inventory.RoleAdmin, "Administrator"); err != nil {
+		return fmt.Errorf("create the first admin: %w", err)
+	}
+	path := filepath.Join(a.cfg.DataDir, "initial-admin-password")
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if generated {
+		fmt.Fprintf(o.Out, "Created user admin with password %s (also in %s; change it after first login).\n", pw, path)
+	}
+	a.log.Info("created the first admin user", "user", "admin", "password_file", path, "generated", generated)
+	return nil
+}
+
+func (a *Appliance) csrfKey() []byte {
+	// Derived from the data directory's secret key, so open forms survive a restart.
+	k, _ := os.ReadFile(filepath.Join(a.cfg.DataDir, "secret.key"))
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte("slate-csrf"))
+	return m.Sum(nil)
+}
+
+func (a *Appliance) buildHTTP() error {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slate_http_requests_total", Help: "HTTP requests by route and status."},
+		[]string{"method", "route", "status"})
+	a.Registry.MustRegister(reqs)
+	a.Registry.MustRegister(machinesCollector{a.Store})
+
+	a.API = api.New(api.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Secrets: a.Secrets, Logger: a.log,
+		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL})
+	pages, err := ui.New(ui.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
+		CSRFKey: a.csrfKey(), Warnings: a.Warnings})
+	if err != nil {
+		return err
+	}
+	e.HTTPErrorHandler = api.ErrorHandler(a.log, pages.ErrorHTML)
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("1M"))
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			st := c.Response().Status
+			reqs.WithLabelValues(c.Request().Method, c.Path(), strconv.Itoa(st)).Inc()
+			a.log.Debug("http", "method", c.Request().Method, "path", c.Request().URL.Path, "status", st,
+				"duration", time.Since(start), "remote", c.RealIP())
+			return nil
+		}
+	})
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", func(c echo.Context) error {
+		if err := a.Store.IntegrityCheck(c.Request().Context()); err != nil {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})))
+	a.API.Mount(e)
+	pages.Mount(e)
+	a.echo = e
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (a *Appliance) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another Slate running? change listen / --listen)", a.cfg.Listen, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened.
+func (a *Appliance) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.echo, ReadHeaderTimeout: 10 * time.Second}
+	a.log.Info("slate serving", "listen", ln.Addr().String(), "data_dir", a.cfg.DataDir, "public_url", a.cfg.PublicURL)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// machinesCollector exports machines per lifecycle state.
+type machinesCollector struct{ s *inventory.Store }
+
+var machinesDesc = prometheus.NewDesc("slate_machines", "Machines per lifecycle state.", []string{"state"}, nil)
+
+func (m machinesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- machinesDesc }
+func (m machinesCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := m.s.CountByState(ctx)
+	if err != nil {
+		return
+	}
+	for _, st := range lifecycle.States() {
+		ch <- prometheus.MustNewConstMetric(machinesDesc, prometheus.GaugeValue, float64(counts[st]), st)
+	}
+}

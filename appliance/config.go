@@ -1,0 +1,78 @@
+// Package appliance assembles Slate from its parts: it opens the store, creates the first
+// admin, builds the HTTP server (API, UI, boot files, agent API, metrics) and starts the
+// network services the configuration names. cmd/slate only reads the configuration.
+package appliance
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the whole appliance configuration (YAML file, SLATE_* environment, flags).
+type Config struct {
+	// Listen is the HTTP address of the API, UI and boot files.
+	Listen string `yaml:"listen"`
+	// DataDir holds the database, keys, deploy environment and artifacts.
+	DataDir string `yaml:"data_dir"`
+	// PublicURL is how machines and browsers reach this Slate (used in boot scripts).
+	PublicURL string `yaml:"public_url"`
+	// LogFormat is text or json; LogLevel is debug, info, warn or error.
+	LogFormat string `yaml:"log_format"`
+	LogLevel  string `yaml:"log_level"`
+	// TokenTTL is the lifetime of API tokens.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// Synchronous is SQLite's durability level: FULL (default) or NORMAL.
+	Synchronous string `yaml:"synchronous"`
+}
+
+// Defaults returns the configuration with nothing set by the operator.
+func Defaults() Config {
+	return Config{Listen: ":8080", DataDir: "/var/lib/slate", LogFormat: "text", LogLevel: "info", TokenTTL: 12 * time.Hour, Synchronous: "FULL"}
+}
+
+// FieldError names the configuration key that is wrong.
+type FieldError struct {
+	Key, Problem string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("configuration key %s: %s", e.Key, e.Problem) }
+
+// Validate checks every field and names the first bad one.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return &FieldError{"listen", fmt.Sprintf("%q is not host:port (e.g. :8080 or 10.0.0.5:8080)", c.Listen)}
+	}
+	if c.DataDir == "" {
+		return &FieldError{"data_dir", "must not be empty"}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &FieldError{"public_url", fmt.Sprintf("%q is not an http(s) URL like http://10.0.0.5:8080", c.PublicURL)}
+		}
+		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return &FieldError{"log_format", fmt.Sprintf("%q must be text or json", c.LogFormat)}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &FieldError{"log_level", fmt.Sprintf("%q must be debug, info, warn or error", c.LogLevel)}
+	}
+	if c.TokenTTL < time.Minute || c.TokenTTL > 30*24*time.Hour {
+		return &FieldError{"token_ttl", fmt.Sprintf("%s must be between 1m and 720h", c.TokenTTL)}
+	}
+	switch strings.ToUpper(c.Synchronous) {
+	case "FULL", "NORMAL", "EXTRA":
+		c.Synchronous = strings.ToUpper(c.Synchronous)
+	default:
+		return &FieldError{"synchronous", fmt.Sprintf("%q must be FULL, NORMAL or EXTRA", c.Synchronous)}
+	}
+	return nil
+}

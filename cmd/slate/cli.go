@@ -1,0 +1,471 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"slate/inventory"
+	"slate/lifecycle"
+)
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func readSecret(env *cliEnv, file string, prompt string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if prompt != "" {
+		fmt.Fprint(env.stderr, prompt)
+	}
+	line, err := bufio.NewReader(env.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("no password on standard input (use --password-file FILE)")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func loginCommand() *command {
+	return &command{name: "login", summary: "log in to a Slate and cache the token", run: func(ctx context.Context, env *cliEnv, args []string) error {
+		fs := newFlagSet(env, "login", "slate login [--server URL] [--username NAME] [--password-file FILE]  (password read from stdin otherwise)")
+		server := fs.String("server", "", "Slate URL, e.g. http://10.0.0.5:8080 (default: SLATE_SERVER, the cached one, or http://127.0.0.1:8080)")
+		user := fs.String("username", "admin", "user name")
+		pwFile := fs.String("password-file", "", "read the password from this file")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		cred := loadCredentials(env)
+		srv := strings.TrimRight(firstNonEmpty(*server, env.getenv("SLATE_SERVER"), cred.Server, "http://127.0.0.1:8080"), "/")
+		pw, err := readSecret(env, *pwFile, "Password for "+*user+": ")
+		if err != nil {
+			return err
+		}
+		c := &client{server: srv, http: &http.Client{Timeout: 30 * time.Second}}
+		var out struct {
+			Token string `json:"token"`
+			Role  string `json:"role"`
+		}
+		if err := c.do(ctx, "POST", "/auth/token", nil, map[string]string{"username": *user, "password": pw}, &out); err != nil {
+			return fmt.Errorf("login to %s: %w", srv, err)
+		}
+		if err := saveCredentials(env, credentials{Server: srv, Token: out.Token, User: *user}); err != nil {
+			return fmt.Errorf("save token: %w", err)
+		}
+		fmt.Fprintf(env.stdout, "Logged in to %s as %s (%s). Token cached in %s.\n", srv, *user, out.Role, credentialsPath(env))
+		return nil
+	}}
+}
+
+// apiFlags adds the flags every API command shares.
+func apiFlags(fs *flag.FlagSet) (server *string, asJSON *bool) {
+	return fs.String("server", "", "Slate URL (default: SLATE_SERVER or the one `slate login` cached)"),
+		fs.Bool("json", false, "print JSON for scripts")
+}
+
+func machineCommands() *command {
+	return &command{name: "machine", summary: "list, show, enroll and move machines", subs: []*command{
+		{name: "list", summary: "list machines", run: machineList},
+		{name: "show", summary: "show one machine", run: machineShow},
+		{name: "enroll", summary: "enroll a machine by MAC, serial and/or BMC", run: machineEnroll},
+		{name: "transition", summary: "move a machine to another state (or retry a failed one)", run: machineTransition},
+	}}
+}
+
+func machineList(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine list", "slate machine list [--state S] [--label k=v] [-q TEXT] [--limit N] [--json]")
+	server, asJSON := apiFlags(fs)
+	state := fs.String("state", "", "only machines in this state ("+strings.Join(lifecycle.States(), ", ")+")")
+	label := fs.String("label", "", "only machines with this label (key or key=value)")
+	q := fs.String("q", "", "free text: name, serial, MAC, vendor, model")
+	limit := fs.Int("limit", 100, "at most this many")
+	offset := fs.Int("offset", 0, "skip this many")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	v := url.Values{}
+	for k, s := range map[string]string{"state": *state, "label": *label, "q": *q} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	v.Set("limit", strconv.Itoa(*limit))
+	v.Set("offset", strconv.Itoa(*offset))
+	var out struct {
+		Items    []inventory.Machine `json:"items"`
+		Total    int                 `json:"total"`
+		Warnings []string            `json:"warnings"`
+	}
+	if *asJSON {
+		var raw json.RawMessage
+		if err := c.do(ctx, "GET", "/machines", v, nil, &raw); err != nil {
+			return err
+		}
+		_, err := env.stdout.Write(append(raw, '\n'))
+		return err
+	}
+	if err := c.do(ctx, "GET", "/machines", v, nil, &out); err != nil {
+		return err
+	}
+	for _, w := range out.Warnings {
+		fmt.Fprintln(env.stderr, "warning:", w)
+	}
+	tw := table(env.stdout)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tMAC\tSERIAL\tVENDOR/MODEL\tUPDATED")
+	for _, m := range out.Items {
+		mac := ""
+		if len(m.MACs) > 0 {
+			mac = m.MACs[0]
+			if len(m.MACs) > 1 {
+				mac += fmt.Sprintf(" (+%d)", len(m.MACs)-1)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Name, m.State, dash(mac), dash(m.Serial),
+			dash(strings.TrimSpace(m.Vendor+" "+m.Model)), m.UpdatedAt.Local().Format("2006-01-02 15:04"))
+	}
+	tw.Flush()
+	fmt.Fprintf(env.stdout, "%d of %d machines\n", len(out.Items), out.Total)
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneArg(fs *flag.FlagSet, what string) (string, error) {
+	if fs.NArg() != 1 {
+		return "", fmt.Errorf("give exactly one %s (see --help)", what)
+	}
+	return fs.Arg(0), nil
+}
+
+// parseInterleaved parses flags that may come after positional arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+func machineShow(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine show", "slate machine show <id|name> [--json]")
+	server, asJSON := apiFlags(fs)
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	id, err := oneArg(fs, "machine id or name")
+	if err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var m inventory.Machine
+	if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(id), nil, nil, &m); err != nil {
+		return err
+	}
+	var facts json.RawMessage
+	_ = c.do(ctx, "GET", "/machines/"+url.PathEscape(m.ID)+"/facts", nil, nil, &facts)
+	if *asJSON {
+		return printJSON(env.stdout, struct {
+			inventory.Machine
+			Facts json.RawMessage `json:"facts,omitempty"`
+		}{m, facts})
+	}
+	tw := table(env.stdout)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, dash(v)) }
+	row("ID", m.ID)
+	row("Name", m.Name)
+	row("State", m.State)
+	if m.State == lifecycle.Failed {
+		row("Failed in", m.FailedFrom)
+		row("Reason", m.FailedReason)
+		row("Task", m.FailedTask)
+	}
+	row("MACs", strings.Join(m.MACs, ", "))
+	row("Serial", m.Serial)
+	row("System UUID", m.SystemUUID)
+	row("Vendor", m.Vendor)
+	row("Model", m.Model)
+	row("Arch", m.Arch)
+	row("Firmware", m.FirmwareMode)
+	row("Site", m.Site)
+	row("Segment", m.Segment)
+	row("Labels", strings.Join(inventory.SortedLabels(m.Labels), " "))
+	if m.BMC != nil {
+		row("BMC", m.BMC.Address+" ("+m.BMC.VendorProfile+", user "+m.BMC.Username+")")
+	}
+	row("Desired release", m.DesiredRelease)
+	row("Booted release", m.BootedRelease)
+	row("Created", m.CreatedAt.Local().Format(time.RFC3339))
+	row("Updated", m.UpdatedAt.Local().Format(time.RFC3339))
+	tw.Flush()
+	if len(facts) > 0 && string(facts) != "null" {
+		fmt.Fprintln(env.stdout, "\nFacts:")
+		var v any
+		if json.Unmarshal(facts, &v) == nil {
+			_ = printJSON(env.stdout, v)
+		}
+	}
+	return nil
+}
+
+func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F] [--label k=v]...")
+	server, asJSON := apiFlags(fs)
+	var macs, labels multi
+	name := fs.String("name", "", "machine name (default: generated)")
+	fs.Var(&macs, "mac", "a MAC address (repeatable)")
+	serial := fs.String("serial", "", "serial number")
+	site := fs.String("site", "", "site")
+	segment := fs.String("segment", "", "network segment")
+	fs.Var(&labels, "label", "a label key=value (repeatable)")
+	bmcAddr := fs.String("bmc-address", "", "BMC address, e.g. https://10.0.0.21")
+	bmcUser := fs.String("bmc-user", "", "BMC user name")
+	bmcPwFile := fs.String("bmc-password-file", "", "file holding the BMC password (else read from stdin when --bmc-address is given)")
+	bmcVendor := fs.String("bmc-vendor", "generic", "BMC vendor profile: generic, dell, hpe, supermicro, lenovo")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	req := lifecycle.EnrollRequest{Name: *name, MACs: macs, Serial: *serial, Site: *site, Segment: *segment,
+		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor}
+	if len(labels) > 0 {
+		req.Labels = map[string]string{}
+		for _, kv := range labels {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("--label %q: want key=value", kv)
+			}
+			req.Labels[k] = v
+		}
+	}
+	if *bmcAddr != "" {
+		pw, err := readSecret(env, *bmcPwFile, "BMC password: ")
+		if err != nil {
+			return err
+		}
+		req.BMCPassword = pw
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var m inventory.Machine
+	if err := c.do(ctx, "POST", "/machines", nil, req, &m); err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	if *asJSON {
+		return printJSON(env.stdout, m)
+	}
+	fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
+	return nil
+}
+
+func machineTransition(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine transition", "slate machine transition <id|name> <state|retry> --reason TEXT")
+	server, asJSON := apiFlags(fs)
+	reason := fs.String("reason", "", "why (goes in the audit log; required)")
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return errors.New("give a machine and a target state (see --help)")
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var m inventory.Machine
+	if err := c.do(ctx, "POST", "/machines/"+url.PathEscape(fs.Arg(0))+"/transition", nil,
+		map[string]string{"to": fs.Arg(1), "reason": *reason}, &m); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, m)
+	}
+	fmt.Fprintf(env.stdout, "%s is now %s.\n", m.Name, m.State)
+	return nil
+}
+
+func auditCommands() *command {
+	return &command{name: "audit", summary: "read and verify the tamper-evident audit log", subs: []*command{
+		{name: "list", summary: "list audit events, newest first", run: auditList},
+		{name: "verify", summary: "walk the hash chain and name the first broken link", run: auditVerify},
+	}}
+}
+
+func auditList(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "audit list", "slate audit list [--subject ID] [--actor U] [--action PREFIX] [--limit N] [--json]")
+	server, asJSON := apiFlags(fs)
+	subject := fs.String("subject", "", "only events about this subject (e.g. a machine id)")
+	actorF := fs.String("actor", "", "only events by this actor")
+	action := fs.String("action", "", "only actions starting with this")
+	limit := fs.Int("limit", 50, "at most this many")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	v := url.Values{"limit": {strconv.Itoa(*limit)}}
+	for k, s := range map[string]string{"subject": *subject, "actor": *actorF, "action": *action} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	var out struct {
+		Items []inventory.AuditEvent `json:"items"`
+	}
+	if err := c.do(ctx, "GET", "/audit", v, nil, &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, out.Items)
+	}
+	tw := table(env.stdout)
+	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tSUBJECT\tOUTCOME\tDETAILS")
+	for _, e := range out.Items {
+		d, _ := json.Marshal(e.Details)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Subject, e.Outcome, d)
+	}
+	return tw.Flush()
+}
+
+func auditVerify(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "audit verify", "slate audit verify [--data-dir DIR | --server URL] [--json]")
+	server, asJSON := apiFlags(fs)
+	dataDir := fs.String("data-dir", "", "verify the database in this data directory directly (offline), instead of asking the server")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var rep inventory.AuditReport
+	if *dataDir != "" {
+		st, err := inventory.Open(ctx, filepath.Join(*dataDir, "slate.db"), inventory.Options{})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if rep, err = st.VerifyAudit(ctx); err != nil {
+			return err
+		}
+	} else {
+		c, err := newClient(env, *server)
+		if err != nil {
+			return err
+		}
+		if err := c.do(ctx, "GET", "/audit/verify", nil, nil, &rep); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		if err := printJSON(env.stdout, rep); err != nil {
+			return err
+		}
+	} else if rep.OK {
+		fmt.Fprintf(env.stdout, "audit chain intact: %d events, head %s\n", rep.Events, rep.Head)
+	}
+	if !rep.OK {
+		return fmt.Errorf("audit chain BROKEN at event %d: %s", rep.BrokenSeq, rep.Problem)
+	}
+	return nil
+}
+
+func userCommands() *command {
+	return &command{name: "user", summary: "manage users (admin)", subs: []*command{
+		{name: "add", summary: "add a user", run: userAdd},
+		{name: "list", summary: "list users", run: userList},
+	}}
+}
+
+func userAdd(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "user add", "slate user add <username> --role admin|operator|auditor [--full-name N] [--password-file F]  (password read from stdin otherwise)")
+	server, asJSON := apiFlags(fs)
+	role := fs.String("role", "operator", "admin, operator (technician) or auditor (read-only)")
+	full := fs.String("full-name", "", "the person's name")
+	pwFile := fs.String("password-file", "", "read the initial password from this file")
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	name, err := oneArg(fs, "username")
+	if err != nil {
+		return err
+	}
+	pw, err := readSecret(env, *pwFile, "Initial password for "+name+": ")
+	if err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var u inventory.User
+	if err := c.do(ctx, "POST", "/users", nil, map[string]string{"username": name, "password": pw, "role": *role, "full_name": *full}, &u); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, u)
+	}
+	fmt.Fprintf(env.stdout, "Added %s (%s).\n", u.Username, u.Role)
+	return nil
+}
+
+func userList(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "user list", "slate user list [--json]")
+	server, asJSON := apiFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Items []inventory.User `json:"items"`
+	}
+	if err := c.do(ctx, "GET", "/users", nil, nil, &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, out.Items)
+	}
+	tw := table(env.stdout)
+	fmt.Fprintln(tw, "USER\tROLE\tNAME\tCREATED")
+	for _, u := range out.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Username, u.Role, dash(u.FullName), u.CreatedAt.Local().Format("2006-01-02"))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,152 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Lease states as stored. Offers are never stored: an offer that is not requested within a
+// few seconds means nothing, and writing it would double the disk work per client.
+const (
+	LeaseBound    = "bound"
+	LeaseReleased = "released"
+	LeaseDeclined = "declined"
+)
+
+// DeclinedKeyPrefix marks a lease row that holds a quarantined (DECLINEd) address rather than
+// a client's lease: the leases table is keyed by MAC, and a quarantined address belongs to no
+// client, so its row is keyed "declined:<iface>/<ip>".
+const DeclinedKeyPrefix = "declined:"
+
+// Lease is one DHCP lease row.
+type Lease struct {
+	MAC       string     `json:"mac"`
+	IP        netip.Addr `json:"ip"`
+	Iface     string     `json:"iface"`
+	Hostname  string     `json:"hostname,omitempty"`
+	State     string     `json:"state"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RelayInfo string     `json:"relay_info,omitempty"` // option 82 as the relay sent it, "<sub>=<hex>;…"
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// LeaseChange is one write in a group commit: an upsert of Lease, or the deletion of the row
+// keyed by Lease.MAC when Delete is set.
+type LeaseChange struct {
+	Lease  Lease
+	Delete bool
+}
+
+// DeclinedKey is the row key of a quarantined address.
+func DeclinedKey(iface string, ip netip.Addr) string {
+	return DeclinedKeyPrefix + iface + "/" + ip.String()
+}
+
+// DHCPLeases returns every lease row of one interface (all interfaces when iface is empty).
+func (s *Store) DHCPLeases(ctx context.Context, iface string) ([]Lease, error) {
+	q := `SELECT mac, ip, iface, hostname, state, expires_at, relay_info, updated_at FROM leases`
+	var args []any
+	if iface != "" {
+		q += ` WHERE iface = ?`
+		args = append(args, iface)
+	}
+	q += ` ORDER BY iface, ip`
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	defer rows.Close()
+	var out []Lease
+	for rows.Next() {
+		var l Lease
+		var ip string
+		var exp, upd int64
+		if err := rows.Scan(&l.MAC, &ip, &l.Iface, &l.Hostname, &l.State, &exp, &l.RelayInfo, &upd); err != nil {
+			return nil, fmt.Errorf("list leases: %w", err)
+		}
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			// A row nobody can use: say so rather than hand a zero address to the allocator.
+			return nil, fmt.Errorf("list leases: row %s has invalid ip %q: %w (delete the row)", l.MAC, ip, err)
+		}
+		l.IP = a
+		l.ExpiresAt = time.Unix(0, exp).UTC()
+		l.UpdatedAt = time.Unix(0, upd).UTC()
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// CommitLeases writes a batch of lease changes in ONE transaction: the DHCP server's group
+// commit. With synchronous=FULL the batch is durable when this returns nil, so the server
+// sends the ACKs of the whole batch only then.
+func (s *Store) CommitLeases(ctx context.Context, changes []LeaseChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("commit leases: begin: %w", err)
+	}
+	defer tx.Rollback()
+	// An address moves from an expired lease to a new client: the old row must go first, or
+	// the (iface, ip) unique index refuses the new one.
+	evict, err := tx.PrepareContext(ctx, `DELETE FROM leases WHERE iface = ? AND ip = ? AND mac <> ?`)
+	if err != nil {
+		return fmt.Errorf("commit leases: %w", err)
+	}
+	defer evict.Close()
+	upsert, err := tx.PrepareContext(ctx, `INSERT INTO leases(mac, ip, iface, hostname, state, expires_at, relay_info, updated_at)
+		VALUES (?,?,?,?,?,?,?,?)
+		ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip, iface=excluded.iface, hostname=excluded.hostname,
+			state=excluded.state, expires_at=excluded.expires_at, relay_info=excluded.relay_info, updated_at=excluded.updated_at`)
+	if err != nil {
+		return fmt.Errorf("commit leases: %w", err)
+	}
+	defer upsert.Close()
+	del, err := tx.PrepareContext(ctx, `DELETE FROM leases WHERE mac = ?`)
+	if err != nil {
+		return fmt.Errorf("commit leases: %w", err)
+	}
+	defer del.Close()
+	now := s.now().UnixNano()
+	for _, c := range changes {
+		l := c.Lease
+		if l.MAC == "" {
+			return fmt.Errorf("commit leases: %w: lease without a MAC", ErrInvalid)
+		}
+		if c.Delete {
+			if _, err := del.ExecContext(ctx, l.MAC); err != nil {
+				return fmt.Errorf("commit leases: delete %s: %w", l.MAC, err)
+			}
+			continue
+		}
+		if !l.IP.Is4() {
+			return fmt.Errorf("commit leases: %w: lease %s has no IPv4 address", ErrInvalid, l.MAC)
+		}
+		switch l.State {
+		case LeaseBound, LeaseReleased, LeaseDeclined:
+		default:
+			return fmt.Errorf("commit leases: %w: lease %s state %q (want bound, released or declined)", ErrInvalid, l.MAC, l.State)
+		}
+		ip := l.IP.String()
+		if _, err := evict.ExecContext(ctx, l.Iface, ip, l.MAC); err != nil {
+			return fmt.Errorf("commit leases: free %s for %s: %w", ip, l.MAC, err)
+		}
+		upd := now
+		if !l.UpdatedAt.IsZero() {
+			upd = l.UpdatedAt.UnixNano()
+		}
+		if _, err := upsert.ExecContext(ctx, l.MAC, ip, l.Iface, strings.TrimSpace(l.Hostname), l.State,
+			l.ExpiresAt.UnixNano(), l.RelayInfo, upd); err != nil {
+			return fmt.Errorf("commit leases: write %s → %s: %w", l.MAC, ip, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit leases: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"slate/inventory"
+)
+
+// EnrollRequest is what a technician knows when enrolling a machine: at least one of a MAC,
+// a serial or a BMC address.
+type EnrollRequest struct {
+	Name        string            `json:"name,omitempty"`
+	MACs        []string          `json:"macs,omitempty"`
+	Serial      string            `json:"serial,omitempty"`
+	Site        string            `json:"site,omitempty"`
+	Segment     string            `json:"segment,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	BMCAddress  string            `json:"bmc_address,omitempty"`
+	BMCUsername string            `json:"bmc_username,omitempty"`
+	BMCPassword string            `json:"bmc_password,omitempty"`
+	BMCVendor   string            `json:"bmc_vendor,omitempty"`
+}
+
+// Validate checks the request without touching the store.
+func (r *EnrollRequest) Validate() error {
+	r.Name = strings.TrimSpace(r.Name)
+	r.Serial = strings.TrimSpace(r.Serial)
+	r.BMCAddress = strings.TrimSpace(r.BMCAddress)
+	if len(r.MACs) == 0 && r.Serial == "" && r.BMCAddress == "" {
+		return fmt.Errorf("%w: give at least one of macs, serial or bmc_address", inventory.ErrInvalid)
+	}
+	for i, m := range r.MACs {
+		n, err := inventory.NormalizeMAC(m)
+		if err != nil {
+			return err
+		}
+		r.MACs[i] = n
+	}
+	if r.BMCAddress != "" && r.BMCUsername == "" {
+		return fmt.Errorf("%w: bmc_username is needed with bmc_address", inventory.ErrInvalid)
+	}
+	if r.BMCAddress == "" && (r.BMCUsername != "" || r.BMCPassword != "") {
+		return fmt.Errorf("%w: bmc_username/bmc_password given without bmc_address", inventory.ErrInvalid)
+	}
+	if len(r.Name) > 63 {
+		return fmt.Errorf("%w: name is longer than 63 characters", inventory.ErrInvalid)
+	}
+	return nil
+}
+
+// Enroll creates a machine in state enrolled, or, when its MAC belongs to a machine Slate
+// discovered on the network, accepts that machine (discovered → enrolled).
+func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor string, r EnrollRequest) (inventory.Machine, error) {
+	if err := r.Validate(); err != nil {
+		return inventory.Machine{}, err
+	}
+	var out inventory.Machine
+	err := l.store.Update(ctx, func(tx *inventory.Tx) error {
+		var existing *inventory.Machine
+		for _, mac := range r.MACs {
+			m, err := tx.MachineByMAC(ctx, mac)
+			if errors.Is(err, inventory.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.State != Discovered {
+				return fmt.Errorf("%w: MAC %s already belongs to machine %s (%s)", inventory.ErrConflict, mac, m.Name, m.State)
+			}
+			existing = &m
+			break
+		}
+		var err error
+		if existing != nil {
+			p := inventory.MachinePatch{}
+			if r.Name != "" {
+				p.Name = &r.Name
+			}
+			if r.Serial != "" {
+				p.Serial = &r.Serial
+			}
+			if r.Site != "" {
+				p.Site = &r.Site
+			}
+			if r.Segment != "" {
+				p.Segment = &r.Segment
+			}
+			if r.Labels != nil {
+				p.Labels = &r.Labels
+			}
+			macs := append(append([]string{}, existing.MACs...), r.MACs...)
+			macs = dedupe(macs)
+			p.MACs = &macs
+			if _, err = tx.UpdateMachine(ctx, existing.ID, p); err != nil {
+				return err
+			}
+			out, err = TransitionTx(ctx, tx, existing.ID, Enrolled, actor, "enrolled by "+actor, "")
+			if err != nil {
+				return err
+			}
+		} else {
+			out, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: r.Name, MACs: r.MACs, Serial: r.Serial,
+				Site: r.Site, Segment: r.Segment, Labels: r.Labels, State: Enrolled})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Audit(ctx, actor, "machine.enroll", out.ID, "ok", map[string]any{
+				"name": out.Name, "macs": out.MACs, "serial": out.Serial, "bmc_address": r.BMCAddress, "state": Enrolled}); err != nil {
+				return err
+			}
+		}
+		if r.BMCAddress != "" {
+			if box == nil {
+				return errors.New("enroll: no secret key loaded to encrypt the BMC password")
+			}
+			if err := tx.SetBMC(ctx, box, out.ID, inventory.BMCInfo{Address: r.BMCAddress, Username: r.BMCUsername,
+				VendorProfile: r.BMCVendor}, r.BMCPassword); err != nil {
+				return err
+			}
+			out, err = tx.GetMachine(ctx, out.ID)
+			return err
+		}
+		return nil
+	})
+	if err == nil && l.notify != nil {
+		l.notify.MachineChanged(out.ID)
+	}
+	return out, err
+}
+
+// Update changes a machine's descriptive fields, audited.
+func (l *Machines) Update(ctx context.Context, actor, id string, p inventory.MachinePatch) (inventory.Machine, error) {
+	var out inventory.Machine
+	err := l.store.Update(ctx, func(tx *inventory.Tx) error {
+		before, err := tx.GetMachine(ctx, id)
+		if err != nil {
+			return err
+		}
+		out, err = tx.UpdateMachine(ctx, before.ID, p)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Audit(ctx, actor, "machine.update", out.ID, "ok", map[string]any{"changes": p})
+		return err
+	})
+	if err == nil && l.notify != nil {
+		l.notify.MachineChanged(out.ID)
+	}
+	return out, err
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	out := in[:0]
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,293 @@
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"slate/inventory"
+	"slate/lifecycle"
+)
+
+type stateCount struct {
+	State string
+	N     int
+}
+
+func (u *UI) machines(c echo.Context, s session) error {
+	ctx := c.Request().Context()
+	f := inventory.MachineFilter{State: c.QueryParam("state"), Label: c.QueryParam("label"), Query: c.QueryParam("q"), Limit: 50}
+	if f.State != "" && !lifecycle.ValidState(f.State) {
+		f.State = ""
+	}
+	f.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
+	f.Offset = max(f.Offset, 0)
+	ms, total, err := u.d.Store.ListMachines(ctx, f)
+	if err != nil {
+		return err
+	}
+	counts, err := u.d.Store.CountByState(ctx)
+	if err != nil {
+		return err
+	}
+	all := 0
+	var sc []stateCount
+	for _, st := range lifecycle.States() {
+		if n := counts[st]; n > 0 {
+			sc = append(sc, stateCount{st, n})
+			all += n
+		}
+	}
+	page := func(off int) string {
+		q := c.Request().URL.Query()
+		q.Set("offset", strconv.Itoa(off))
+		return "/machines?" + q.Encode()
+	}
+	var prev, next string
+	if f.Offset > 0 {
+		prev = page(max(f.Offset-f.Limit, 0))
+	}
+	if f.Offset+len(ms) < total {
+		next = page(f.Offset + f.Limit)
+	}
+	_ = all
+	return u.render(c, http.StatusOK, "machines", struct {
+		layoutData
+		Machines         []inventory.Machine
+		Total, Shown     int
+		StateCounts      []stateCount
+		States           []string
+		Filter           inventory.MachineFilter
+		PrevURL, NextURL string
+	}{u.layout(c, s, "Machines", "machines"), ms, total, len(ms), sc, lifecycle.States(), f, prev, next})
+}
+
+type journeyStep struct{ State, Class string }
+
+// journey renders the happy path with the machine's position on it.
+func journey(m inventory.Machine) []journeyStep {
+	path := []string{lifecycle.Discovered, lifecycle.Enrolled, lifecycle.Inspecting, lifecycle.Ready, lifecycle.Configuring,
+		lifecycle.Provisioning, lifecycle.Deployed}
+	cur := m.State
+	if cur == lifecycle.Failed {
+		cur = m.FailedFrom
+	}
+	switch cur {
+	case lifecycle.Decommissioning, lifecycle.Sanitized, lifecycle.Retired:
+		path = []string{lifecycle.Deployed, lifecycle.Decommissioning, lifecycle.Sanitized, lifecycle.Retired}
+	case lifecycle.Updating, lifecycle.RollingBack:
+		path = append(path, cur)
+	}
+	idx := -1
+	for i, st := range path {
+		if st == cur {
+			idx = i
+		}
+	}
+	out := make([]journeyStep, len(path))
+	for i, st := range path {
+		cls := ""
+		switch {
+		case i < idx:
+			cls = "done"
+		case i == idx:
+			cls = "current"
+		}
+		out[i] = journeyStep{st, cls}
+	}
+	return out
+}
+
+func (u *UI) machine(c echo.Context, s session) error {
+	ctx := c.Request().Context()
+	m, err := u.d.Store.GetMachine(ctx, c.Param("id"))
+	if err != nil {
+		return u.errorPage(c, s, http.StatusNotFound, fmt.Sprintf("No machine %q.", c.Param("id")))
+	}
+	ev, err := u.d.Store.ListAudit(ctx, inventory.AuditFilter{Subject: m.ID, Limit: 200})
+	if err != nil {
+		return err
+	}
+	var facts string
+	if u.d.Facts != nil {
+		raw, err := u.d.Facts(ctx, m.ID)
+		if err != nil {
+			u.d.Logger.Warn("ui: read facts", "machine", m.ID, "err", err)
+		}
+		var v any
+		if raw != "" && json.Unmarshal([]byte(raw), &v) == nil {
+			b, _ := json.MarshalIndent(v, "", "  ")
+			facts = string(b)
+		}
+	}
+	var next []string
+	if m.State == lifecycle.Failed {
+		next = []string{"retry", lifecycle.Enrolled, lifecycle.Decommissioning}
+	} else {
+		next = lifecycle.Table()[m.State]
+		sort.SliceStable(next, func(i, j int) bool { return next[j] == lifecycle.Failed })
+	}
+	return u.render(c, http.StatusOK, "machine", struct {
+		layoutData
+		M       inventory.Machine
+		Journey []journeyStep
+		Events  []inventory.AuditEvent
+		Facts   string
+		Next    []string
+	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next})
+}
+
+func (u *UI) enrollForm(c echo.Context, s session, status int, form map[string]string, fl *flash) error {
+	ld := u.layout(c, s, "Enroll", "enroll")
+	ld.Flash = fl
+	return u.render(c, status, "enroll", struct {
+		layoutData
+		Form    map[string]string
+		Vendors []string
+	}{ld, form, u.d.Vendors})
+}
+
+func (u *UI) enrollPage(c echo.Context, s session) error {
+	return u.enrollForm(c, s, http.StatusOK, map[string]string{"bmc_vendor": "generic"}, nil)
+}
+
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == ';' })
+}
+
+func (u *UI) enrollPost(c echo.Context, s session) error {
+	form := map[string]string{}
+	for _, k := range []string{"name", "serial", "macs", "site", "segment", "labels", "bmc_address", "bmc_username", "bmc_vendor"} {
+		form[k] = strings.TrimSpace(c.FormValue(k))
+	}
+	req := lifecycle.EnrollRequest{Name: form["name"], Serial: form["serial"], MACs: splitList(form["macs"]), Site: form["site"],
+		Segment: form["segment"], BMCAddress: form["bmc_address"], BMCUsername: form["bmc_username"],
+		BMCPassword: c.FormValue("bmc_password"), BMCVendor: form["bmc_vendor"]}
+	if l := splitList(form["labels"]); len(l) > 0 {
+		req.Labels = map[string]string{}
+		for _, kv := range l {
+			k, v, _ := strings.Cut(kv, "=")
+			req.Labels[k] = v
+		}
+	}
+	m, err := u.d.Lifecycle.Enroll(c.Request().Context(), u.d.Secrets, s.user.Username, req)
+	if err != nil {
+		return u.enrollForm(c, s, http.StatusUnprocessableEntity, form, &flash{"error", "Not enrolled: " + errText(err)})
+	}
+	return c.Redirect(http.StatusSeeOther, "/machines/"+m.ID+"?ok="+url.QueryEscape("Enrolled "+m.Name+"."))
+}
+
+func (u *UI) transitionPost(c echo.Context, s session) error {
+	ctx := c.Request().Context()
+	id, to, reason := c.Param("id"), c.FormValue("to"), strings.TrimSpace(c.FormValue("reason"))
+	back := "/machines/" + url.PathEscape(id)
+	if reason == "" {
+		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Nothing changed: give a reason."))
+	}
+	var err error
+	var m inventory.Machine
+	switch to {
+	case "retry":
+		m, err = u.d.Lifecycle.Retry(ctx, id, s.user.Username, reason)
+	case lifecycle.Failed:
+		m, err = u.d.Lifecycle.Fail(ctx, id, s.user.Username, reason, "")
+	default:
+		m, err = u.d.Lifecycle.Transition(ctx, id, to, s.user.Username, reason)
+	}
+	if err != nil {
+		return u.errorPage(c, s, http.StatusConflict, "Not moved: "+errText(err))
+	}
+	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(fmt.Sprintf("%s is now %s.", m.Name, m.State)))
+}
+
+func (u *UI) audit(c echo.Context, s session) error {
+	ctx := c.Request().Context()
+	f := inventory.AuditFilter{Actor: c.QueryParam("actor"), Action: c.QueryParam("action"), Subject: c.QueryParam("subject"), Limit: 100}
+	if b, err := strconv.ParseInt(c.QueryParam("before"), 10, 64); err == nil {
+		f.Before = b
+	}
+	ev, err := u.d.Store.ListAudit(ctx, f)
+	if err != nil {
+		return err
+	}
+	rep, err := u.d.Store.VerifyAudit(ctx)
+	if err != nil {
+		return err
+	}
+	older := ""
+	if len(ev) == f.Limit {
+		q := c.Request().URL.Query()
+		q.Set("before", strconv.FormatInt(ev[len(ev)-1].Seq, 10))
+		older = "/audit?" + q.Encode()
+	}
+	return u.render(c, http.StatusOK, "audit", struct {
+		layoutData
+		Events   []inventory.AuditEvent
+		Report   inventory.AuditReport
+		Filter   inventory.AuditFilter
+		OlderURL string
+	}{u.layout(c, s, "Audit log", "audit"), ev, rep, f, older})
+}
+
+func (u *UI) usersView(c echo.Context, s session, status int, fl *flash) error {
+	us, err := u.d.Store.ListUsers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	ld := u.layout(c, s, "Users", "users")
+	if fl != nil {
+		ld.Flash = fl
+	}
+	return u.render(c, status, "users", struct {
+		layoutData
+		Users []inventory.User
+	}{ld, us})
+}
+
+func (u *UI) users(c echo.Context, s session) error { return u.usersView(c, s, http.StatusOK, nil) }
+
+func (u *UI) usersPost(c echo.Context, s session) error {
+	nu, err := u.d.Store.AddUser(c.Request().Context(), s.user.Username, c.FormValue("username"), c.FormValue("password"),
+		c.FormValue("role"), strings.TrimSpace(c.FormValue("full_name")))
+	if err != nil {
+		return u.usersView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not added: " + errText(err)})
+	}
+	return c.Redirect(http.StatusSeeOther, "/users?ok="+url.QueryEscape("Added "+nu.Username+" ("+nu.Role+")."))
+}
+
+// events streams machine changes as server-sent events.
+func (u *UI) events(c echo.Context, s session) error {
+	if u.d.Hub == nil {
+		return echo.NewHTTPError(http.StatusNotFound, "live updates are off")
+	}
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 3000\n\n")
+	w.Flush()
+	ch, cancel := u.d.Hub.Subscribe()
+	defer cancel()
+	tick := time.NewTicker(25 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.Request().Context().Done():
+			return nil
+		case id := <-ch:
+			fmt.Fprintf(w, "event: machine\ndata: %s\n\n", id)
+			w.Flush()
+		case <-tick.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			w.Flush()
+		}
+	}
+}
