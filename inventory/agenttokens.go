@@ -38,7 +38,7 @@ func (s *Store) MachineForAgentToken(ctx context.Context, tok string) (string, e
 	err := s.read.QueryRowContext(ctx, `SELECT machine_id FROM agent_tokens WHERE token_hash = ? AND expires_at > ?`,
 		tokenHash(tok), s.now().Unix()).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("%w: agent token unknown or expired", ErrNotFound)
+		return "", Errorf(ErrNotFound, "agent token unknown or expired")
 	}
 	return id, err
 }

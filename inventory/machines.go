@@ -51,7 +51,7 @@ type BMCInfo struct {
 func NormalizeMAC(s string) (string, error) {
 	hw, err := net.ParseMAC(strings.TrimSpace(s))
 	if err != nil || len(hw) != 6 {
-		return "", fmt.Errorf("%w: %q is not a MAC address (want six bytes, e.g. 52:54:00:12:34:56)", ErrInvalid, s)
+		return "", Errorf(ErrInvalid, "%q is not a MAC address (want six bytes, e.g. 52:54:00:12:34:56)", s)
 	}
 	return hw.String(), nil
 }
@@ -272,7 +272,7 @@ type NewMachine struct {
 // CreateMachine inserts a machine. A duplicate MAC, serial or name is ErrConflict naming it.
 func (t *Tx) CreateMachine(ctx context.Context, n NewMachine) (Machine, error) {
 	if n.State == "" {
-		return Machine{}, fmt.Errorf("%w: a new machine needs a state", ErrInvalid)
+		return Machine{}, Errorf(ErrInvalid, "a new machine needs a state")
 	}
 	macs := make([]string, 0, len(n.MACs))
 	for _, raw := range n.MACs {
@@ -296,9 +296,9 @@ func (t *Tx) CreateMachine(ctx context.Context, n NewMachine) (Machine, error) {
 		n.State, now, now)
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "serial") {
-			return Machine{}, fmt.Errorf("%w: serial %q already belongs to another machine", ErrConflict, n.Serial)
+			return Machine{}, Errorf(ErrConflict, "serial %q already belongs to another machine", n.Serial)
 		}
-		return Machine{}, fmt.Errorf("%w: name %q is already taken", ErrConflict, n.Name)
+		return Machine{}, Errorf(ErrConflict, "name %q is already taken", n.Name)
 	}
 	if err != nil {
 		return Machine{}, fmt.Errorf("create machine: %w", err)
@@ -316,7 +316,7 @@ func (t *Tx) setMACs(ctx context.Context, id string, macs []string) error {
 	for i, mac := range macs {
 		_, err := t.tx.ExecContext(ctx, `INSERT INTO machine_macs(mac, machine_id, position) VALUES (?,?,?)`, mac, id, i)
 		if isUnique(err) {
-			return fmt.Errorf("%w: MAC %s already belongs to another machine (or is listed twice)", ErrConflict, mac)
+			return Errorf(ErrConflict, "MAC %s already belongs to another machine (or is listed twice)", mac)
 		}
 		if err != nil {
 			return err
@@ -365,7 +365,7 @@ func (t *Tx) UpdateMachine(ctx context.Context, id string, p MachinePatch) (Mach
 	set(&m.DesiredRelease, p.DesiredRelease)
 	set(&m.BootedRelease, p.BootedRelease)
 	if m.Name == "" {
-		return m, fmt.Errorf("%w: name cannot be empty", ErrInvalid)
+		return m, Errorf(ErrInvalid, "name cannot be empty")
 	}
 	if p.Labels != nil {
 		m.Labels = *p.Labels
@@ -380,9 +380,9 @@ func (t *Tx) UpdateMachine(ctx context.Context, id string, p MachinePatch) (Mach
 		m.DesiredRelease, m.BootedRelease, t.now.UnixNano(), m.ID)
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "serial") {
-			return m, fmt.Errorf("%w: serial %q already belongs to another machine", ErrConflict, m.Serial)
+			return m, Errorf(ErrConflict, "serial %q already belongs to another machine", m.Serial)
 		}
-		return m, fmt.Errorf("%w: name %q is already taken", ErrConflict, m.Name)
+		return m, Errorf(ErrConflict, "name %q is already taken", m.Name)
 	}
 	if err != nil {
 		return m, fmt.Errorf("update machine %s: %w", m.ID, err)

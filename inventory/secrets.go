@@ -87,7 +87,7 @@ type BMCCredentials struct {
 // SetBMC stores (or replaces) a machine's BMC, encrypting the password.
 func (t *Tx) SetBMC(ctx context.Context, box *SecretBox, machineID string, info BMCInfo, password string) error {
 	if info.Address == "" {
-		return fmt.Errorf("%w: BMC address is empty", ErrInvalid)
+		return Errorf(ErrInvalid, "BMC address is empty")
 	}
 	if info.VendorProfile == "" {
 		info.VendorProfile = "generic"

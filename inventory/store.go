@@ -258,3 +258,18 @@ type querier interface {
 func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
+
+// kindError is an error of one of the sentinel kinds whose message reads on its own (no
+// "invalid: " prefix in what the operator sees).
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// Errorf makes an error of kind (ErrInvalid, ErrConflict, ErrNotFound) with a readable message.
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}

@@ -78,18 +78,18 @@ func CheckPassword(encoded, pw string) bool {
 func (t *Tx) CreateUser(ctx context.Context, username, password, role, fullName string) (User, error) {
 	username = strings.TrimSpace(username)
 	if !usernameRE.MatchString(username) {
-		return User{}, fmt.Errorf("%w: username %q must be 2-32 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter", ErrInvalid, username)
+		return User{}, Errorf(ErrInvalid, "username %q must be 2-32 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter", username)
 	}
 	if !ValidRole(role) {
-		return User{}, fmt.Errorf("%w: role %q must be admin, operator or auditor", ErrInvalid, role)
+		return User{}, Errorf(ErrInvalid, "role %q must be admin, operator or auditor", role)
 	}
 	if len(password) < 8 {
-		return User{}, fmt.Errorf("%w: password must be at least 8 characters", ErrInvalid)
+		return User{}, Errorf(ErrInvalid, "password must be at least 8 characters")
 	}
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO users(username, password_hash, role, full_name, created_at) VALUES (?,?,?,?,?)`,
 		username, HashPassword(password), role, fullName, t.now.Unix())
 	if isUnique(err) {
-		return User{}, fmt.Errorf("%w: user %q already exists", ErrConflict, username)
+		return User{}, Errorf(ErrConflict, "user %q already exists", username)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
@@ -134,13 +134,13 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 	if errors.Is(err, sql.ErrNoRows) {
 		// Hash anyway so a wrong username costs as long as a wrong password.
 		CheckPassword("$argon2id$v=19$m=65536,t=3,p=2$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
-		return User{}, fmt.Errorf("%w: wrong username or password", ErrNotFound)
+		return User{}, Errorf(ErrNotFound, "wrong username or password")
 	}
 	if err != nil {
 		return User{}, err
 	}
 	if !CheckPassword(hash, password) {
-		return User{}, fmt.Errorf("%w: wrong username or password", ErrNotFound)
+		return User{}, Errorf(ErrNotFound, "wrong username or password")
 	}
 	u.CreatedAt = time.Unix(c, 0).UTC()
 	return u, nil
@@ -180,7 +180,7 @@ func (s *Store) UserForToken(ctx context.Context, tok, kind string) (User, error
 		JOIN users u ON u.username = t.username WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?`,
 		tokenHash(tok), kind, s.now().Unix()).Scan(&u.Username, &u.Role, &u.FullName, &c)
 	if errors.Is(err, sql.ErrNoRows) {
-		return u, fmt.Errorf("%w: token unknown or expired", ErrNotFound)
+		return u, Errorf(ErrNotFound, "token unknown or expired")
 	}
 	u.CreatedAt = time.Unix(c, 0).UTC()
 	return u, err

@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"slate/inventory"
@@ -30,7 +29,7 @@ func (r *EnrollRequest) Validate() error {
 	r.Serial = strings.TrimSpace(r.Serial)
 	r.BMCAddress = strings.TrimSpace(r.BMCAddress)
 	if len(r.MACs) == 0 && r.Serial == "" && r.BMCAddress == "" {
-		return fmt.Errorf("%w: give at least one of macs, serial or bmc_address", inventory.ErrInvalid)
+		return inventory.Errorf(inventory.ErrInvalid, "give at least one of macs, serial or bmc_address")
 	}
 	for i, m := range r.MACs {
 		n, err := inventory.NormalizeMAC(m)
@@ -40,13 +39,13 @@ func (r *EnrollRequest) Validate() error {
 		r.MACs[i] = n
 	}
 	if r.BMCAddress != "" && r.BMCUsername == "" {
-		return fmt.Errorf("%w: bmc_username is needed with bmc_address", inventory.ErrInvalid)
+		return inventory.Errorf(inventory.ErrInvalid, "bmc_username is needed with bmc_address")
 	}
 	if r.BMCAddress == "" && (r.BMCUsername != "" || r.BMCPassword != "") {
-		return fmt.Errorf("%w: bmc_username/bmc_password given without bmc_address", inventory.ErrInvalid)
+		return inventory.Errorf(inventory.ErrInvalid, "bmc_username/bmc_password given without bmc_address")
 	}
 	if len(r.Name) > 63 {
-		return fmt.Errorf("%w: name is longer than 63 characters", inventory.ErrInvalid)
+		return inventory.Errorf(inventory.ErrInvalid, "name is longer than 63 characters")
 	}
 	return nil
 }
@@ -69,7 +68,7 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 				return err
 			}
 			if m.State != Discovered {
-				return fmt.Errorf("%w: MAC %s already belongs to machine %s (%s)", inventory.ErrConflict, mac, m.Name, m.State)
+				return inventory.Errorf(inventory.ErrConflict, "MAC %s already belongs to machine %s (%s)", mac, m.Name, m.State)
 			}
 			existing = &m
 			break

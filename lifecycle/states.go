@@ -143,7 +143,7 @@ func TransitionTx(ctx context.Context, tx *inventory.Tx, machine, to, actor, rea
 
 func (l *Machines) move(ctx context.Context, machine, to, actor, reason, task string, retry bool) (inventory.Machine, error) {
 	if to != "" && !ValidState(to) {
-		return inventory.Machine{}, fmt.Errorf("%w: %q is not a lifecycle state (states: %v)", inventory.ErrInvalid, to, states)
+		return inventory.Machine{}, inventory.Errorf(inventory.ErrInvalid, "%q is not a lifecycle state (states: %v)", to, states)
 	}
 	var out inventory.Machine
 	var refused *TransitionError
