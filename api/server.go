@@ -22,6 +22,7 @@ import (
 type Deps struct {
 	Store     *inventory.Store
 	Lifecycle *lifecycle.Machines
+	Releases  *lifecycle.Releases
 	Secrets   *inventory.SecretBox
 	Logger    *slog.Logger
 	Metrics   prometheus.Registerer
@@ -82,6 +83,7 @@ func New(d Deps) *Server {
 		{Method: "GET", Path: "/users", Summary: "List users", Roles: adminOnly, handler: s.listUsers},
 		{Method: "POST", Path: "/users", Summary: "Create a user", Roles: adminOnly, Body: userRequest{}, handler: s.createUser},
 	}
+	s.routes = append(s.routes, s.releaseRoutes()...)
 	return s
 }
 

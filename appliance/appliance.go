@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"slate/api"
+	"slate/image"
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/ui"
@@ -48,6 +50,8 @@ type Appliance struct {
 	Store     *inventory.Store
 	Secrets   *inventory.SecretBox
 	Lifecycle *lifecycle.Machines
+	Releases  *lifecycle.Releases
+	Images *image.Registry
 	Hub       *ui.Hub
 	API       *api.Server
 	Registry  *prometheus.Registry
@@ -81,6 +85,13 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	}
 	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry()}
 	a.Lifecycle = lifecycle.New(store, a.Hub)
+	reg, err := image.NewRegistry(ctx, filepath.Join(cfg.DataDir, "registry"), registryAuth{store}, o.Logger)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.Images = reg
+	a.Releases = lifecycle.NewReleases(store, reg, cfg.FourEyes)
 	if err := a.bootstrapAdmin(ctx, o); err != nil {
 		store.Close()
 		return nil, err
@@ -158,16 +169,19 @@ func (a *Appliance) buildHTTP() error {
 	a.Registry.MustRegister(reqs)
 	a.Registry.MustRegister(machinesCollector{a.Store})
 
-	a.API = api.New(api.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Secrets: a.Secrets, Logger: a.log,
+	a.API = api.New(api.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Logger: a.log,
 		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL})
-	pages, err := ui.New(ui.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
+	pages, err := ui.New(ui.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
 		CSRFKey: a.csrfKey(), Warnings: a.Warnings})
 	if err != nil {
 		return err
 	}
 	e.HTTPErrorHandler = api.ErrorHandler(a.log, pages.ErrorHTML)
 	e.Use(middleware.Recover())
-	e.Use(middleware.BodyLimit("1M"))
+	// Image pushes and boot files are large by nature; everything else is capped at 1 MiB.
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M", Skipper: func(c echo.Context) bool {
+		return strings.HasPrefix(c.Request().URL.Path, "/v2/")
+	}}))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -191,6 +205,8 @@ func (a *Appliance) buildHTTP() error {
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})))
 	a.API.Mount(e)
+	e.Any("/v2", echo.WrapHandler(a.Images))
+	e.Any("/v2/*", echo.WrapHandler(a.Images))
 	pages.Mount(e)
 	a.echo = e
 	return nil
@@ -240,4 +256,34 @@ func (m machinesCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range lifecycle.States() {
 		ch <- prometheus.MustNewConstMetric(machinesDesc, prometheus.GaugeValue, float64(counts[st]), st)
 	}
+}
+
+// registryAuth lets Slate's users push and pull (operators and admins push; auditors only
+// pull) and a machine's agent token pull.
+type registryAuth struct{ s *inventory.Store }
+
+func accessOf(role string) image.Access {
+	if role == inventory.RoleAdmin || role == inventory.RoleOperator {
+		return image.Push
+	}
+	return image.Pull
+}
+
+func (r registryAuth) Basic(ctx context.Context, user, password string) (string, image.Access, error) {
+	u, err := r.s.Authenticate(ctx, user, password)
+	if err != nil {
+		return "", image.NoAccess, err
+	}
+	return u.Username, accessOf(u.Role), nil
+}
+
+func (r registryAuth) Bearer(ctx context.Context, token string) (string, image.Access, error) {
+	if u, err := r.s.UserForToken(ctx, token, "api"); err == nil {
+		return u.Username, accessOf(u.Role), nil
+	}
+	id, err := r.s.MachineForAgentToken(ctx, token)
+	if err != nil {
+		return "", image.NoAccess, err
+	}
+	return "agent:" + id, image.Pull, nil
 }

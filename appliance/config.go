@@ -26,6 +26,8 @@ type Config struct {
 	TokenTTL time.Duration `yaml:"token_ttl"`
 	// Synchronous is SQLite's durability level: FULL (default) or NORMAL.
 	Synchronous string `yaml:"synchronous"`
+	// FourEyes requires a release to be approved by someone other than its author.
+	FourEyes bool `yaml:"four_eyes"`
 }
 
 // Defaults returns the configuration with nothing set by the operator.

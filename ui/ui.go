@@ -45,6 +45,7 @@ const (
 type Deps struct {
 	Store     *inventory.Store
 	Lifecycle *lifecycle.Machines
+	Releases  *lifecycle.Releases
 	Secrets   *inventory.SecretBox
 	Hub       *Hub
 	Logger    *slog.Logger
@@ -81,7 +82,7 @@ func New(d Deps) (*UI, error) {
 		},
 	}
 	u := &UI{d: d, pages: map[string]*template.Template{}}
-	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error"} {
+	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("ui template %s: %w", p, err)
@@ -126,6 +127,9 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.POST("/machines", u.page(roleWrite, u.enrollPost))
 	e.GET("/machines/:id", u.page(roleAny, u.machine))
 	e.POST("/machines/:id/transition", u.page(roleWrite, u.transitionPost))
+	e.GET("/releases", u.page(roleAny, u.releases))
+	e.POST("/releases", u.page(roleWrite, u.releasePost))
+	e.POST("/releases/:id/:verb", u.page(roleWrite, u.releaseAction))
 	e.GET("/audit", u.page(roleAudit, u.audit))
 	e.GET("/users", u.page(roleAdmin, u.users))
 	e.POST("/users", u.page(roleAdmin, u.usersPost))

@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -90,6 +91,25 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644)
 }
 
+// waitJS waits until a JavaScript expression is true (after a navigation, a selector may
+// still match the page being left).
+func waitJS(expr string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var ok bool
+			// Errors are expected while the old page's context goes away: try again.
+			if err := chromedp.Evaluate(expr, &ok).Do(ctx); err == nil && ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for %s: %w", expr, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
 func login(t *testing.T, ctx context.Context, base, user, pw string) {
 	t.Helper()
 	if err := chromedp.Run(ctx,
@@ -98,6 +118,7 @@ func login(t *testing.T, ctx context.Context, base, user, pw string) {
 		chromedp.SendKeys(`#username`, user, chromedp.ByID),
 		chromedp.SendKeys(`#password`, pw, chromedp.ByID),
 		chromedp.Submit(`#password`, chromedp.ByID),
+		waitJS(`location.pathname !== "/login" && document.readyState === "complete"`),
 		chromedp.WaitVisible(`header.top`, chromedp.ByQuery),
 	); err != nil {
 		t.Fatalf("login as %s: %v", user, err)
@@ -150,7 +171,7 @@ func TestTechnicianFlowInChromium(t *testing.T) {
 	if err := chromedp.Run(ctx,
 		chromedp.SendKeys(`input[name=q]`, "press", chromedp.ByQuery),
 		chromedp.Submit(`input[name=q]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`table`, chromedp.ByQuery),
+		waitJS(`location.search.includes("q=press") && document.readyState === "complete" && !!document.querySelector("table")`),
 		chromedp.Text(`table`, &table, chromedp.ByQuery),
 	); err != nil {
 		t.Fatal(err)
@@ -166,7 +187,7 @@ func TestTechnicianFlowInChromium(t *testing.T) {
 		chromedp.SendKeys(`#name`, "robot-cell-7", chromedp.ByID),
 		chromedp.SendKeys(`#macs`, "52:54:00:zz", chromedp.ByID),
 		chromedp.Submit(`#name`, chromedp.ByID),
-		chromedp.WaitVisible(`.flash.error`, chromedp.ByQuery),
+		waitJS(`document.readyState === "complete" && !!document.querySelector(".flash.error")`),
 		chromedp.Text(`.flash.error`, &msg, chromedp.ByQuery),
 	); err != nil {
 		t.Fatal(err)
@@ -179,6 +200,7 @@ func TestTechnicianFlowInChromium(t *testing.T) {
 		chromedp.SetValue(`#macs`, "52:54:00:00:20:07", chromedp.ByID),
 		chromedp.SendKeys(`#serial`, "RC7-0001", chromedp.ByID),
 		chromedp.Submit(`#name`, chromedp.ByID),
+		waitJS(`location.pathname.startsWith("/machines/m-") && document.readyState === "complete"`),
 		chromedp.WaitVisible(`h1 .badge`, chromedp.ByQuery),
 		chromedp.Text(`h1`, &name, chromedp.ByQuery),
 		chromedp.Text(`.grid .panel`, &identity, chromedp.ByQuery),
@@ -199,7 +221,7 @@ func TestTechnicianFlowInChromium(t *testing.T) {
 		chromedp.SetValue(`select[name=to]`, "inspecting", chromedp.ByQuery),
 		chromedp.SendKeys(`input[name=reason]`, "cabled on line 7", chromedp.ByQuery),
 		chromedp.Submit(`input[name=reason]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`.flash.ok`, chromedp.ByQuery),
+		chromedp.WaitVisible(`h1 .badge.s-inspecting`, chromedp.ByQuery),
 		chromedp.Text(`h1`, &name, chromedp.ByQuery),
 		chromedp.Text(`.timeline`, &timeline, chromedp.ByQuery),
 	); err != nil {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 var envKeys = map[string]string{
 	"SLATE_LISTEN": "listen", "SLATE_DATA_DIR": "data_dir", "SLATE_PUBLIC_URL": "public_url",
 	"SLATE_LOG_FORMAT": "log_format", "SLATE_LOG_LEVEL": "log_level", "SLATE_TOKEN_TTL": "token_ttl",
-	"SLATE_SYNCHRONOUS": "synchronous",
+	"SLATE_SYNCHRONOUS": "synchronous", "SLATE_FOUR_EYES": "four_eyes",
 }
 
 var otherEnv = map[string]bool{"SLATE_ADMIN_PASSWORD": true, "SLATE_CONFIG": true, "SLATE_TOKEN": true, "SLATE_SERVER": true}
@@ -109,6 +110,12 @@ func setKey(cfg *appliance.Config, key, val string) error {
 		switch f.Interface().(type) {
 		case string:
 			f.SetString(val)
+		case bool:
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", val)
+			}
+			f.SetBool(b)
 		case time.Duration:
 			d, err := time.ParseDuration(val)
 			if err != nil {
@@ -144,6 +151,7 @@ func configFlags(fs *flag.FlagSet) (configPath *string, values map[string]*strin
 		{"log_level", "debug, info, warn or error"},
 		{"token_ttl", "lifetime of API tokens, e.g. 12h"},
 		{"synchronous", "SQLite durability: FULL (default) or NORMAL"},
+		{"four_eyes", "true: a release must be approved by someone other than its author"},
 	} {
 		values[f.key] = fs.String(strings.ReplaceAll(f.key, "_", "-"), "", f.usage)
 	}

@@ -38,6 +38,7 @@ func commands() []*command {
 		machineCommands(),
 		auditCommands(),
 		userCommands(),
+		releaseCommands(),
 		{name: "version", summary: "print the version", run: func(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.stdout, "slate", version)
 			return nil

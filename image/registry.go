@@ -1,0 +1,180 @@
+// Package image owns OS images: the appliance's embedded OCI registry (air-gapped plants push
+// their bootc and disk images here), and, on the agent side, pulling and installing them.
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the only driver an appliance needs
+)
+
+// Access is what a registry caller may do.
+type Access int
+
+// Access levels.
+const (
+	NoAccess Access = iota
+	Pull
+	Push
+)
+
+// Authorizer decides what the credentials of a request allow (Slate's users and agent tokens).
+type Authorizer interface {
+	// Basic checks a username and password; Bearer a token. Each returns the subject's name
+	// (for logs) and its access.
+	Basic(ctx context.Context, user, password string) (string, Access, error)
+	Bearer(ctx context.Context, token string) (string, Access, error)
+}
+
+// Registry is the embedded OCI distribution registry behind Slate's authentication.
+type Registry struct {
+	app  http.Handler
+	auth Authorizer
+	log  *slog.Logger
+	root string
+
+	// Clients send credentials with every request; argon2id is deliberately slow, so a
+	// verified (user, password) pair is remembered briefly by its hash.
+	mu    sync.Mutex
+	cache map[[32]byte]cached
+	now   func() time.Time
+}
+
+type cached struct {
+	name   string
+	access Access
+	until  time.Time
+}
+
+// NewRegistry stores images under dir (created if needed).
+func NewRegistry(ctx context.Context, dir string, auth Authorizer, log *slog.Logger) (*Registry, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("registry storage %s: %w", dir, err)
+	}
+	cfg := &configuration.Configuration{
+		Storage: configuration.Storage{
+			"filesystem": configuration.Parameters{"rootdirectory": dir},
+			"delete":     configuration.Parameters{"enabled": true},
+		},
+	}
+	cfg.Log.Level = "error"
+	cfg.Log.AccessLog.Disabled = true
+	cfg.HTTP.Secret = "slate-embedded" // only signs upload state; uploads never cross instances
+	app := handlers.NewApp(ctx, cfg)
+	return &Registry{app: app, auth: auth, log: log, root: dir, cache: map[[32]byte]cached{}, now: time.Now}, nil
+}
+
+// Root is the storage folder.
+func (r *Registry) Root() string { return r.root }
+
+func needed(req *http.Request) Access {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		return Pull
+	}
+	return Push
+}
+
+// ServeHTTP authenticates, authorises by method (reads pull, everything else pushes) and
+// hands over to the registry.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	name, access, err := r.authenticate(req)
+	want := needed(req)
+	if err != nil || access < want {
+		if err != nil {
+			r.log.Info("registry: refused", "method", req.Method, "path", req.URL.Path, "reason", err)
+		} else {
+			r.log.Info("registry: refused", "method", req.Method, "path", req.URL.Path, "subject", name, "reason", "insufficient role")
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="slate registry"`)
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		w.Header().Set("Content-Type", "application/json")
+		status := http.StatusUnauthorized
+		code, msg := "UNAUTHORIZED", "authentication required: log in with a Slate user (operator or admin to push)"
+		if err == nil && access > NoAccess {
+			status, code, msg = http.StatusForbidden, "DENIED", fmt.Sprintf("%s may not push: operator or admin role needed", name)
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"errors":[{"code":%q,"message":%q}]}`+"\n", code, msg)
+		return
+	}
+	if want == Push {
+		r.log.Info("registry: write", "method", req.Method, "path", req.URL.Path, "subject", name)
+	}
+	r.app.ServeHTTP(w, req)
+}
+
+func (r *Registry) authenticate(req *http.Request) (string, Access, error) {
+	h := req.Header.Get("Authorization")
+	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return r.auth.Bearer(req.Context(), strings.TrimSpace(tok))
+	}
+	user, pw, ok := req.BasicAuth()
+	if !ok {
+		return "", NoAccess, fmt.Errorf("no credentials")
+	}
+	key := sha256.Sum256([]byte(user + "\x00" + pw))
+	r.mu.Lock()
+	c, hit := r.cache[key]
+	r.mu.Unlock()
+	if hit && r.now().Before(c.until) {
+		return c.name, c.access, nil
+	}
+	// A registry password may also be an API token (as `podman login -p <token>` sends it).
+	name, access, err := r.auth.Basic(req.Context(), user, pw)
+	if err != nil {
+		if n, a, e := r.auth.Bearer(req.Context(), pw); e == nil {
+			name, access, err = n, a, nil
+		}
+	}
+	if err != nil {
+		return "", NoAccess, err
+	}
+	r.mu.Lock()
+	if len(r.cache) > 1024 {
+		r.cache = map[[32]byte]cached{}
+	}
+	r.cache[key] = cached{name, access, r.now().Add(time.Minute)}
+	r.mu.Unlock()
+	return name, access, nil
+}
+
+// BlobPath is where the filesystem driver keeps a blob (for tests and garbage collection).
+func (r *Registry) BlobPath(digest string) string {
+	algo, hex, _ := strings.Cut(digest, ":")
+	if len(hex) < 2 {
+		return ""
+	}
+	return filepath.Join(r.root, "docker", "registry", "v2", "blobs", algo, hex[:2], hex, "data")
+}
+
+// HasManifest reports whether repo holds a manifest with this digest, and its blob.
+func (r *Registry) HasManifest(ctx context.Context, repo, digest string) (bool, error) {
+	algo, hex, ok := strings.Cut(digest, ":")
+	if !ok || algo != "sha256" || len(hex) != 64 || strings.Contains(repo, "..") {
+		return false, nil
+	}
+	link := filepath.Join(r.root, "docker", "registry", "v2", "repositories", filepath.FromSlash(repo), "_manifests", "revisions", algo, hex, "link")
+	if _, err := os.Stat(link); err != nil {
+		if os.IsNotExist(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	_, err := os.Stat(r.BlobPath(digest))
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	return err == nil, err
+}

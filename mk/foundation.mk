@@ -1,0 +1,2 @@
+# Foundation: the UI is tested in headless Chromium.
+DEB_PACKAGES += chromium

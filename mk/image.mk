@@ -1,0 +1,2 @@
+# Images: the embedded registry is tested with skopeo pushing into it.
+DEB_PACKAGES += skopeo

@@ -1,0 +1,184 @@
+package test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+
+	"slate/internal/testenv"
+)
+
+func ociLayout(t *testing.T) (dir, digest string) {
+	t.Helper()
+	img, err := random.Image(256<<10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(t.TempDir(), "oci")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return dir, d.String()
+}
+
+// TestRegistryPushAndReleaseApproval pushes with skopeo into the embedded registry, then
+// walks a release through draft → approved with four-eyes, and checks every refusal.
+func TestRegistryPushAndReleaseApproval(t *testing.T) {
+	skopeo := testenv.RequireCommand(t, "skopeo", "skopeo")
+	dir := t.TempDir()
+	s := startServe(t, dir, "SLATE_ADMIN_PASSWORD=admin-pw-1", "SLATE_FOUR_EYES=true")
+	env := []string{"XDG_CONFIG_HOME=" + t.TempDir(), "SLATE_SERVER=http://" + s.addr}
+	pw := filepath.Join(t.TempDir(), "pw")
+	mustRun := func(args ...string) string {
+		t.Helper()
+		out, err := run(t, env, args...)
+		if err != nil {
+			t.Fatalf("slate %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	os.WriteFile(pw, []byte("admin-pw-1\n"), 0o600)
+	mustRun("login", "--password-file", pw)
+	os.WriteFile(pw, []byte("pass-word-1\n"), 0o600)
+	mustRun("user", "add", "olga", "--role", "operator", "--password-file", pw)
+	mustRun("user", "add", "omar", "--role", "operator", "--password-file", pw)
+	mustRun("user", "add", "aldo", "--role", "auditor", "--password-file", pw)
+
+	src, digest := ociLayout(t)
+	dst := "docker://" + s.addr + "/plant/hmi:1.0"
+	copyWith := func(creds string) (string, error) {
+		args := []string{"copy", "--dest-tls-verify=false", "oci:" + src, dst}
+		if creds != "" {
+			args = append([]string{"copy", "--dest-tls-verify=false", "--dest-creds", creds}, args[2:]...)
+		}
+		out, err := execOut(skopeo, args...)
+		return out, err
+	}
+	if out, err := copyWith(""); err == nil || !strings.Contains(strings.ToLower(out), "unauthorized") {
+		t.Fatalf("push without credentials must be refused: %v\n%s", err, out)
+	}
+	if out, err := copyWith("aldo:pass-word-1"); err == nil || !strings.Contains(strings.ToLower(out), "denied") {
+		t.Fatalf("push as auditor must be refused: %v\n%s", err, out)
+	}
+	if out, err := copyWith("olga:pass-word-1"); err != nil {
+		t.Fatalf("push as operator: %v\n%s", err, out)
+	}
+	out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0")
+	if err != nil || strings.TrimSpace(out) != digest {
+		t.Fatalf("pull back as auditor: %v %q, want %s", err, out, digest)
+	}
+
+	// Releases: the author cannot approve their own release; a missing image cannot be approved.
+	olga := append(env[:0:0], env...)
+	olga[0] = "XDG_CONFIG_HOME=" + t.TempDir()
+	omar := append(env[:0:0], env...)
+	omar[0] = "XDG_CONFIG_HOME=" + t.TempDir()
+	runAs := func(e []string, args ...string) (string, error) { return run(t, e, args...) }
+	for _, e := range [][]string{olga, omar} {
+		user := map[bool]string{true: "olga", false: "omar"}[e[0] == olga[0]]
+		if out, err := runAs(e, "login", "--username", user, "--password-file", pw); err != nil {
+			t.Fatal(out)
+		}
+	}
+	if out, err := runAs(olga, "release", "create", "--name", "line3-hmi", "--version", "1", "--image", "plant/hmi@"+digest, "--karg", "quiet"); err != nil {
+		t.Fatal(out)
+	}
+	if out, err := runAs(olga, "release", "approve", "line3-hmi@1"); err == nil || !strings.Contains(out, "four-eyes") {
+		t.Fatalf("self-approval must be refused: %v\n%s", err, out)
+	}
+	if out, err := runAs(omar, "release", "approve", "line3-hmi@1"); err != nil || !strings.Contains(out, "now approved") {
+		t.Fatalf("approval by a second operator: %v\n%s", err, out)
+	}
+	if out, err := runAs(omar, "release", "approve", "line3-hmi@1"); err == nil || !strings.Contains(out, "only a draft") {
+		t.Fatalf("an approved release is immutable: %v\n%s", err, out)
+	}
+	missing := "sha256:" + strings.Repeat("ab", 32)
+	runAs(olga, "release", "create", "--name", "line3-hmi", "--version", "2", "--image", "plant/hmi@"+missing)
+	if out, err := runAs(omar, "release", "approve", "line3-hmi@2"); err == nil || !strings.Contains(out, "not in Slate's registry") {
+		t.Fatalf("approving an image the registry lacks: %v\n%s", err, out)
+	}
+	runAs(olga, "release", "create", "--name", "line3-hmi", "--version", "3")
+	if out, err := runAs(omar, "release", "approve", "line3-hmi@3"); err == nil || !strings.Contains(out, "no image digest") {
+		t.Fatalf("approving a release without a digest: %v\n%s", err, out)
+	}
+	if out, err := runAs(olga, "release", "create", "--name", "x", "--version", "1", "--image", "plant/hmi@sha256:short"); err == nil || !strings.Contains(out, "64 hex") {
+		t.Fatalf("bad digest: %v\n%s", err, out)
+	}
+	out = mustRun("release", "list")
+	if !strings.Contains(out, "approved") || !strings.Contains(out, "omar") || !strings.Contains(out, "draft") {
+		t.Fatalf("release list:\n%s", out)
+	}
+	audit := mustRun("audit", "list", "--action", "release.")
+	if !strings.Contains(audit, "release.approve") || !strings.Contains(audit, "refused") || !strings.Contains(audit, "release.create") {
+		t.Fatalf("release audit:\n%s", audit)
+	}
+
+	// The registry itself refuses a manifest whose blobs are missing and a blob whose digest lies.
+	tok := apiToken(t, s.addr, "olga", "pass-word-1")
+	manifest := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + missing + `","size":10},"layers":[]}`
+	st, body := regDo(t, "PUT", "http://"+s.addr+"/v2/plant/hmi/manifests/broken", tok, "application/vnd.oci.image.manifest.v1+json", []byte(manifest))
+	if st != 400 || !strings.Contains(body, "BLOB_UNKNOWN") {
+		t.Fatalf("manifest for a missing blob: %d %s", st, body)
+	}
+	st, _ = regDo(t, "POST", "http://"+s.addr+"/v2/plant/hmi/blobs/uploads/", tok, "", nil)
+	if st != 202 {
+		t.Fatalf("start upload: %d", st)
+	}
+	req, _ := http.NewRequest("POST", "http://"+s.addr+"/v2/plant/hmi/blobs/uploads/", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	if !strings.HasPrefix(loc, "http") {
+		loc = "http://" + s.addr + loc
+	}
+	st, body = regDo(t, "PUT", loc+sep+"digest="+missing, tok, "application/octet-stream", []byte("these bytes do not hash to that digest"))
+	if st != 400 || !strings.Contains(body, "DIGEST_INVALID") {
+		t.Fatalf("blob with a lying digest: %d %s", st, body)
+	}
+}
+
+func regDo(t *testing.T, method, url, tok, ctype string, body []byte) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func execOut(name string, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
