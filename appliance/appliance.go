@@ -51,7 +51,7 @@ type Appliance struct {
 	Secrets   *inventory.SecretBox
 	Lifecycle *lifecycle.Machines
 	Releases  *lifecycle.Releases
-	Images *image.Registry
+	Images    *image.Registry
 	Hub       *ui.Hub
 	API       *api.Server
 	Registry  *prometheus.Registry

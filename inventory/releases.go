@@ -72,7 +72,9 @@ func (t *Tx) CreateRelease(ctx context.Context, r Release) (Release, error) {
 }
 
 // GetRelease reads a release by id, or by "name@version".
-func (t *Tx) GetRelease(ctx context.Context, ref string) (Release, error) { return getRelease(ctx, t.tx, ref) }
+func (t *Tx) GetRelease(ctx context.Context, ref string) (Release, error) {
+	return getRelease(ctx, t.tx, ref)
+}
 
 // GetRelease reads a release by id, or by "name@version".
 func (s *Store) GetRelease(ctx context.Context, ref string) (Release, error) {

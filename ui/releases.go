@@ -26,7 +26,9 @@ func (u *UI) releasesView(c echo.Context, s session, status int, fl *flash) erro
 	}{ld, rs})
 }
 
-func (u *UI) releases(c echo.Context, s session) error { return u.releasesView(c, s, http.StatusOK, nil) }
+func (u *UI) releases(c echo.Context, s session) error {
+	return u.releasesView(c, s, http.StatusOK, nil)
+}
 
 func (u *UI) releasePost(c echo.Context, s session) error {
 	n := lifecycle.NewRelease{Name: c.FormValue("name"), Version: c.FormValue("version"), Kind: c.FormValue("kind"),
