@@ -28,6 +28,8 @@ type Deps struct {
 	Metrics   prometheus.Registerer
 	// Warnings returns operational warnings to show (e.g. another DHCP server seen).
 	Warnings func() []string
+	// TaskQueued wakes a machine's waiting agent when a task is queued for it.
+	TaskQueued func(machineID string)
 	// TokenTTL is how long an API token lives.
 	TokenTTL time.Duration
 }
@@ -84,6 +86,7 @@ func New(d Deps) *Server {
 		{Method: "POST", Path: "/users", Summary: "Create a user", Roles: adminOnly, Body: userRequest{}, handler: s.createUser},
 	}
 	s.routes = append(s.routes, s.releaseRoutes()...)
+	s.routes = append(s.routes, s.taskRoutes()...)
 	return s
 }
 
