@@ -39,6 +39,7 @@ func commands() []*command {
 		auditCommands(),
 		userCommands(),
 		releaseCommands(),
+		bmcCommands(),
 		{name: "version", summary: "print the version", run: func(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.stdout, "slate", version)
 			return nil

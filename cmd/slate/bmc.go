@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"slate/redfish"
+)
+
+// bmcCommands talk to a BMC directly, without the appliance: for checking an address and
+// credentials before enrolling, and for an operator at the rack when the appliance is down.
+func bmcCommands() *command {
+	return &command{name: "bmc", summary: "talk to a BMC directly over Redfish (probe, power, boot)", subs: []*command{
+		{name: "probe", summary: "read a BMC's system, NICs, firmware and certificate fingerprint", run: bmcProbe},
+		{name: "power", summary: "power a machine on, off, cycle it, or show its state", usage: "on|off|cycle|status", run: bmcPower},
+		{name: "boot", summary: "set a one-time boot override (pxe, http, cd, disk)", run: bmcBoot},
+	}}
+}
+
+type bmcFlags struct {
+	address, user, passwordFile, vendor, fingerprint *string
+	timeout                                          *time.Duration
+}
+
+func addBMCFlags(fs *flag.FlagSet) bmcFlags {
+	return bmcFlags{
+		address:      fs.String("address", "", "BMC address: host, host:port or https://host:port"),
+		user:         fs.String("user", "", "BMC user name"),
+		passwordFile: fs.String("password-file", "", "file holding the BMC password (else $SLATE_BMC_PASSWORD)"),
+		vendor:       fs.String("vendor", "auto", "vendor profile: auto, generic, openbmc, dell, hpe, supermicro, lenovo"),
+		fingerprint:  fs.String("fingerprint", "", "pinned TLS fingerprint (sha256:…); empty trusts the certificate presented now"),
+		timeout:      fs.Duration("timeout", 20*time.Second, "timeout of one request"),
+	}
+}
+
+func (f bmcFlags) connect(ctx context.Context, env *cliEnv) (*redfish.Client, error) {
+	if *f.address == "" || *f.user == "" {
+		return nil, errors.New("--address and --user are required")
+	}
+	password := env.getenv("SLATE_BMC_PASSWORD")
+	if *f.passwordFile != "" {
+		b, err := os.ReadFile(*f.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the BMC password: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	if password == "" {
+		return nil, errors.New("no BMC password: give --password-file or set SLATE_BMC_PASSWORD")
+	}
+	v, err := redfish.VendorByName(*f.vendor)
+	if err != nil {
+		return nil, err
+	}
+	c, err := redfish.Connect(ctx, redfish.Config{Address: *f.address, Username: *f.user, Password: password, Vendor: v,
+		Fingerprint: *f.fingerprint, Timeout: *f.timeout, Logger: newLogger("text", "warn")})
+	if err != nil {
+		return nil, err
+	}
+	if *f.fingerprint == "" && c.Fingerprint() != "" {
+		fmt.Fprintf(env.stderr, "trusting the certificate on first use: %s (pass it as --fingerprint from now on)\n", c.Fingerprint())
+	}
+	return c, nil
+}
+
+func bmcProbe(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "bmc probe", "slate bmc probe --address A --user U [--password-file F] [--vendor V] [--fingerprint FP]")
+	f := addBMCFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := f.connect(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	inv, err := c.Inventory(ctx)
+	if err != nil {
+		return err
+	}
+	fw, err := c.Firmware(ctx)
+	if err != nil {
+		fmt.Fprintln(env.stderr, "firmware inventory unavailable:", err)
+	}
+	enc := json.NewEncoder(env.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		redfish.Inventory
+		Firmware []redfish.Firmware `json:"firmware,omitempty"`
+	}{inv, fw})
+}
+
+func bmcPower(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "bmc power", "slate bmc power --address A --user U [flags] on|off|cycle|status")
+	f := addBMCFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage{"give one of on, off, cycle, status"}
+	}
+	c, err := f.connect(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	switch fs.Arg(0) {
+	case "on":
+		err = c.PowerOn(ctx)
+	case "off":
+		err = c.PowerOff(ctx)
+	case "cycle":
+		err = c.PowerCycle(ctx)
+	case "status":
+	default:
+		return errUsage{fmt.Sprintf("unknown power action %q: give on, off, cycle or status", fs.Arg(0))}
+	}
+	if err != nil {
+		return err
+	}
+	st, err := c.PowerState(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, st)
+	return nil
+}
+
+func bmcBoot(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "bmc boot", "slate bmc boot --address A --user U --target pxe|http|cd|disk [--mode uefi|legacy] [--uri U] [--now]")
+	f := addBMCFlags(fs)
+	target := fs.String("target", "pxe", "pxe, http (UEFI HTTP), cd or disk")
+	mode := fs.String("mode", "", "uefi or legacy (empty keeps the current mode)")
+	uri := fs.String("uri", "", "UEFI HTTP boot URI, where the BMC supports HttpBootUri")
+	now := fs.Bool("now", false, "restart (or power on) the machine into the override")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	targets := map[string]redfish.BootTarget{"pxe": redfish.BootPXE, "http": redfish.BootHTTP, "cd": redfish.BootCD, "disk": redfish.BootDisk}
+	modes := map[string]redfish.BootMode{"": "", "uefi": redfish.ModeUEFI, "legacy": redfish.ModeLegacy}
+	t, ok := targets[strings.ToLower(*target)]
+	if !ok {
+		return errUsage{fmt.Sprintf("unknown boot target %q: give pxe, http, cd or disk", *target)}
+	}
+	m, ok := modes[strings.ToLower(*mode)]
+	if !ok {
+		return errUsage{fmt.Sprintf("unknown boot mode %q: give uefi or legacy", *mode)}
+	}
+	c, err := f.connect(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	o := redfish.BootOverride{Target: t, Mode: m, URI: *uri}
+	if *now {
+		err = c.BootOnceNow(ctx, o)
+	} else {
+		err = c.SetBootOnce(ctx, o)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "next boot: %s once\n", t)
+	return nil
+}
