@@ -142,8 +142,13 @@ func (s *Server) enroll(c echo.Context) error {
 		return err
 	}
 	m, err := s.d.Lifecycle.Enroll(c.Request().Context(), s.d.Secrets, actor(c), req)
-	if err != nil {
+	if err != nil && m.ID == "" {
 		return err
+	}
+	if err != nil {
+		// Enrolled, but the power-on that was asked for failed: the machine exists, say why
+		// it is not booting (the failure is in the audit log too).
+		c.Response().Header().Set("Slate-Warning", err.Error())
 	}
 	c.Response().Header().Set("Location", "/api/v1/machines/"+m.ID)
 	return c.JSON(http.StatusCreated, m)

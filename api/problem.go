@@ -48,6 +48,8 @@ func statusOf(err error) (int, string) {
 			msg = "request body is larger than 1 MiB"
 		}
 		return he.Code, msg
+	case errors.Is(err, lifecycle.ErrBMC):
+		return http.StatusBadGateway, err.Error()
 	case errors.Is(err, inventory.ErrNotFound):
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, inventory.ErrConflict), errors.Is(err, lifecycle.ErrNotAllowed):

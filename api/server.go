@@ -171,7 +171,7 @@ func ErrorHandler(log *slog.Logger, html func(c echo.Context, status int, msg st
 			return
 		}
 		status, detail := statusOf(err)
-		if status >= 500 {
+		if status >= 500 && status != http.StatusBadGateway {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 			detail = "internal error; see Slate's log"
 		} else {

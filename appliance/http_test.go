@@ -18,6 +18,7 @@ import (
 
 	"slate/appliance"
 	"slate/inventory"
+	"slate/redfish/redfishtest"
 )
 
 type harness struct {
@@ -155,9 +156,10 @@ func TestJourneyAsEachRole(t *testing.T) {
 	h := newHarness(t)
 	op, au, ad := h.tok["operator"], h.tok["auditor"], h.tok["admin"]
 
-	// The technician enrolls and moves a machine.
+	// The technician enrolls and moves a machine. Its BMC is a test Redfish server on loopback.
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), Password: "calvin"})
 	st, body := h.do("POST", "/api/v1/machines", op, map[string]any{"name": "press-1", "macs": []string{"52:54:00:12:34:01"},
-		"serial": "SN-P1", "labels": map[string]string{"line": "3"}, "bmc_address": "https://10.0.0.21", "bmc_username": "root", "bmc_password": "calvin"})
+		"labels": map[string]string{"line": "3"}, "bmc_address": bmc.URL, "bmc_username": "admin", "bmc_password": "calvin"})
 	if st != 201 {
 		t.Fatalf("operator enroll: %d %s", st, body)
 	}
@@ -166,7 +168,7 @@ func TestJourneyAsEachRole(t *testing.T) {
 	}
 	var m inventory.Machine
 	json.Unmarshal(body, &m)
-	if m.State != "enrolled" || m.BMC == nil || m.BMC.Address != "https://10.0.0.21" {
+	if m.State != "enrolled" || m.BMC == nil || m.BMC.Address != bmc.URL {
 		t.Fatalf("enrolled machine: %+v", m)
 	}
 	for _, to := range []string{"inspecting", "ready"} {

@@ -438,3 +438,41 @@ func (t *Tx) MachineByMAC(ctx context.Context, mac string) (Machine, error) {
 	}
 	return t.GetMachine(ctx, id)
 }
+
+// FindMachine returns the machine that owns any of macs, else the one with this system UUID,
+// else the one with this serial (nil: none), and what matched ("MAC 52:…", `serial "X"`).
+// Enrollment by BMC matches what the BMC reports with what DHCP or a technician recorded.
+func (t *Tx) FindMachine(ctx context.Context, macs []string, uuid, serial string) (*Machine, string, error) {
+	for _, mac := range macs {
+		m, err := t.MachineByMAC(ctx, mac)
+		if err == nil {
+			return &m, "MAC " + mac, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, "", err
+		}
+	}
+	for _, q := range []struct{ col, v string }{{"system_uuid", strings.ToLower(uuid)}, {"serial", serial}} {
+		if q.v == "" {
+			continue
+		}
+		var id string
+		err := t.tx.QueryRowContext(ctx, `SELECT id FROM machines WHERE lower(`+q.col+`) = lower(?) LIMIT 1`, q.v).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		m, err := t.GetMachine(ctx, id)
+		if err != nil {
+			return nil, "", err
+		}
+		what := fmt.Sprintf("serial %q", q.v)
+		if q.col == "system_uuid" {
+			what = "system UUID " + q.v
+		}
+		return &m, what, nil
+	}
+	return nil, "", nil
+}

@@ -3,9 +3,11 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"slate/inventory"
+	"slate/redfish"
 )
 
 // EnrollRequest is what a technician knows when enrolling a machine: at least one of a MAC,
@@ -21,6 +23,8 @@ type EnrollRequest struct {
 	BMCUsername string            `json:"bmc_username,omitempty"`
 	BMCPassword string            `json:"bmc_password,omitempty"`
 	BMCVendor   string            `json:"bmc_vendor,omitempty"`
+	// PowerOn, with a BMC: set a one-time PXE boot and power the machine on after enrolling.
+	PowerOn bool `json:"power_on,omitempty"`
 }
 
 // Validate checks the request without touching the store.
@@ -56,24 +60,22 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 	if err := r.Validate(); err != nil {
 		return inventory.Machine{}, err
 	}
+	var inv redfish.Inventory
+	if r.BMCAddress != "" && l.dial != nil {
+		var err error
+		if inv, err = l.readBMC(ctx, &r); err != nil {
+			return inventory.Machine{}, err
+		}
+	}
 	var out inventory.Machine
 	err := l.store.Update(ctx, func(tx *inventory.Tx) error {
-		var existing *inventory.Machine
-		for _, mac := range r.MACs {
-			m, err := tx.MachineByMAC(ctx, mac)
-			if errors.Is(err, inventory.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if m.State != Discovered {
-				return inventory.Errorf(inventory.ErrConflict, "MAC %s already belongs to machine %s (%s)", mac, m.Name, m.State)
-			}
-			existing = &m
-			break
+		existing, matched, err := tx.FindMachine(ctx, r.MACs, inv.UUID, r.Serial)
+		if err != nil {
+			return err
 		}
-		var err error
+		if existing != nil && existing.State != Discovered {
+			return inventory.Errorf(inventory.ErrConflict, "%s already belongs to machine %s (%s)", matched, existing.Name, existing.State)
+		}
 		if existing != nil {
 			p := inventory.MachinePatch{}
 			if r.Name != "" {
@@ -103,6 +105,7 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 			}
 		} else {
 			out, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: r.Name, MACs: r.MACs, Serial: r.Serial,
+				SystemUUID: inv.UUID, Vendor: inv.Manufacturer, Model: inv.Model,
 				Site: r.Site, Segment: r.Segment, Labels: r.Labels, State: Enrolled})
 			if err != nil {
 				return err
@@ -117,7 +120,7 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 				return errors.New("enroll: no secret key loaded to encrypt the BMC password")
 			}
 			if err := tx.SetBMC(ctx, box, out.ID, inventory.BMCInfo{Address: r.BMCAddress, Username: r.BMCUsername,
-				VendorProfile: r.BMCVendor}, r.BMCPassword); err != nil {
+				VendorProfile: r.BMCVendor, TLSFingerprint: inv.Fingerprint}, r.BMCPassword); err != nil {
 				return err
 			}
 			out, err = tx.GetMachine(ctx, out.ID)
@@ -127,6 +130,13 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 	})
 	if err == nil && l.notify != nil {
 		l.notify.MachineChanged(out.ID)
+	}
+	if err == nil && r.PowerOn && r.BMCAddress != "" {
+		if st, ok := l.store.(CredentialsReader); ok {
+			if perr := l.PowerOnForNetboot(ctx, box, st, actor, out.ID, redfish.BootPXE); perr != nil {
+				return out, fmt.Errorf("enrolled %s, but could not power it on: %w", out.Name, perr)
+			}
+		}
 	}
 	return out, err
 }

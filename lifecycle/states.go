@@ -109,6 +109,7 @@ type Notifier interface {
 type Machines struct {
 	store  Store
 	notify Notifier
+	dial   BMCDialer
 }
 
 // New returns the lifecycle service. notify may be nil.

@@ -155,7 +155,7 @@ func (u *UI) enrollForm(c echo.Context, s session, status int, form map[string]s
 }
 
 func (u *UI) enrollPage(c echo.Context, s session) error {
-	return u.enrollForm(c, s, http.StatusOK, map[string]string{"bmc_vendor": "generic"}, nil)
+	return u.enrollForm(c, s, http.StatusOK, map[string]string{"bmc_vendor": "auto"}, nil)
 }
 
 func splitList(s string) []string {
@@ -164,12 +164,12 @@ func splitList(s string) []string {
 
 func (u *UI) enrollPost(c echo.Context, s session) error {
 	form := map[string]string{}
-	for _, k := range []string{"name", "serial", "macs", "site", "segment", "labels", "bmc_address", "bmc_username", "bmc_vendor"} {
+	for _, k := range []string{"name", "serial", "macs", "site", "segment", "labels", "bmc_address", "bmc_username", "bmc_vendor", "power_on"} {
 		form[k] = strings.TrimSpace(c.FormValue(k))
 	}
 	req := lifecycle.EnrollRequest{Name: form["name"], Serial: form["serial"], MACs: splitList(form["macs"]), Site: form["site"],
 		Segment: form["segment"], BMCAddress: form["bmc_address"], BMCUsername: form["bmc_username"],
-		BMCPassword: c.FormValue("bmc_password"), BMCVendor: form["bmc_vendor"]}
+		BMCPassword: c.FormValue("bmc_password"), BMCVendor: form["bmc_vendor"], PowerOn: form["power_on"] != ""}
 	if l := splitList(form["labels"]); len(l) > 0 {
 		req.Labels = map[string]string{}
 		for _, kv := range l {
@@ -178,6 +178,9 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 		}
 	}
 	m, err := u.d.Lifecycle.Enroll(c.Request().Context(), u.d.Secrets, s.user.Username, req)
+	if err != nil && m.ID != "" {
+		return c.Redirect(http.StatusSeeOther, "/machines/"+m.ID+"?ok="+url.QueryEscape("Enrolled "+m.Name+", but: "+err.Error()))
+	}
 	if err != nil {
 		return u.enrollForm(c, s, http.StatusUnprocessableEntity, form, &flash{"error", "Not enrolled: " + errText(err)})
 	}

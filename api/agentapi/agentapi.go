@@ -183,8 +183,6 @@ func (h *Handler) touch(machineID string, fn func(*Seen)) {
 	h.seen[machineID] = s
 }
 
-type ctxKey struct{}
-
 // auth resolves the bearer token to the one machine this request may touch.
 func (h *Handler) auth(next func(w http.ResponseWriter, r *http.Request, machineID string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -333,3 +333,31 @@ func TestFailedInspectionFailsMachine(t *testing.T) {
 		t.Fatalf("last seen: %+v", s)
 	}
 }
+
+// An operator cancels a running task: the agent learns it from its next progress report,
+// stops the task, and does not fight Slate over the result.
+func TestCancelStopsRunningTask(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	m, tok := e.machine(t, "node1", "52:54:00:aa:00:01", lifecycle.Ready)
+	w, _ := e.store.CreateTask(ctx, "lc", m.ID, agentproto.KindWait, json.RawMessage(`{"seconds": 30}`))
+	loop := &agent.Loop{API: e.client(tok), Registry: agent.BuiltinRegistry(fakeInspector{}, &nopPower{}),
+		PollWait: time.Second, ProgressEvery: 50 * time.Millisecond}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		if _, err := e.store.CancelTask(ctx, "bob", w.ID, "wrong machine"); err != nil {
+			t.Error(err)
+		}
+	}()
+	start := time.Now()
+	if err := loop.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cancelled 30 s wait ran %s", d)
+	}
+	got, _ := e.store.GetTask(ctx, w.ID)
+	if got.State != inventory.TaskCancelled || got.Message != "wrong machine" {
+		t.Fatalf("task: %+v", got)
+	}
+}

@@ -256,12 +256,13 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	bmcAddr := fs.String("bmc-address", "", "BMC address, e.g. https://10.0.0.21")
 	bmcUser := fs.String("bmc-user", "", "BMC user name")
 	bmcPwFile := fs.String("bmc-password-file", "", "file holding the BMC password (else read from stdin when --bmc-address is given)")
-	bmcVendor := fs.String("bmc-vendor", "generic", "BMC vendor profile: generic, dell, hpe, supermicro, lenovo")
+	bmcVendor := fs.String("bmc-vendor", "auto", "BMC vendor profile: auto (detect), generic, dell, hpe, supermicro, lenovo")
+	powerOn := fs.Bool("power-on", false, "with --bmc-address: set a one-time PXE boot and power the machine on")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	req := lifecycle.EnrollRequest{Name: *name, MACs: macs, Serial: *serial, Site: *site, Segment: *segment,
-		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor}
+		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor, PowerOn: *powerOn}
 	if len(labels) > 0 {
 		req.Labels = map[string]string{}
 		for _, kv := range labels {

@@ -1,0 +1,97 @@
+package appliance_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"slate/inventory"
+	"slate/redfish/redfishtest"
+)
+
+// TestEnrollByBMC enrolls a machine from its BMC address alone: Slate reads the system over
+// Redfish (DMTF's rack-server mockup with real semantics), matches it with the machine DHCP
+// discovered by MAC, pins the certificate, and powers it on with a one-time PXE boot.
+func TestEnrollByBMC(t *testing.T) {
+	h := newHarness(t)
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+	sys := bmc.Get("/redfish/v1/Systems/437XR1138R2")
+	serial, _ := sys["SerialNumber"].(string)
+	uuid, _ := sys["UUID"].(string)
+	if serial == "" || uuid == "" {
+		t.Fatalf("mockup system lacks serial/UUID: %v", sys)
+	}
+	// A wrong password: 502 naming the BMC, and nothing written.
+	m0, a0 := h.counts()
+	st, b := h.do("POST", "/api/v1/machines", h.tok["operator"], map[string]any{"bmc_address": bmc.URL, "bmc_username": "admin", "bmc_password": "wrong"})
+	if st != 502 || !strings.Contains(string(b), bmc.URL) {
+		t.Fatalf("wrong BMC password: %d %s", st, b)
+	}
+	if m1, a1 := h.counts(); m1 != m0 || a1 != a0 {
+		t.Fatalf("a failed BMC enrollment wrote something: machines %d→%d audit %d→%d", m0, m1, a0, a1)
+	}
+
+	st, b = h.do("POST", "/api/v1/machines", h.tok["operator"], map[string]any{"name": "rack-1", "bmc_address": bmc.URL,
+		"bmc_username": "admin", "bmc_password": "password", "power_on": true})
+	if st != 201 {
+		t.Fatalf("enroll by BMC: %d %s", st, b)
+	}
+	var m inventory.Machine
+	json.Unmarshal(b, &m)
+	if m.Serial != serial || !strings.EqualFold(m.SystemUUID, uuid) || len(m.MACs) == 0 || m.BMC == nil || m.BMC.TLSFingerprint == "" {
+		t.Fatalf("machine from BMC: %+v (bmc %+v)", m, m.BMC)
+	}
+	sys = bmc.Get("/redfish/v1/Systems/437XR1138R2")
+	boot, _ := sys["Boot"].(map[string]any)
+	if sys["PowerState"] != "On" {
+		t.Fatalf("machine not powered on: %v", sys["PowerState"])
+	}
+	if boots := bmc.Boots(); len(boots) == 0 || boots[len(boots)-1] != "Pxe" {
+		t.Fatalf("the power-on did not boot from the network: boots %v, override %v", boots, boot)
+	}
+	ev, _ := h.a.Store.ListAudit(t.Context(), inventory.AuditFilter{Subject: m.ID})
+	var actions []string
+	for _, e := range ev {
+		actions = append(actions, e.Action+":"+e.Outcome)
+	}
+	if strings.Join(actions, ",") != "bmc.boot-once:ok,machine.enroll:ok" {
+		t.Fatalf("audit: %v", actions)
+	}
+	// The same BMC again is the same machine: refused, not duplicated.
+	st, b = h.do("POST", "/api/v1/machines", h.tok["operator"], map[string]any{"bmc_address": bmc.URL, "bmc_username": "admin", "bmc_password": "password"})
+	if st != 409 || !strings.Contains(string(b), "rack-1") {
+		t.Fatalf("second enrollment of the same BMC: %d %s", st, b)
+	}
+}
+
+// TestEnrollByBMCMatchesDiscoveredMachine: DHCP saw the NIC first; the BMC enrollment accepts
+// that machine instead of creating a second one.
+func TestEnrollByBMCMatchesDiscoveredMachine(t *testing.T) {
+	h := newHarness(t)
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+	var mac string
+	for _, p := range []string{"/redfish/v1/Systems/437XR1138R2/EthernetInterfaces/12446A3B0411", "/redfish/v1/Systems/437XR1138R2/EthernetInterfaces/12446A3B8890"} {
+		if d := bmc.Get(p); d != nil {
+			if v, _ := d["MACAddress"].(string); v != "" {
+				mac = v
+				break
+			}
+		}
+	}
+	if mac == "" {
+		t.Fatal("mockup has no NIC MAC")
+	}
+	d, _, err := h.a.Lifecycle.RecordDiscovered(t.Context(), mac, "x86_64-efi", "PXEClient:Arch:00007", "br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, b := h.do("POST", "/api/v1/machines", h.tok["operator"], map[string]any{"bmc_address": bmc.URL, "bmc_username": "admin", "bmc_password": "password"})
+	if st != 201 {
+		t.Fatalf("%d %s", st, b)
+	}
+	var m inventory.Machine
+	json.Unmarshal(b, &m)
+	if m.ID != d.ID || m.State != "enrolled" || m.BMC == nil {
+		t.Fatalf("want the discovered machine %s accepted with its BMC, got %+v", d.ID, m)
+	}
+}

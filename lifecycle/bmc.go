@@ -1,0 +1,106 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"slate/inventory"
+	"slate/redfish"
+)
+
+// BMC is what lifecycle uses of one machine's BMC (redfish.Client implements it).
+type BMC interface {
+	PowerState(ctx context.Context) (redfish.PowerState, error)
+	PowerOn(ctx context.Context) error
+	PowerOff(ctx context.Context) error
+	BootOnceNow(ctx context.Context, o redfish.BootOverride) error
+	Inventory(ctx context.Context) (redfish.Inventory, error)
+	Close(ctx context.Context) error
+}
+
+// BMCDialer opens a BMC session (fingerprint "" = trust on first use).
+type BMCDialer func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error)
+
+// ErrBMC marks a failure talking to a BMC (the API answers 502: the BMC, not the request, failed).
+var ErrBMC = errors.New("BMC unreachable or refused")
+
+type bmcError struct{ err error }
+
+func (e *bmcError) Error() string { return e.err.Error() }
+func (e *bmcError) Unwrap() []error {
+	return []error{ErrBMC, e.err}
+}
+
+// SetBMCDialer enables enrollment by BMC address.
+func (l *Machines) SetBMCDialer(d BMCDialer) { l.dial = d }
+
+// readBMC dials the BMC of an enrollment request and folds what it reports into the request:
+// MACs, UUID and serial (to match the machine DHCP sees), vendor and model.
+func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.Inventory, err error) {
+	profile := r.BMCVendor
+	if profile == "" || profile == "generic" {
+		profile = "auto"
+	}
+	c, err := l.dial(ctx, r.BMCAddress, r.BMCUsername, r.BMCPassword, profile, "")
+	if err != nil {
+		return inv, &bmcError{fmt.Errorf("enroll by BMC %s: %w (check the address and credentials)", r.BMCAddress, err)}
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	inv, err = c.Inventory(ctx)
+	if err != nil {
+		return inv, &bmcError{fmt.Errorf("enroll by BMC %s: read the system: %w", r.BMCAddress, err)}
+	}
+	seen := map[string]bool{}
+	for _, m := range r.MACs {
+		seen[m] = true
+	}
+	for _, m := range inv.MACs() {
+		if n, err := inventory.NormalizeMAC(m); err == nil && !seen[n] {
+			r.MACs = append(r.MACs, n)
+			seen[n] = true
+		}
+	}
+	if r.Serial == "" {
+		r.Serial = strings.TrimSpace(inv.Serial)
+	}
+	r.BMCVendor = inv.VendorProfile
+	return inv, nil
+}
+
+// PowerOnForNetboot sets a one-time network boot and powers the machine on through its BMC.
+func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretBox, st CredentialsReader, actor, machineID string, target redfish.BootTarget) error {
+	if l.dial == nil {
+		return errors.New("power on: no BMC support configured")
+	}
+	cred, err := st.BMCCredentials(ctx, box, machineID)
+	if err != nil {
+		return err
+	}
+	c, err := l.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint)
+	if err != nil {
+		return &bmcError{fmt.Errorf("machine %s: BMC %s: %w", machineID, cred.Address, err)}
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	outcome := "ok"
+	err = c.BootOnceNow(ctx, redfish.BootOverride{Target: target})
+	if err != nil {
+		outcome = "failed"
+		err = &bmcError{fmt.Errorf("machine %s: one-time %s boot through BMC %s: %w", machineID, target, cred.Address, err)}
+	}
+	_ = l.store.Update(ctx, func(tx *inventory.Tx) error {
+		details := map[string]any{"target": string(target), "bmc": cred.Address}
+		if err != nil {
+			details["error"] = err.Error()
+		}
+		_, e := tx.Audit(ctx, actor, "bmc.boot-once", machineID, outcome, details)
+		return e
+	})
+	return err
+}
+
+// CredentialsReader gives a machine's BMC credentials.
+type CredentialsReader interface {
+	BMCCredentials(ctx context.Context, box *inventory.SecretBox, machineID string) (inventory.BMCCredentials, error)
+}
