@@ -50,7 +50,8 @@ func PlanBoot(ctx context.Context, r Reader, mac string) (BootPlan, error) {
 func bootAction(m inventory.Machine) (action, message string) {
 	switch m.State {
 	case Discovered:
-		return BootNone, "Slate discovered this machine; a technician must accept (enroll) it before Slate boots it."
+		// Only to inspect it (read-only): the technician sees what it is before enrolling it.
+		return BootDeploy, ""
 	case Enrolled, Inspecting, Ready, Configuring, Provisioning, Updating, RollingBack, Decommissioning:
 		return BootDeploy, ""
 	case Deployed:

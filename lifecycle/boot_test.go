@@ -11,7 +11,7 @@ import (
 func TestPlanBootForEveryState(t *testing.T) {
 	s, l, _ := setup(t)
 	ctx := context.Background()
-	want := map[string]string{Discovered: BootNone, Enrolled: BootDeploy, Inspecting: BootDeploy, Ready: BootDeploy,
+	want := map[string]string{Discovered: BootDeploy, Enrolled: BootDeploy, Inspecting: BootDeploy, Ready: BootDeploy,
 		Configuring: BootDeploy, Provisioning: BootDeploy, Deployed: BootLocalDisk, Updating: BootDeploy, RollingBack: BootDeploy,
 		Decommissioning: BootDeploy, Sanitized: BootPowerOff, Retired: BootPowerOff, Failed: BootDeploy}
 	for i, st := range States() {

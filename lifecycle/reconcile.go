@@ -1,0 +1,261 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"slate/inventory"
+	"slate/redfish"
+)
+
+// ReconcileStore is what the reconciler reads and writes (*inventory.Store implements it).
+type ReconcileStore interface {
+	Store
+	CredentialsReader
+	ListMachines(ctx context.Context, f inventory.MachineFilter) ([]inventory.Machine, int, error)
+	ListTasks(ctx context.Context, machineID string, limit int) ([]inventory.Task, error)
+}
+
+// Task kinds the reconciler queues.
+const (
+	TaskInspect = "inspect"
+)
+
+// Reconciler compares each machine's desired and observed state and takes the next step.
+// State lives in the store, so a restart continues every machine where it was; a step that
+// already happened (a task queued, a transition made) is seen and not repeated.
+type Reconciler struct {
+	store    ReconcileStore
+	machines *Machines
+	box      *inventory.SecretBox
+	log      *slog.Logger
+	interval time.Duration
+	wake     chan struct{}
+	// AutoEnrollMACPrefixes enrolls a discovered machine whose MAC starts with one of these
+	// (lower-case, colon form, e.g. "52:54:00:") without a technician.
+	AutoEnrollMACPrefixes []string
+	// Woken is called with a machine id when a task was queued for it (the agent API's long
+	// poll answers at once).
+	Woken func(machineID string)
+
+	mu       sync.Mutex
+	why      map[string]string    // machine → what it waits for, for the UI
+	poweredA map[string]time.Time // machine → when Slate last powered it on for a netboot
+}
+
+// NewReconciler builds the reconciler; Run drives it.
+func NewReconciler(store ReconcileStore, machines *Machines, box *inventory.SecretBox, log *slog.Logger, interval time.Duration) *Reconciler {
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	return &Reconciler{store: store, machines: machines, box: box, log: log, interval: interval,
+		wake: make(chan struct{}, 1), why: map[string]string{}, poweredA: map[string]time.Time{}}
+}
+
+// MachineChanged wakes the reconciler (it implements Notifier).
+func (r *Reconciler) MachineChanged(string) {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Why says what a machine waits for ("" when nothing is known).
+func (r *Reconciler) Why(machineID string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.why[machineID]
+}
+
+func (r *Reconciler) explain(id, msg string) {
+	r.mu.Lock()
+	r.why[id] = msg
+	r.mu.Unlock()
+}
+
+// Run reconciles until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		if err := r.ReconcileOnce(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.wake:
+		}
+	}
+}
+
+// ReconcileOnce takes at most one step for every machine.
+func (r *Reconciler) ReconcileOnce(ctx context.Context) error {
+	var errs []error
+	for off := 0; ; off += 500 {
+		ms, total, err := r.store.ListMachines(ctx, inventory.MachineFilter{Limit: 500, Offset: off})
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if err := r.step(ctx, m); err != nil {
+				errs = append(errs, fmt.Errorf("machine %s: %w", m.Name, err))
+			}
+		}
+		if off+len(ms) >= total || len(ms) == 0 {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func openTask(ts []inventory.Task, kind string) (inventory.Task, bool) {
+	for _, t := range ts {
+		if t.Kind == kind && (t.State == inventory.TaskPending || t.State == inventory.TaskRunning) {
+			return t, true
+		}
+	}
+	return inventory.Task{}, false
+}
+
+func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
+	switch m.State {
+	case Enrolled:
+		return r.startInspection(ctx, m)
+	case Inspecting:
+		ts, err := r.store.ListTasks(ctx, m.ID, 20)
+		if err != nil {
+			return err
+		}
+		if t, ok := openTask(ts, TaskInspect); ok {
+			if t.State == inventory.TaskRunning {
+				r.explain(m.ID, fmt.Sprintf("inspecting: %.0f %% %s", t.Progress*100, t.Message))
+			} else {
+				r.explain(m.ID, r.waitingForBoot(m))
+			}
+			return nil
+		}
+		// Moved here by hand, or its task was cancelled: queue the inspection again.
+		return r.queue(ctx, m, TaskInspect, "inspection queued")
+	case Ready:
+		if m.DesiredRelease == "" {
+			r.explain(m.ID, "ready: assign a release to provision it")
+		}
+	case Discovered:
+		if rule := r.autoEnrollRule(m); rule != "" {
+			_, err := r.machines.Transition(ctx, m.ID, Enrolled, "slate", "auto-enroll rule: MAC prefix "+rule)
+			return err
+		}
+		ts, err := r.store.ListTasks(ctx, m.ID, 20)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if t.Kind == TaskInspect {
+				r.explain(m.ID, "discovered on the network: enroll it to manage it")
+				return nil
+			}
+		}
+		// Inspect it (read-only) so the technician sees what it is before accepting it.
+		return r.queue(ctx, m, TaskInspect, "discovered: inspecting it so you can decide to enroll it")
+	case Deployed:
+		r.explain(m.ID, "running "+m.BootedRelease)
+	case Failed:
+		r.explain(m.ID, "failed while "+m.FailedFrom+": "+m.FailedReason+" — retry when fixed")
+	}
+	return nil
+}
+
+func (r *Reconciler) autoEnrollRule(m inventory.Machine) string {
+	for _, p := range r.AutoEnrollMACPrefixes {
+		for _, mac := range m.MACs {
+			if len(p) > 0 && len(mac) >= len(p) && mac[:len(p)] == p {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func (r *Reconciler) waitingForBoot(m inventory.Machine) string {
+	if m.BMC == nil {
+		return "waiting for a technician to power it on (network boot)"
+	}
+	r.mu.Lock()
+	at, ok := r.poweredA[m.ID]
+	r.mu.Unlock()
+	if ok {
+		return fmt.Sprintf("powered on by Slate %s ago: waiting for the deploy environment", time.Since(at).Round(time.Second))
+	}
+	return "waiting for the deploy environment"
+}
+
+// startInspection moves an enrolled machine to inspecting with an inspect task in one
+// transaction, then powers it on through its BMC for a network boot when it has one.
+func (r *Reconciler) startInspection(ctx context.Context, m inventory.Machine) error {
+	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
+		cur, err := tx.GetMachine(ctx, m.ID)
+		if err != nil {
+			return err
+		}
+		if cur.State != Enrolled { // someone else moved it meanwhile
+			return nil
+		}
+		if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskInspect, nil); err != nil {
+			return err
+		}
+		_, err = TransitionTx(ctx, tx, m.ID, Inspecting, "slate", "inspection queued", "")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.notify(m.ID)
+	return r.netboot(ctx, m)
+}
+
+func (r *Reconciler) queue(ctx context.Context, m inventory.Machine, kind, why string) error {
+	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
+		_, err := tx.CreateTask(ctx, "slate", m.ID, kind, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.explain(m.ID, why)
+	r.notify(m.ID)
+	return r.netboot(ctx, m)
+}
+
+func (r *Reconciler) notify(id string) {
+	if r.Woken != nil {
+		r.Woken(id)
+	}
+	if r.machines.notify != nil {
+		r.machines.notify.MachineChanged(id)
+	}
+}
+
+// netboot powers a machine on with a one-time PXE boot when it has a BMC; without one, the UI
+// says a technician must.
+func (r *Reconciler) netboot(ctx context.Context, m inventory.Machine) error {
+	if m.BMC == nil || r.machines.dial == nil {
+		r.explain(m.ID, "waiting for a technician to power it on (network boot)")
+		return nil
+	}
+	r.explain(m.ID, "powering on through the BMC for a network boot")
+	if err := r.machines.PowerOnForNetboot(ctx, r.box, r.store, "slate", m.ID, redfish.BootPXE); err != nil {
+		r.explain(m.ID, "BMC power-on failed: "+err.Error())
+		return err
+	}
+	r.mu.Lock()
+	r.poweredA[m.ID] = time.Now()
+	r.mu.Unlock()
+	r.explain(m.ID, "powered on by Slate: waiting for the deploy environment")
+	return nil
+}
