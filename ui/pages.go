@@ -69,6 +69,12 @@ func (u *UI) machines(c echo.Context, s session) error {
 	}{u.layout(c, s, "Machines", "machines"), ms, total, len(ms), sc, lifecycle.States(), f, prev, next})
 }
 
+type taskView struct {
+	inventory.Task
+	Percent int
+	Logs    []inventory.TaskLogLine
+}
+
 type journeyStep struct{ State, Class string }
 
 // journey renders the happy path with the machine's position on it.
@@ -127,6 +133,27 @@ func (u *UI) machine(c echo.Context, s session) error {
 			facts = string(b)
 		}
 	}
+	tasks, err := u.d.Store.ListTasks(ctx, m.ID, 20)
+	if err != nil {
+		return err
+	}
+	var views []taskView
+	for i, t := range tasks {
+		v := taskView{Task: t, Percent: int(t.Progress * 100)}
+		if i < 3 && !t.CreatedAt.IsZero() {
+			if logs, err := u.d.Store.TaskLogs(ctx, t.ID, 0, 1000); err == nil {
+				if len(logs) > 12 {
+					logs = logs[len(logs)-12:]
+				}
+				v.Logs = logs
+			}
+		}
+		views = append(views, v)
+	}
+	why := ""
+	if u.d.Why != nil {
+		why = u.d.Why(m.ID)
+	}
 	var next []string
 	if m.State == lifecycle.Failed {
 		next = []string{"retry", lifecycle.Enrolled, lifecycle.Decommissioning}
@@ -141,7 +168,9 @@ func (u *UI) machine(c echo.Context, s session) error {
 		Events  []inventory.AuditEvent
 		Facts   string
 		Next    []string
-	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next})
+		Tasks   []taskView
+		Why     string
+	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why})
 }
 
 func (u *UI) enrollForm(c echo.Context, s session, status int, form map[string]string, fl *flash) error {

@@ -54,6 +54,8 @@ type Deps struct {
 	Warnings func() []string
 	// Facts returns the newest hardware facts document of a machine ("" when none).
 	Facts func(ctx context.Context, machineID string) (string, error)
+	// Why says what a machine waits for (the reconciler's explanation).
+	Why func(machineID string) string
 	// Vendors lists the BMC vendor profiles offered on the enroll form.
 	Vendors []string
 }
