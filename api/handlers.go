@@ -128,12 +128,22 @@ func (s *Server) listMachines(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// MachineView is a machine with what it waits for.
+type MachineView struct {
+	inventory.Machine
+	Why string `json:"why,omitempty"`
+}
+
 func (s *Server) getMachine(c echo.Context) error {
 	m, err := s.d.Store.GetMachine(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, m)
+	v := MachineView{Machine: m}
+	if s.d.Why != nil {
+		v.Why = s.d.Why(m.ID)
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 func (s *Server) enroll(c echo.Context) error {

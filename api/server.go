@@ -28,6 +28,10 @@ type Deps struct {
 	Metrics   prometheus.Registerer
 	// Warnings returns operational warnings to show (e.g. another DHCP server seen).
 	Warnings func() []string
+	// Subscribe follows machine changes (live progress).
+	Subscribe func() (<-chan string, func())
+	// Why says what a machine waits for.
+	Why func(machineID string) string
 	// TaskQueued wakes a machine's waiting agent when a task is queued for it.
 	TaskQueued func(machineID string)
 	// TokenTTL is how long an API token lives.
@@ -87,6 +91,7 @@ func New(d Deps) *Server {
 	}
 	s.routes = append(s.routes, s.releaseRoutes()...)
 	s.routes = append(s.routes, s.taskRoutes()...)
+	s.routes = append(s.routes, Route{Method: "GET", Path: "/events", Summary: "Server-sent events: the id of each machine that changes (?machine=ID to follow one)", Roles: all, handler: s.events})
 	return s
 }
 

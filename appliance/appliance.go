@@ -174,7 +174,7 @@ func (a *Appliance) buildHTTP() error {
 	a.Registry.MustRegister(machinesCollector{a.Store})
 
 	a.API = api.New(api.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Logger: a.log,
-		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL})
+		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL, Subscribe: a.Hub.Subscribe})
 	pages, err := ui.New(ui.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
 		CSRFKey: a.csrfKey(), Warnings: a.Warnings})
 	if err != nil {

@@ -330,3 +330,36 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchFollowsLive: `slate machine watch` prints a change made by someone else as it
+// happens and stops at the state asked for.
+func TestWatchFollowsLive(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, dir, "SLATE_ADMIN_PASSWORD=watch-pw-1")
+	tok := apiToken(t, s.addr, "admin", "watch-pw-1")
+	env := []string{"SLATE_TOKEN=" + tok, "SLATE_SERVER=http://" + s.addr, "XDG_CONFIG_HOME=" + t.TempDir()}
+	if out, err := run(t, env, "machine", "enroll", "--name", "w1", "--mac", "52:54:00:77:00:01"); err != nil {
+		t.Fatal(out)
+	}
+	cmd := exec.Command(slate(t), "machine", "watch", "w1", "--until", "inspecting", "--timeout", "30s")
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if o, err := run(t, env, "machine", "transition", "w1", "inspecting", "--reason", "watch test"); err != nil {
+		t.Fatal(o)
+	}
+	start := time.Now()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("watch: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "w1 → enrolled") || !strings.Contains(out.String(), "w1 → inspecting") {
+		t.Fatalf("watch output:\n%s", out.String())
+	}
+	if time.Since(start) > 4*time.Second {
+		t.Fatalf("watch took %s to see the change: not live", time.Since(start))
+	}
+}

@@ -37,3 +37,6 @@ func (h *Hub) Subscribe() (<-chan string, func()) {
 		h.mu.Unlock()
 	}
 }
+
+// TaskChanged implements the agent API's notifier: a task's progress refreshes its machine.
+func (h *Hub) TaskChanged(machineID, taskID string) { h.MachineChanged(machineID) }

@@ -86,6 +86,7 @@ func machineCommands() *command {
 		{name: "show", summary: "show one machine", run: machineShow},
 		{name: "enroll", summary: "enroll a machine by MAC, serial and/or BMC", run: machineEnroll},
 		{name: "transition", summary: "move a machine to another state (or retry a failed one)", run: machineTransition},
+		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
 	}}
 }
 
