@@ -40,6 +40,7 @@ func commands() []*command {
 		userCommands(),
 		releaseCommands(),
 		bmcCommands(),
+		certCommands(),
 		{name: "version", summary: "print the version", run: func(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.stdout, "slate", version)
 			return nil
