@@ -3,6 +3,7 @@ module slate
 go 1.26.8
 
 require (
+	github.com/bmc-toolbox/bmclib/v2 v2.3.3
 	github.com/chromedp/chromedp v0.14.2
 	github.com/distribution/distribution/v3 v3.0.0
 	github.com/go-pdf/fpdf v0.9.0
@@ -29,7 +30,6 @@ require (
 	github.com/VictorLowther/simplexml v0.0.0-20180716164440-0bff93621230 // indirect
 	github.com/VictorLowther/soap v0.0.0-20150314151524-8e36fca84b22 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/bmc-toolbox/bmclib/v2 v2.3.3 // indirect
 	github.com/bmc-toolbox/common v0.0.0-20240806132831-ba8adc6a35e3 // indirect
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect

@@ -41,6 +41,7 @@ func commands() []*command {
 		releaseCommands(),
 		bmcCommands(),
 		certCommands(),
+		labCommands(),
 		{name: "version", summary: "print the version", run: func(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.stdout, "slate", version)
 			return nil

@@ -1,0 +1,9 @@
+# The QEMU lab (lab/, `slate lab`, `make demo`): QEMU with SeaBIOS and OVMF, iPXE (NIC ROMs for
+# the VMs, ipxe.lkrn for the KVM probe), and the independent Redfish clients and DHCP server
+# the lab's tests drive the virtual BMCs and netboots with.
+DEB_PACKAGES += iproute2 qemu-system-x86 qemu-utils seabios ovmf ipxe ipxe-qemu dnsmasq-base python3-sushy redfishtool
+
+.PHONY: lab-test
+# Root, ≈2 minutes under TCG: two VMs netboot (SeaBIOS PXE and OVMF HTTP boot).
+lab-test:
+	$(GO) test -count=1 -timeout 10m ./lab/...
