@@ -7,7 +7,7 @@ export CGO_ENABLED := 0
 BIN := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 DEB_PACKAGES := ca-certificates git make iproute2 procps psmisc curl jq
 

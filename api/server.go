@@ -101,6 +101,12 @@ func (s *Server) Handle(method, path, summary string, roles []string, h echo.Han
 	s.extra = append(s.extra, Route{Method: method, Path: path, Summary: summary, Roles: roles, handler: h})
 }
 
+// SetWhy sets the explanation source (the reconciler is built after the API).
+func (s *Server) SetWhy(f func(machineID string) string) { s.d.Why = f }
+
+// SetTaskQueued sets who is woken when a task is queued.
+func (s *Server) SetTaskQueued(f func(machineID string)) { s.d.TaskQueued = f }
+
 // Routes returns the route table (the role matrix).
 func (s *Server) Routes() []Route { return append(slices.Clone(s.routes), s.extra...) }
 

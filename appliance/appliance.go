@@ -26,9 +26,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"slate/api"
+	"slate/api/agentapi"
+	"slate/dhcp"
 	"slate/image"
 	"slate/inventory"
 	"slate/lifecycle"
+	"slate/pxe"
 	"slate/redfish"
 	"slate/ui"
 )
@@ -46,17 +49,22 @@ type Options struct {
 
 // Appliance is a running Slate.
 type Appliance struct {
-	cfg       Config
-	log       *slog.Logger
-	Store     *inventory.Store
-	Secrets   *inventory.SecretBox
-	Lifecycle *lifecycle.Machines
-	Releases  *lifecycle.Releases
-	Images    *image.Registry
-	Hub       *ui.Hub
-	API       *api.Server
-	Registry  *prometheus.Registry
-	echo      *echo.Echo
+	cfg        Config
+	log        *slog.Logger
+	Store      *inventory.Store
+	Secrets    *inventory.SecretBox
+	Lifecycle  *lifecycle.Machines
+	Releases   *lifecycle.Releases
+	Images     *image.Registry
+	Hub        *ui.Hub
+	API        *api.Server
+	Reconciler *lifecycle.Reconciler
+	boot       *pxe.HTTP
+	tftp       *pxe.TFTP
+	dhcp       *dhcp.Server
+	agent      *agentapi.Handler
+	Registry   *prometheus.Registry
+	echo       *echo.Echo
 
 	mu       sync.Mutex
 	warnings []string
@@ -104,6 +112,10 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 		store.Close()
 		return nil, err
 	}
+	if err := a.buildServices(); err != nil {
+		store.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -111,7 +123,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 func (a *Appliance) Close() error { return a.Store.Close() }
 
 // Handler is the whole HTTP surface (for tests and for Run).
-func (a *Appliance) Handler() http.Handler { return a.echo }
+func (a *Appliance) Handler() http.Handler { return a.rootHandler() }
 
 // Warn adds an operational warning shown in the API and UI (e.g. a rogue DHCP server).
 func (a *Appliance) Warn(msg string) {
@@ -227,10 +239,18 @@ func (a *Appliance) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened.
 func (a *Appliance) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.echo, ReadHeaderTimeout: 10 * time.Second}
-	a.log.Info("slate serving", "listen", ln.Addr().String(), "data_dir", a.cfg.DataDir, "public_url", a.cfg.PublicURL)
-	errc := make(chan error, 1)
+	srv := &http.Server{Handler: a.rootHandler(), ReadHeaderTimeout: 10 * time.Second}
+	a.log.Info("slate serving", "listen", ln.Addr().String(), "data_dir", a.cfg.DataDir, "public_url", a.cfg.PublicURL,
+		"dhcp_interfaces", len(a.cfg.DHCP.Interfaces), "tftp", a.cfg.Boot.TFTPListen)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	svcCtx, stopSvc := context.WithCancel(ctx)
+	defer stopSvc()
+	go func() {
+		if err := a.runServices(svcCtx); err != nil {
+			errc <- err
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -291,3 +311,7 @@ func (r registryAuth) Bearer(ctx context.Context, token string) (string, image.A
 	}
 	return "agent:" + id, image.Pull, nil
 }
+
+// Echo is the echo instance behind the API and UI (tests compare its routes with the
+// OpenAPI description).
+func (a *Appliance) Echo() *echo.Echo { return a.echo }

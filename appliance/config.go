@@ -5,8 +5,11 @@ package appliance
 
 import (
 	"fmt"
+
 	"net"
 	"net/url"
+	"slate/dhcp"
+	"slate/pxe"
 	"strings"
 	"time"
 )
@@ -28,6 +31,15 @@ type Config struct {
 	Synchronous string `yaml:"synchronous"`
 	// FourEyes requires a release to be approved by someone other than its author.
 	FourEyes bool `yaml:"four_eyes"`
+	// DHCP names the interfaces Slate answers DHCP on (none by default: Slate never answers
+	// on a network nobody pointed it at).
+	DHCP dhcp.Config `yaml:"dhcp"`
+	// Boot configures TFTP (off unless boot.tftp_listen is set) and HTTP boot.
+	Boot pxe.Config `yaml:"boot"`
+	// AutoEnrollMACPrefixes enrolls discovered machines whose MAC starts with one of these.
+	AutoEnrollMACPrefixes []string `yaml:"auto_enroll_mac_prefixes"`
+	// ReconcileInterval is how often every machine is looked at (changes also wake it).
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
 }
 
 // Defaults returns the configuration with nothing set by the operator.
@@ -69,6 +81,16 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenTTL < time.Minute || c.TokenTTL > 30*24*time.Hour {
 		return &FieldError{"token_ttl", fmt.Sprintf("%s must be between 1m and 720h", c.TokenTTL)}
+	}
+	for i, p := range c.AutoEnrollMACPrefixes {
+		p = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(p), "-", ":"))
+		if p == "" || strings.Trim(p, "0123456789abcdef:") != "" {
+			return &FieldError{"auto_enroll_mac_prefixes", fmt.Sprintf("%q is not a MAC prefix like 52:54:00", c.AutoEnrollMACPrefixes[i])}
+		}
+		c.AutoEnrollMACPrefixes[i] = p
+	}
+	if c.ReconcileInterval != 0 && (c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > time.Hour) {
+		return &FieldError{"reconcile_interval", fmt.Sprintf("%s must be between 100ms and 1h", c.ReconcileInterval)}
 	}
 	switch strings.ToUpper(c.Synchronous) {
 	case "FULL", "NORMAL", "EXTRA":

@@ -37,7 +37,7 @@ func (t *Tx) PutFacts(ctx context.Context, machineID string, doc json.RawMessage
 		return 0, nil, err
 	}
 	if d == "" {
-		return 0, nil, fmt.Errorf("%w: facts document is empty", ErrInvalid)
+		return 0, nil, Errorf(ErrInvalid, "facts document is empty")
 	}
 	if _, err := t.GetMachine(ctx, machineID); err != nil {
 		return 0, nil, fmt.Errorf("store facts: %w", err)

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -82,71 +83,106 @@ func (s *Store) DHCPLeases(ctx context.Context, iface string) ([]Lease, error) {
 
 // CommitLeases writes a batch of lease changes in ONE transaction: the DHCP server's group
 // commit. With synchronous=FULL the batch is durable when this returns nil, so the server
-// sends the ACKs of the whole batch only then.
+// sends the ACKs of the whole batch only then. A bad change fails the whole batch.
 func (s *Store) CommitLeases(ctx context.Context, changes []LeaseChange) error {
 	if len(changes) == 0 {
 		return nil
+	}
+	now := s.now().UnixNano()
+	for _, c := range changes {
+		if err := checkLease(c); err != nil {
+			return fmt.Errorf("commit leases: %w", err)
+		}
 	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("commit leases: begin: %w", err)
 	}
 	defer tx.Rollback()
-	// An address moves from an expired lease to a new client: the old row must go first, or
-	// the (iface, ip) unique index refuses the new one.
-	evict, err := tx.PrepareContext(ctx, `DELETE FROM leases WHERE iface = ? AND ip = ? AND mac <> ?`)
-	if err != nil {
-		return fmt.Errorf("commit leases: %w", err)
-	}
-	defer evict.Close()
-	upsert, err := tx.PrepareContext(ctx, `INSERT INTO leases(mac, ip, iface, hostname, state, expires_at, relay_info, updated_at)
-		VALUES (?,?,?,?,?,?,?,?)
-		ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip, iface=excluded.iface, hostname=excluded.hostname,
-			state=excluded.state, expires_at=excluded.expires_at, relay_info=excluded.relay_info, updated_at=excluded.updated_at`)
-	if err != nil {
-		return fmt.Errorf("commit leases: %w", err)
-	}
-	defer upsert.Close()
-	del, err := tx.PrepareContext(ctx, `DELETE FROM leases WHERE mac = ?`)
-	if err != nil {
-		return fmt.Errorf("commit leases: %w", err)
-	}
-	defer del.Close()
-	now := s.now().UnixNano()
-	for _, c := range changes {
-		l := c.Lease
-		if l.MAC == "" {
-			return fmt.Errorf("commit leases: %w: lease without a MAC", ErrInvalid)
+	// Fast path: runs of upserts as multi-row statements (the statement count, not the rows,
+	// is what costs in the driver). A run fails as a whole when an address moves from an
+	// expired lease to a new client ((iface, ip) is unique) or a MAC appears twice; that run is
+	// then written row by row, freeing the address first.
+	const run = 64
+	for i := 0; i < len(changes); {
+		j := i
+		for j < len(changes) && j-i < run && !changes[j].Delete {
+			j++
 		}
-		if c.Delete {
-			if _, err := del.ExecContext(ctx, l.MAC); err != nil {
-				return fmt.Errorf("commit leases: delete %s: %w", l.MAC, err)
+		if j == i { // a delete
+			if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE mac = ?`, changes[i].Lease.MAC); err != nil {
+				return fmt.Errorf("commit leases: delete %s: %w", changes[i].Lease.MAC, err)
 			}
+			i++
 			continue
 		}
-		if !l.IP.Is4() {
-			return fmt.Errorf("commit leases: %w: lease %s has no IPv4 address", ErrInvalid, l.MAC)
+		var q strings.Builder
+		q.WriteString(`INSERT INTO leases(mac, ip, iface, hostname, state, expires_at, relay_info, updated_at) VALUES `)
+		args := make([]any, 0, 8*(j-i))
+		for k, c := range changes[i:j] {
+			if k > 0 {
+				q.WriteString(",")
+			}
+			q.WriteString("(?,?,?,?,?,?,?,?)")
+			args = append(args, leaseArgs(c.Lease, now)...)
 		}
-		switch l.State {
-		case LeaseBound, LeaseReleased, LeaseDeclined:
-		default:
-			return fmt.Errorf("commit leases: %w: lease %s state %q (want bound, released or declined)", ErrInvalid, l.MAC, l.State)
+		q.WriteString(upsertTail)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			if !isUnique(err) && !strings.Contains(err.Error(), "cannot affect row a second time") {
+				return fmt.Errorf("commit leases: %w", err)
+			}
+			for _, c := range changes[i:j] {
+				if err := upsertOne(ctx, tx, c.Lease, now); err != nil {
+					return err
+				}
+			}
 		}
-		ip := l.IP.String()
-		if _, err := evict.ExecContext(ctx, l.Iface, ip, l.MAC); err != nil {
-			return fmt.Errorf("commit leases: free %s for %s: %w", ip, l.MAC, err)
-		}
-		upd := now
-		if !l.UpdatedAt.IsZero() {
-			upd = l.UpdatedAt.UnixNano()
-		}
-		if _, err := upsert.ExecContext(ctx, l.MAC, ip, l.Iface, strings.TrimSpace(l.Hostname), l.State,
-			l.ExpiresAt.UnixNano(), l.RelayInfo, upd); err != nil {
-			return fmt.Errorf("commit leases: write %s → %s: %w", l.MAC, ip, err)
-		}
+		i = j
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit leases: %w", err)
+	}
+	return nil
+}
+
+const upsertTail = ` ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip, iface=excluded.iface, hostname=excluded.hostname,
+	state=excluded.state, expires_at=excluded.expires_at, relay_info=excluded.relay_info, updated_at=excluded.updated_at`
+
+func checkLease(c LeaseChange) error {
+	l := c.Lease
+	if l.MAC == "" {
+		return fmt.Errorf("%w: lease without a MAC", ErrInvalid)
+	}
+	if c.Delete {
+		return nil
+	}
+	if !l.IP.Is4() {
+		return fmt.Errorf("%w: lease %s has no IPv4 address", ErrInvalid, l.MAC)
+	}
+	switch l.State {
+	case LeaseBound, LeaseReleased, LeaseDeclined:
+	default:
+		return fmt.Errorf("%w: lease %s state %q (want bound, released or declined)", ErrInvalid, l.MAC, l.State)
+	}
+	return nil
+}
+
+// leaseArgs are a row's values; times are Unix nanoseconds, as in the audit log.
+func leaseArgs(l Lease, now int64) []any {
+	upd := now
+	if !l.UpdatedAt.IsZero() {
+		upd = l.UpdatedAt.UnixNano()
+	}
+	return []any{l.MAC, l.IP.String(), l.Iface, strings.TrimSpace(l.Hostname), l.State, l.ExpiresAt.UnixNano(), l.RelayInfo, upd}
+}
+
+func upsertOne(ctx context.Context, tx *sql.Tx, l Lease, now int64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM leases WHERE iface = ? AND ip = ? AND mac <> ?`, l.Iface, l.IP.String(), l.MAC); err != nil {
+		return fmt.Errorf("commit leases: free %s for %s: %w", l.IP, l.MAC, err)
+	}
+	q := `INSERT INTO leases(mac, ip, iface, hostname, state, expires_at, relay_info, updated_at) VALUES (?,?,?,?,?,?,?,?)` + upsertTail
+	if _, err := tx.ExecContext(ctx, q, leaseArgs(l, now)...); err != nil {
+		return fmt.Errorf("commit leases: write %s → %s: %w", l.MAC, l.IP, err)
 	}
 	return nil
 }

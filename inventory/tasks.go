@@ -92,7 +92,7 @@ func validJSON(what string, raw json.RawMessage, empty string) (string, error) {
 		return empty, nil
 	}
 	if !json.Valid([]byte(s)) {
-		return "", fmt.Errorf("%w: %s is not valid JSON", ErrInvalid, what)
+		return "", Errorf(ErrInvalid, "%s is not valid JSON", what)
 	}
 	return s, nil
 }
@@ -103,7 +103,7 @@ func validJSON(what string, raw json.RawMessage, empty string) (string, error) {
 func (t *Tx) CreateTask(ctx context.Context, actor, machineID, kind string, params json.RawMessage) (Task, error) {
 	kind = strings.TrimSpace(kind)
 	if kind == "" {
-		return Task{}, fmt.Errorf("%w: a task needs a kind (inspect, wipe, install, reboot, …)", ErrInvalid)
+		return Task{}, Errorf(ErrInvalid, "a task needs a kind (inspect, wipe, install, reboot, …)")
 	}
 	p, err := validJSON("task params", params, "{}")
 	if err != nil {
@@ -228,7 +228,7 @@ func (t *Tx) ownedTask(ctx context.Context, machineID, taskID string) (Task, err
 // A finished task refuses progress with ErrConflict.
 func (s *Store) ReportTaskProgress(ctx context.Context, machineID, taskID string, progress float64, message string, lines []TaskLogLine) error {
 	if math.IsNaN(progress) || progress < 0 || progress > 1 {
-		return fmt.Errorf("%w: progress %v must be between 0 and 1", ErrInvalid, progress)
+		return Errorf(ErrInvalid, "progress %v must be between 0 and 1", progress)
 	}
 	return s.Update(ctx, func(tx *Tx) error {
 		task, err := tx.ownedTask(ctx, machineID, taskID)
@@ -236,10 +236,10 @@ func (s *Store) ReportTaskProgress(ctx context.Context, machineID, taskID string
 			return err
 		}
 		if task.Finished() {
-			return fmt.Errorf("%w: task %s is already %s", ErrConflict, taskID, task.State)
+			return Errorf(ErrConflict, "task %s is already %s", taskID, task.State)
 		}
 		if task.State != TaskRunning {
-			return fmt.Errorf("%w: task %s is %s, not running: ask for the next task first", ErrConflict, taskID, task.State)
+			return Errorf(ErrConflict, "task %s is %s, not running: ask for the next task first", taskID, task.State)
 		}
 		if _, err := tx.tx.ExecContext(ctx, `UPDATE tasks SET progress=?, message=CASE WHEN ?='' THEN message ELSE ? END WHERE id=?`,
 			progress, message, message, taskID); err != nil {
@@ -252,7 +252,7 @@ func (s *Store) ReportTaskProgress(ctx context.Context, machineID, taskID string
 func (t *Tx) appendTaskLogs(ctx context.Context, taskID string, lines []TaskLogLine) error {
 	for _, l := range lines {
 		if l.Seq <= 0 {
-			return fmt.Errorf("%w: log line seq must be positive (got %d)", ErrInvalid, l.Seq)
+			return Errorf(ErrInvalid, "log line seq must be positive (got %d)", l.Seq)
 		}
 		at := l.At
 		if at.IsZero() {
@@ -307,7 +307,7 @@ type FinishHook func(ctx context.Context, tx *Tx, task Task) error
 // and runs nothing again; a contradicting outcome for a finished task is ErrConflict.
 func (s *Store) FinishTask(ctx context.Context, machineID, taskID string, o TaskOutcome, hook FinishHook) (task Task, changed bool, err error) {
 	if o.State != TaskSucceeded && o.State != TaskFailed {
-		return Task{}, false, fmt.Errorf("%w: a task finishes as %q or %q, not %q", ErrInvalid, TaskSucceeded, TaskFailed, o.State)
+		return Task{}, false, Errorf(ErrInvalid, "a task finishes as %q or %q, not %q", TaskSucceeded, TaskFailed, o.State)
 	}
 	res, err := validJSON("task result", o.Result, "")
 	if err != nil {
@@ -323,7 +323,7 @@ func (s *Store) FinishTask(ctx context.Context, machineID, taskID string, o Task
 			if cur.State == o.State {
 				return nil
 			}
-			return fmt.Errorf("%w: task %s already finished as %s", ErrConflict, taskID, cur.State)
+			return Errorf(ErrConflict, "task %s already finished as %s", taskID, cur.State)
 		}
 		if err := tx.appendTaskLogs(ctx, taskID, o.Logs); err != nil {
 			return err
@@ -369,7 +369,7 @@ func (s *Store) CancelTask(ctx context.Context, actor, taskID, reason string) (T
 			return err
 		}
 		if cur.Finished() {
-			return fmt.Errorf("%w: task %s is already %s", ErrConflict, taskID, cur.State)
+			return Errorf(ErrConflict, "task %s is already %s", taskID, cur.State)
 		}
 		if _, err := tx.tx.ExecContext(ctx, `UPDATE tasks SET state=?, message=?, finished_at=? WHERE id=?`,
 			TaskCancelled, reason, tx.now.UnixNano(), taskID); err != nil {

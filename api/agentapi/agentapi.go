@@ -218,6 +218,13 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 
 // storeErr maps inventory errors to statuses; another machine's task is 404, as if absent.
 func (h *Handler) storeErr(w http.ResponseWriter, machineID, op string, err error) {
+	if !errors.Is(err, inventory.ErrNotFound) && !errors.Is(err, inventory.ErrConflict) && !errors.Is(err, inventory.ErrInvalid) &&
+		!errors.Is(err, lifecycle.ErrNotAllowed) {
+		h.opt.Log.Error("agent API: "+op, "machine", machineID, "err", err)
+		writeErr(w, http.StatusInternalServerError, op+" failed; the agent will retry")
+		return
+	}
+	h.opt.Log.Warn("agent API: "+op+" refused", "machine", machineID, "err", err)
 	switch {
 	case errors.Is(err, inventory.ErrNotFound):
 		writeErr(w, http.StatusNotFound, err.Error())
@@ -225,34 +232,34 @@ func (h *Handler) storeErr(w http.ResponseWriter, machineID, op string, err erro
 		writeErr(w, http.StatusConflict, err.Error())
 	case errors.Is(err, inventory.ErrInvalid), errors.Is(err, lifecycle.ErrNotAllowed):
 		writeErr(w, http.StatusBadRequest, err.Error())
-	default:
-		h.opt.Log.Error("agent API: "+op, "machine", machineID, "err", err)
-		writeErr(w, http.StatusInternalServerError, op+" failed; the agent will retry")
 	}
 }
 
 const maxBody = 8 << 20
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// decode reads a JSON body; a bad one is answered 400 and logged with the machine.
+func (h *Handler) decode(w http.ResponseWriter, r *http.Request, machineID string, v any) bool {
+	fail := func(status int, msg string) bool {
+		h.opt.Log.Warn("agent API: bad request", "machine", machineID, "path", r.URL.Path, "err", msg)
+		writeErr(w, status, msg)
+		return false
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "read body: "+err.Error())
-		return false
+		return fail(http.StatusBadRequest, "read body: "+err.Error())
 	}
 	if len(body) > maxBody {
-		writeErr(w, http.StatusRequestEntityTooLarge, "body larger than 8 MiB")
-		return false
+		return fail(http.StatusRequestEntityTooLarge, "body larger than 8 MiB")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		writeErr(w, http.StatusBadRequest, "body is not valid JSON for this endpoint: "+err.Error())
-		return false
+		return fail(http.StatusBadRequest, "body is not valid JSON for this endpoint: "+err.Error())
 	}
 	return true
 }
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request, id string) {
 	var in agentproto.Register
-	if !decode(w, r, &in) {
+	if !h.decode(w, r, id, &in) {
 		return
 	}
 	var macs []string
@@ -346,7 +353,7 @@ func logLines(in []agentproto.LogLine) []inventory.TaskLogLine {
 
 func (h *Handler) progress(w http.ResponseWriter, r *http.Request, id string) {
 	var in agentproto.Progress
-	if !decode(w, r, &in) {
+	if !h.decode(w, r, id, &in) {
 		return
 	}
 	taskID := r.PathValue("id")
@@ -368,7 +375,7 @@ func factFields(f *agentproto.Facts) inventory.FactFields {
 
 func (h *Handler) result(w http.ResponseWriter, r *http.Request, id string) {
 	var in agentproto.Result
-	if !decode(w, r, &in) {
+	if !h.decode(w, r, id, &in) {
 		return
 	}
 	taskID := r.PathValue("id")
@@ -413,7 +420,7 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request, id string) {
 
 func (h *Handler) facts(w http.ResponseWriter, r *http.Request, id string) {
 	var in agentproto.Facts
-	if !decode(w, r, &in) {
+	if !h.decode(w, r, id, &in) {
 		return
 	}
 	if in.Schema != agentproto.FactsSchema {
@@ -439,7 +446,7 @@ func (h *Handler) facts(w http.ResponseWriter, r *http.Request, id string) {
 
 func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
 	var in agentproto.Heartbeat
-	if !decode(w, r, &in) {
+	if !h.decode(w, r, id, &in) {
 		return
 	}
 	changed := false

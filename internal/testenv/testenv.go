@@ -3,6 +3,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,8 +52,11 @@ func NewNetns(t testing.TB, prefix string) *Netns {
 	t.Cleanup(func() {
 		// Kill anything still running inside, then drop the namespace.
 		out, _ := exec.Command("ip", "netns", "pids", name).Output()
+		self := fmt.Sprint(os.Getpid())
 		for _, pid := range strings.Fields(string(out)) {
-			exec.Command("kill", "-9", pid).Run()
+			if pid != self { // never the test itself, whichever thread went in
+				exec.Command("kill", "-9", pid).Run()
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 		exec.Command("ip", "netns", "del", name).Run()
@@ -99,24 +103,40 @@ func Veth(t testing.TB, a *Netns, ifA, addrA string, b *Netns, ifB, addrB string
 }
 
 // Do runs fn on an OS thread switched into the namespace. Sockets fn opens stay in that
-// namespace after it returns, which is how an in-process server listens inside one.
+// namespace after it returns, which is how an in-process server listens inside one. The
+// thread is switched back before it is released, so no other goroutine (nor the process's
+// main thread) is left inside.
 func (n *Netns) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is never unlocked: it dies with the goroutine instead of returning to
-		// Go's pool in the wrong namespace.
 		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
 		f, err := os.Open("/var/run/netns/" + n.Name)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
 			return
 		}
-		errc <- fn()
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Could not go back: keep the thread locked so it dies with this goroutine.
+			errc <- errors.Join(ferr, fmt.Errorf("setns back: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
 	}()
 	return <-errc
 }

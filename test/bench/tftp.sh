@@ -3,11 +3,11 @@
 # file (Debian's ipxe.efi), all on loopback.
 #  - transfers/s: 50 parallel tftp-hpa clients (plain RFC 1350, 512-byte blocks) for DUR s
 #  - MB/s: one curl client at blksize 1468 (tftp-hpa's client cannot ask for a blksize),
-#    median of RUNS transfers
+#    median of RUNS transfers each, servers taken in turn
 # Usage: test/bench/tftp.sh   (root; DUR=10 RUNS=7 PAR=50 to tune)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DUR=${DUR:-10}; RUNS=${RUNS:-7}; PAR=${PAR:-50}
+DUR=${DUR:-10}; RUNS=${RUNS:-15}; PAR=${PAR:-50}
 FILE=/usr/lib/ipxe/ipxe.efi
 for c in tftp curl in.tftpd dnsmasq; do command -v $c >/dev/null || { echo "tftp bench: $c missing: run make deps"; exit 1; }; done
 [ -e $FILE ] || { echo "tftp bench: $FILE missing: run make deps (package ipxe)"; exit 1; }
@@ -54,17 +54,21 @@ parallel() {
 }
 wait_children() { for j in $(jobs -p); do case " ${pids[*]} " in *" $j "*) ;; *) wait "$j" ;; esac; done; }
 
-# single PORT → median MB/s of RUNS transfers with curl at blksize 1468.
-single() {
-  local port=$1
+# singles → median MB/s per server of RUNS transfers with curl at blksize 1468, the servers
+# taken in turn each round so load from elsewhere on the machine hits all three alike.
+singles() {
   for r in $(seq "$RUNS"); do
-    curl -sf -o /dev/null --tftp-blksize 1468 -w '%{speed_download}\n' "tftp://127.0.0.1:$port/ipxe.efi"
-  done | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1e6}'
+    for i in 0 1 2; do
+      echo "${names[$i]} $(curl -sf -o /dev/null --tftp-blksize 1468 -w '%{speed_download}' "tftp://127.0.0.1:${ports[$i]}/ipxe.efi")"
+    done
+  done > "$W/singles"
 }
+median() { awk -v n="$1" '$1 == n {print $2}' "$W/singles" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1e6}'; }
 
 declare -A tps mbs
 for i in 0 1 2; do tps[${names[$i]}]=$(parallel "${ports[$i]}"); done
-for i in 0 1 2; do mbs[${names[$i]}]=$(single "${ports[$i]}"); done
+singles
+for n in "${names[@]}"; do mbs[$n]=$(median "$n"); done
 rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$SLATE_PID/status)
 
 echo "tftp: ipxe.efi ($SIZE bytes), loopback, $PAR parallel tftp-hpa clients for ${DUR}s; 1 curl client at blksize 1468 (median of $RUNS)"

@@ -1,0 +1,165 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"slate/api/agentapi"
+	"slate/dhcp"
+	"slate/inventory"
+	"slate/lifecycle"
+	"slate/pxe"
+)
+
+// directory is the DHCP server's view of the inventory: machines by MAC, and discovery.
+type directory struct {
+	store     *inventory.Store
+	lifecycle *lifecycle.Machines
+	log       *slog.Logger
+}
+
+func (d directory) LookupMAC(ctx context.Context, mac net.HardwareAddr) (dhcp.Machine, bool, error) {
+	m, err := d.store.MachineByMAC(ctx, mac.String())
+	if errors.Is(err, inventory.ErrNotFound) {
+		return dhcp.Machine{}, false, nil
+	}
+	if err != nil {
+		return dhcp.Machine{}, false, err
+	}
+	out := dhcp.Machine{ID: m.ID, State: m.State, Hostname: m.Name}
+	if ip, err := netip.ParseAddr(m.Labels["ip"]); err == nil && ip.Is4() {
+		out.ReservedIP = ip // a reservation is the machine's "ip" label
+	}
+	return out, true, nil
+}
+
+func (d directory) RecordDiscovered(ctx context.Context, disc dhcp.Discovery) error {
+	m, created, err := d.lifecycle.RecordDiscovered(ctx, disc.MAC.String(), disc.Arch, disc.VendorClass, disc.Interface)
+	if err == nil && created {
+		d.log.Info("discovered a machine", "machine", m.ID, "mac", disc.MAC.String(), "arch", disc.Arch, "interface", disc.Interface)
+	}
+	return err
+}
+
+// agentNotifier fans the agent API's events out to the live UI and the reconciler.
+type agentNotifier struct{ a *Appliance }
+
+func (n agentNotifier) TaskChanged(machineID, taskID string) { n.a.Hub.MachineChanged(machineID) }
+func (n agentNotifier) MachineChanged(machineID string) {
+	n.a.Hub.MachineChanged(machineID)
+	if n.a.Reconciler != nil {
+		n.a.Reconciler.MachineChanged(machineID)
+	}
+}
+
+// buildServices prepares DHCP, TFTP, HTTP boot, the agent API and the reconciler.
+func (a *Appliance) buildServices() error {
+	bootCfg := a.cfg.Boot
+	bootCfg.DataDir = a.cfg.DataDir
+	if bootCfg.PublicURL == "" {
+		bootCfg.PublicURL = a.cfg.PublicURL
+	}
+	boot, err := pxe.NewHTTP(bootCfg, pxe.LifecyclePlanner{Machines: a.Store}, a.Store, a.log.With("service", "boot"))
+	if err != nil {
+		return fmt.Errorf("boot configuration: %w", err)
+	}
+	a.boot = boot
+	if a.cfg.Boot.TFTPListen != "" {
+		t, err := pxe.NewTFTP(bootCfg, a.log.With("service", "tftp"))
+		if err != nil {
+			return fmt.Errorf("tftp configuration: %w", err)
+		}
+		a.tftp = t
+	}
+	a.agent = agentapi.New(a.Store, agentapi.Options{Log: a.log.With("service", "agent-api"), Notify: agentNotifier{a}})
+	a.Reconciler = lifecycle.NewReconciler(a.Store, a.Lifecycle, a.Secrets, a.log.With("service", "reconciler"), a.cfg.ReconcileInterval)
+	a.Reconciler.AutoEnrollMACPrefixes = a.cfg.AutoEnrollMACPrefixes
+	a.Reconciler.Woken = a.agent.Wake
+	a.API.SetWhy(a.Reconciler.Why)
+	a.API.SetTaskQueued(a.agent.Wake)
+	if len(a.cfg.DHCP.Interfaces) > 0 {
+		for i := range a.cfg.DHCP.Interfaces {
+			// Boot URLs default to Slate's public URL.
+			if a.cfg.DHCP.Interfaces[i].Boot.URL == "" {
+				a.cfg.DHCP.Interfaces[i].Boot.URL = a.cfg.PublicURL
+			}
+		}
+		d, err := dhcp.New(a.cfg.DHCP, dhcp.Options{Store: a.Store, Directory: directory{a.Store, a.Lifecycle, a.log},
+			Logger: a.log.With("service", "dhcp"), Registerer: a.Registry})
+		if err != nil {
+			return err
+		}
+		a.dhcp = d
+	}
+	return nil
+}
+
+// rootHandler puts the boot files and the agent API on a plain mux (the boot files need the
+// raw ResponseWriter for sendfile), and everything else on echo.
+func (a *Appliance) rootHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/boot/", a.boot)
+	mux.Handle("/agent/", a.agent)
+	mux.Handle("/", a.echo)
+	return mux
+}
+
+// runServices starts the network services and the reconciler; it returns when ctx ends or a
+// service fails to start.
+func (a *Appliance) runServices(ctx context.Context) error {
+	errc := make(chan error, 3)
+	n := 0
+	if a.dhcp != nil {
+		n++
+		go func() { errc <- a.dhcp.Run(ctx) }()
+	}
+	if a.tftp != nil {
+		n++
+		go func() { errc <- a.tftp.Run(ctx) }()
+	}
+	go a.Reconciler.Run(ctx)
+	go a.rogueWarnings(ctx)
+	for range n {
+		select {
+		case err := <-errc:
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// rogueWarnings turns DHCP servers seen on Slate's segments into UI/API warnings.
+func (a *Appliance) rogueWarnings(ctx context.Context) {
+	if a.dhcp == nil {
+		return
+	}
+	seen := map[string]bool{}
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		for _, r := range a.dhcp.RogueServers() {
+			key := fmt.Sprintf("%v", r)
+			if !seen[key] {
+				seen[key] = true
+				a.Warn("Another DHCP server answers on this segment: " + strings.Trim(key, "{}") + " — machines may get addresses from it instead of Slate.")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

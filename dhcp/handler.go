@@ -1,0 +1,576 @@
+package dhcp
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"slate/inventory"
+)
+
+// ifaceServer serves one interface.
+type ifaceServer struct {
+	s        *Server
+	cfg      *compiled
+	log      *slog.Logger
+	pools    []*pool
+	server   netip.Addr
+	serverIP net.IP
+	conn67   net.PacketConn
+	limiter  *rateLimiter
+
+	discoveryBudget *tokenBucket
+
+	exhaustMu   sync.Mutex
+	exhaustLast time.Time
+	exhaustN    int
+
+	rogueMu   sync.Mutex
+	rogues    []RogueServer
+	probeDone bool
+	probeMAC  net.HardwareAddr
+}
+
+// result is what handling one packet produced: a reply to send to dst, and lease changes that
+// must be durable before it is sent.
+type result struct {
+	reply   *dhcpv4.DHCPv4
+	dst     *net.UDPAddr
+	changes []inventory.LeaseChange
+}
+
+// zero4 is a fresh 0.0.0.0 (replies own their fields; nothing shared between packets).
+func zero4() net.IP { return net.IP{0, 0, 0, 0} }
+
+func (ifs *ifaceServer) drop(reason string) {
+	ifs.s.m.drops.WithLabelValues(ifs.cfg.Name, reason).Inc()
+}
+
+// handleRaw parses and handles one packet. Bad input is dropped with a counted reason; this is
+// the fuzz target's entry point.
+func (ifs *ifaceServer) handleRaw(ctx context.Context, b []byte, port int, peer net.Addr) result {
+	m, err := dhcpv4.FromBytes(b)
+	if err != nil {
+		ifs.drop("malformed")
+		ifs.log.Debug("malformed DHCP packet dropped", "from", addrString(peer), "len", len(b), "err", err)
+		return result{}
+	}
+	return ifs.handle(ctx, m, port, peer)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+func (ifs *ifaceServer) handle(ctx context.Context, m *dhcpv4.DHCPv4, port int, peer net.Addr) result {
+	if m.OpCode != dhcpv4.OpcodeBootRequest {
+		ifs.drop("not_request")
+		return result{}
+	}
+	mac := m.ClientHWAddr
+	if len(mac) == 0 || len(m.ClientIPAddr) != 4 || len(m.GatewayIPAddr) != 4 {
+		ifs.drop("malformed")
+		return result{}
+	}
+	mt := m.MessageType()
+	if mt == dhcpv4.MessageTypeNone {
+		ifs.drop("bootp_unsupported")
+		return result{}
+	}
+	ifs.s.m.requests.WithLabelValues(ifs.cfg.Name, mt.String()).Inc()
+	if ifs.probeMAC != nil && string(ifs.probeMAC) == string(mac) {
+		return result{} // our own rogue probe, looped back
+	}
+	for _, p := range ifs.cfg.deny {
+		if p.match(mac) {
+			ifs.drop("denied")
+			return result{}
+		}
+	}
+	if len(ifs.cfg.allow) > 0 {
+		ok := false
+		for _, p := range ifs.cfg.allow {
+			ok = ok || p.match(mac)
+		}
+		if !ok {
+			ifs.drop("not_allowed")
+			return result{}
+		}
+	}
+	now := ifs.s.now()
+	if !ifs.limiter.allow(mac, now) {
+		ifs.drop("rate_limited")
+		return result{}
+	}
+	if ifs.cfg.Mode == ModeProxy {
+		return ifs.proxy(ctx, m, mt, port, peer, now)
+	}
+	if port != dhcpv4.ServerPort {
+		return result{}
+	}
+	return ifs.authoritative(ctx, m, mt, now)
+}
+
+// lookup asks the directory about mac and applies the discovery rule: unknown MACs are
+// answered only when discovery is on.
+func (ifs *ifaceServer) lookup(ctx context.Context, mac net.HardwareAddr) (Machine, bool, bool) {
+	machine, known, err := ifs.s.opts.Directory.LookupMAC(ctx, mac)
+	if err != nil {
+		ifs.log.Warn("machine lookup failed: not answering", "mac", mac.String(), "err", err)
+		ifs.drop("directory_error")
+		return Machine{}, false, false
+	}
+	if !known && !ifs.cfg.Discovery {
+		ifs.drop("unknown_mac")
+		return Machine{}, false, false
+	}
+	return machine, known, true
+}
+
+func (ifs *ifaceServer) discover(ctx context.Context, m *dhcpv4.DHCPv4, boot BootAnswer, now time.Time) {
+	if !ifs.discoveryBudget.take(now) {
+		ifs.drop("discovery_rate")
+		return
+	}
+	d := Discovery{MAC: m.ClientHWAddr, Interface: ifs.cfg.Name, Arch: boot.Arch, VendorClass: m.ClassIdentifier(), Hostname: sanitizeHostname(m.HostName())}
+	if err := ifs.s.opts.Directory.RecordDiscovered(ctx, d); err != nil {
+		ifs.log.Warn("recording discovered machine failed", "mac", m.ClientHWAddr.String(), "err", err)
+		return
+	}
+	ifs.log.Info("machine discovered", "mac", m.ClientHWAddr.String(), "arch", boot.Arch, "vendor_class", d.VendorClass)
+}
+
+func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt dhcpv4.MessageType, now time.Time) result {
+	mac := m.ClientHWAddr
+	key := string(mac)
+	relayed := !m.GatewayIPAddr.IsUnspecified()
+	switch mt {
+	case dhcpv4.MessageTypeRelease:
+		ip, ok := addrU(m.ClientIPAddr)
+		p := ifs.poolFor(ip)
+		if !ok || p == nil {
+			ifs.drop("release_unknown")
+			return result{}
+		}
+		l, ok := p.release(key, ip, now)
+		if !ok {
+			ifs.drop("release_unknown")
+			return result{}
+		}
+		ifs.log.Info("lease released", "mac", mac.String(), "ip", u2addr(ip))
+		return result{changes: []inventory.LeaseChange{{Lease: ifs.row(mac, l, inventory.LeaseReleased)}}}
+	case dhcpv4.MessageTypeDecline:
+		ip, ok := addrU(m.RequestedIPAddress())
+		p := ifs.poolFor(ip)
+		if !ok || p == nil || !p.decline(key, ip, now, ifs.cfg.DeclineQuarantine) {
+			ifs.drop("decline_unknown")
+			return result{}
+		}
+		ifs.log.Warn("address declined by client (in use by another host?): quarantined", "mac", mac.String(), "ip", u2addr(ip), "for", ifs.cfg.DeclineQuarantine)
+		row := inventory.Lease{MAC: inventory.DeclinedKey(ifs.cfg.Name, u2addr(ip)), IP: u2addr(ip), Iface: ifs.cfg.Name,
+			State: inventory.LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}
+		return result{changes: []inventory.LeaseChange{{Lease: row}}}
+	}
+	machine, known, ok := ifs.lookup(ctx, mac)
+	if !ok {
+		return result{}
+	}
+	boot := DecideBoot(bootRequestFrom(m, machine.State), ifs.cfg.Boot)
+	if mt == dhcpv4.MessageTypeDiscover && !known && (boot.Kind != BootNone || boot.Refuse) {
+		// Recorded even when Slate cannot boot it (an ARM64 machine before its binary is
+		// installed): the technician should see the machine exists.
+		ifs.discover(ctx, m, boot, now)
+	}
+	if boot.Refuse {
+		ifs.log.Info("network boot refused: no offer", "mac", mac.String(), "machine", machine.ID, "reason", boot.Reason)
+		ifs.drop("boot_refused")
+		return result{}
+	}
+	if mt == dhcpv4.MessageTypeInform {
+		r := ifs.newReply(m, dhcpv4.MessageTypeAck)
+		if p := ifs.poolFor(ipU(m.ClientIPAddr)); p != nil {
+			ifs.leaseOptions(r, p, 0, machine.Hostname)
+		}
+		ifs.bootOptions(r, boot)
+		return result{reply: r, dst: ifs.dest(m, false)}
+	}
+	var p *pool
+	if relayed {
+		p = ifs.poolFor(ipU(m.GatewayIPAddr))
+		if p == nil {
+			ifs.drop("no_pool_for_relay")
+			return result{}
+		}
+	} else if cp := ifs.poolFor(ipU(m.ClientIPAddr)); cp != nil {
+		p = cp // a renewal sent straight to us, also for a lease of a relayed subnet
+	} else if len(ifs.pools) > 0 && ifs.cfg.pool != nil {
+		p = ifs.pools[0]
+	} else {
+		ifs.drop("no_pool")
+		return result{}
+	}
+	reserved := uint32(0)
+	if machine.ReservedIP.Is4() && p.cfg.subnet.Contains(machine.ReservedIP) {
+		reserved = ip4u(machine.ReservedIP)
+	}
+	switch mt {
+	case dhcpv4.MessageTypeDiscover:
+		requested, _ := addrU(m.RequestedIPAddress())
+		l, err := p.offer(key, reserved, requested, now, ifs.cfg.OfferHold)
+		if err != nil {
+			ifs.exhausted(p, mac)
+			return result{}
+		}
+		r := ifs.newReply(m, dhcpv4.MessageTypeOffer)
+		r.YourIPAddr = u2ip(l.ip)
+		ifs.leaseOptions(r, p, p.cfg.leaseTime, machine.Hostname)
+		ifs.bootOptions(r, boot)
+		return result{reply: r, dst: ifs.dest(m, false)}
+	case dhcpv4.MessageTypeRequest:
+		sid := m.ServerIdentifier()
+		if sid != nil && !sid.Equal(ifs.serverIP) {
+			p.forget(key) // the client took another server's offer
+			return result{}
+		}
+		ip, hasReq := addrU(m.RequestedIPAddress())
+		if !hasReq {
+			ip, hasReq = addrU(m.ClientIPAddr) // renewing or rebinding
+		}
+		if !hasReq {
+			return ifs.nak(m, "request names no address")
+		}
+		if !p.cfg.subnet.Contains(u2addr(ip)) {
+			if sid == nil && m.ClientIPAddr.IsUnspecified() {
+				return ifs.nak(m, "requested address is not on this network")
+			}
+			ifs.drop("request_other_network")
+			return result{}
+		}
+		if reserved != 0 && ip != reserved {
+			return ifs.nak(m, "machine has a reserved address")
+		}
+		hostname := machine.Hostname
+		if hostname == "" {
+			hostname = sanitizeHostname(m.HostName())
+		}
+		relay := relayInfo(m)
+		l, ok := p.bind(key, ip, now, p.cfg.leaseTime, hostname, relay)
+		if !ok {
+			return ifs.nak(m, "address is not this client's")
+		}
+		r := ifs.newReply(m, dhcpv4.MessageTypeAck)
+		r.YourIPAddr = u2ip(ip)
+		ifs.leaseOptions(r, p, p.cfg.leaseTime, machine.Hostname)
+		ifs.bootOptions(r, boot)
+		return result{reply: r, dst: ifs.dest(m, false),
+			changes: []inventory.LeaseChange{{Lease: ifs.row(mac, l, inventory.LeaseBound)}}}
+	default:
+		ifs.drop("unsupported_type")
+		return result{}
+	}
+}
+
+// proxy answers network-boot clients with boot options only (PXE proxyDHCP): an OFFER without
+// an address on port 67, and an ACK to the boot server discovery REQUEST on port 4011.
+func (ifs *ifaceServer) proxy(ctx context.Context, m *dhcpv4.DHCPv4, mt dhcpv4.MessageType, port int, peer net.Addr, now time.Time) result {
+	br := bootRequestFrom(m, "")
+	if first := DecideBoot(br, ifs.cfg.Boot); first.Kind == BootNone && !first.Refuse {
+		ifs.drop("not_netboot")
+		return result{}
+	}
+	machine, known, ok := ifs.lookup(ctx, m.ClientHWAddr)
+	if !ok {
+		return result{}
+	}
+	br.MachineState = machine.State
+	boot := DecideBoot(br, ifs.cfg.Boot)
+	if boot.Refuse || boot.Kind == BootNone {
+		ifs.log.Info("network boot refused: no proxy offer", "mac", m.ClientHWAddr.String(), "machine", machine.ID, "reason", boot.Reason)
+		ifs.drop("boot_refused")
+		return result{}
+	}
+	var r *dhcpv4.DHCPv4
+	dst := ifs.dest(m, true)
+	switch {
+	case port == dhcpv4.ServerPort && mt == dhcpv4.MessageTypeDiscover:
+		if !known {
+			ifs.discover(ctx, m, boot, now)
+		}
+		r = ifs.newReply(m, dhcpv4.MessageTypeOffer)
+	case port == dhcpv4.ServerPort && mt == dhcpv4.MessageTypeRequest:
+		// Only a REQUEST naming us is ours; the others select the plant server's offer.
+		if sid := m.ServerIdentifier(); sid == nil || !sid.Equal(ifs.serverIP) {
+			return result{}
+		}
+		r = ifs.newReply(m, dhcpv4.MessageTypeAck)
+	case port == pxePort && (mt == dhcpv4.MessageTypeRequest || mt == dhcpv4.MessageTypeInform):
+		r = ifs.newReply(m, dhcpv4.MessageTypeAck)
+		if u, ok := peer.(*net.UDPAddr); ok && !u.IP.IsUnspecified() {
+			dst = u
+		}
+	default:
+		return result{}
+	}
+	r.GatewayIPAddr = zero4()
+	ifs.bootOptions(r, boot)
+	if boot.VendorClass == "" {
+		boot.VendorClass = "PXEClient"
+	}
+	r.Options.Update(dhcpv4.OptClassIdentifier(boot.VendorClass))
+	if boot.VendorClass == "PXEClient" && !br.IPXE {
+		// PXE_DISCOVERY_CONTROL = 8: boot the file named here, skip boot server discovery.
+		r.Options.Update(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, []byte{6, 1, 8, 255}))
+	}
+	if v := m.Options.Get(dhcpv4.OptionClientMachineIdentifier); v != nil {
+		r.Options.Update(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, v)) // PXE spec: echo the UUID
+	}
+	return result{reply: r, dst: dst}
+}
+
+func (ifs *ifaceServer) nak(m *dhcpv4.DHCPv4, why string) result {
+	ifs.log.Info("DHCP NAK", "mac", m.ClientHWAddr.String(), "requested", m.RequestedIPAddress(), "ciaddr", m.ClientIPAddr, "reason", why)
+	r := ifs.newReply(m, dhcpv4.MessageTypeNak)
+	r.Options.Update(dhcpv4.OptMessage(why))
+	return result{reply: r, dst: ifs.dest(m, true)}
+}
+
+// newReply builds a reply by hand: dhcpv4.NewReplyFromRequest draws a random xid from
+// crypto/rand only to overwrite it, 15 % of the server's CPU under load.
+func (ifs *ifaceServer) newReply(m *dhcpv4.DHCPv4, mt dhcpv4.MessageType) *dhcpv4.DHCPv4 {
+	r := &dhcpv4.DHCPv4{
+		OpCode:        dhcpv4.OpcodeBootReply,
+		HWType:        m.HWType,
+		TransactionID: m.TransactionID,
+		Flags:         m.Flags,
+		ClientIPAddr:  m.ClientIPAddr,
+		YourIPAddr:    zero4(),
+		ServerIPAddr:  zero4(),
+		GatewayIPAddr: m.GatewayIPAddr,
+		ClientHWAddr:  m.ClientHWAddr,
+		Options:       dhcpv4.Options{},
+	}
+	if mt == dhcpv4.MessageTypeNak || mt == dhcpv4.MessageTypeOffer {
+		r.ClientIPAddr = zero4()
+	}
+	r.Options.Update(dhcpv4.OptMessageType(mt))
+	r.Options.Update(dhcpv4.OptServerIdentifier(ifs.serverIP))
+	if v := m.Options.Get(dhcpv4.OptionClientIdentifier); v != nil {
+		r.Options.Update(dhcpv4.OptGeneric(dhcpv4.OptionClientIdentifier, v)) // RFC 6842
+	}
+	if v := m.Options.Get(dhcpv4.OptionRelayAgentInformation); v != nil && !m.GatewayIPAddr.IsUnspecified() {
+		r.Options.Update(dhcpv4.OptGeneric(dhcpv4.OptionRelayAgentInformation, v)) // RFC 3046: echo to the relay
+	}
+	return r
+}
+
+func (ifs *ifaceServer) leaseOptions(r *dhcpv4.DHCPv4, p *pool, leaseTime time.Duration, hostname string) {
+	r.Options.Update(dhcpv4.OptSubnetMask(p.cfg.netmask))
+	if p.cfg.gateway.IsValid() {
+		g := p.cfg.gateway.As4()
+		r.Options.Update(dhcpv4.OptRouter(net.IP(g[:])))
+	}
+	if len(p.cfg.dns) > 0 {
+		r.Options.Update(dhcpv4.OptDNS(p.cfg.dns...))
+	}
+	if p.cfg.domain != "" {
+		r.Options.Update(dhcpv4.OptDomainName(p.cfg.domain))
+	}
+	if hostname != "" {
+		r.Options.Update(dhcpv4.OptHostName(hostname))
+	}
+	if leaseTime > 0 {
+		r.Options.Update(dhcpv4.OptIPAddressLeaseTime(leaseTime))
+		r.Options.Update(dhcpv4.OptRenewTimeValue(leaseTime / 2))
+		r.Options.Update(dhcpv4.OptRebindingTimeValue(leaseTime * 7 / 8))
+	}
+}
+
+func (ifs *ifaceServer) bootOptions(r *dhcpv4.DHCPv4, b BootAnswer) {
+	if b.Kind == BootNone {
+		return
+	}
+	r.ServerIPAddr = ifs.serverIP
+	r.BootFileName = b.File
+	r.Options.Update(dhcpv4.OptBootFileName(b.File))
+	if b.Kind == BootTFTP {
+		r.Options.Update(dhcpv4.OptTFTPServerName(ifs.server.String()))
+	}
+	if b.VendorClass == "HTTPClient" {
+		r.Options.Update(dhcpv4.OptClassIdentifier("HTTPClient")) // UEFI HTTP boot ignores offers without it
+	}
+}
+
+// dest is where a reply goes (RFC 2131 §4.1): to the relay, to the client's address when it
+// has one, else broadcast (Slate does not write ARP entries for unicast to a client that has
+// no address yet; broadcast reaches every client).
+func (ifs *ifaceServer) dest(m *dhcpv4.DHCPv4, nak bool) *net.UDPAddr {
+	if !m.GatewayIPAddr.IsUnspecified() {
+		return &net.UDPAddr{IP: m.GatewayIPAddr, Port: dhcpv4.ServerPort}
+	}
+	if !nak && !m.ClientIPAddr.IsUnspecified() {
+		return &net.UDPAddr{IP: m.ClientIPAddr, Port: dhcpv4.ClientPort}
+	}
+	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
+}
+
+func (ifs *ifaceServer) row(mac net.HardwareAddr, l lease, state string) inventory.Lease {
+	return inventory.Lease{MAC: mac.String(), IP: u2addr(l.ip), Iface: ifs.cfg.Name, Hostname: l.hostname,
+		State: state, ExpiresAt: l.expires, RelayInfo: l.relay}
+}
+
+// poolFor is the pool whose subnet holds ip.
+func (ifs *ifaceServer) poolFor(ip uint32) *pool {
+	if ip == 0 {
+		return nil
+	}
+	a := u2addr(ip)
+	for _, p := range ifs.pools {
+		if p.cfg.subnet.Contains(a) {
+			return p
+		}
+	}
+	return nil
+}
+
+// exhausted reports an empty pool: a metric every time, a log line at most every 10 s.
+func (ifs *ifaceServer) exhausted(p *pool, mac net.HardwareAddr) {
+	ifs.drop("pool_exhausted")
+	ifs.s.m.exhausted.WithLabelValues(ifs.cfg.Name, p.cfg.label).Inc()
+	now := ifs.s.now()
+	ifs.exhaustMu.Lock()
+	ifs.exhaustN++
+	if now.Sub(ifs.exhaustLast) < 10*time.Second && !ifs.exhaustLast.IsZero() {
+		ifs.exhaustMu.Unlock()
+		return
+	}
+	n := ifs.exhaustN
+	ifs.exhaustN, ifs.exhaustLast = 0, now
+	ifs.exhaustMu.Unlock()
+	st := p.status(now)
+	ifs.log.Warn("DHCP pool exhausted: no address to offer (widen the range, shorten lease_time, or find who is flooding)",
+		"pool", st.Range, "size", st.Size, "bound", st.Bound, "offered", st.Offered, "quarantined", st.Quarantined,
+		"mac", mac.String(), "refused_since_last_report", n)
+}
+
+func addrU(ip net.IP) (uint32, bool) {
+	u := ipU(ip)
+	return u, u != 0
+}
+
+func ipU(ip net.IP) uint32 {
+	v4 := ip.To4()
+	if v4 == nil {
+		return 0
+	}
+	return uint32(v4[0])<<24 | uint32(v4[1])<<16 | uint32(v4[2])<<8 | uint32(v4[3])
+}
+
+// relayInfo renders option 82 for the lease row: "<sub-option>=<hex>;…".
+func relayInfo(m *dhcpv4.DHCPv4) string {
+	ri := m.RelayAgentInfo()
+	if ri == nil {
+		return ""
+	}
+	var codes []int
+	for c := range ri.Options {
+		codes = append(codes, int(c))
+	}
+	sort.Ints(codes)
+	var parts []string
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%d=%x", c, ri.Options[uint8(c)]))
+	}
+	return strings.Join(parts, ";")
+}
+
+func sanitizeHostname(h string) string {
+	var b strings.Builder
+	for _, r := range h {
+		if b.Len() >= 63 {
+			break
+		}
+		if r == '-' || r == '.' || r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// rateLimiter counts packets per MAC in fixed windows. Its table has a fixed number of slots
+// (a MAC hashing to a taken slot evicts the older one), so a flood of random MACs cannot grow
+// memory.
+type rateLimiter struct {
+	limit  int
+	window time.Duration
+	seed   maphash.Seed
+	shards [16]struct {
+		mu    sync.Mutex
+		slots [512]rlSlot
+	}
+}
+
+type rlSlot struct {
+	mac   [16]byte
+	n     uint8
+	count int
+	start time.Time
+}
+
+func newRateLimiter(c RateLimit) *rateLimiter {
+	return &rateLimiter{limit: c.PerMAC, window: c.Window, seed: maphash.MakeSeed()}
+}
+
+func (r *rateLimiter) allow(mac net.HardwareAddr, now time.Time) bool {
+	h := maphash.Bytes(r.seed, mac)
+	sh := &r.shards[h%16]
+	var k [16]byte
+	n := copy(k[:], mac)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := &sh.slots[(h/16)%512]
+	if s.mac != k || s.n != uint8(n) || now.Sub(s.start) >= r.window {
+		*s = rlSlot{mac: k, n: uint8(n), count: 1, start: now}
+		return true
+	}
+	s.count++
+	return s.count <= r.limit
+}
+
+// tokenBucket bounds a rate (discoveries recorded per second) with a burst.
+type tokenBucket struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate, burst float64) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: burst, tokens: burst}
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

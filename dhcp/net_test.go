@@ -1,0 +1,589 @@
+package dhcp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"slate/internal/testenv"
+	"slate/inventory"
+)
+
+// lab is a bridge in a hub namespace; every party gets its own namespace on a veth to it, so
+// traffic stays inside namespaces this test made.
+type lab struct {
+	t   *testing.T
+	hub *testenv.Netns
+	n   int
+}
+
+func newLab(t *testing.T) *lab {
+	testenv.RequireRoot(t)
+	hub := testenv.NewNetns(t, "dh")
+	testenv.Run(t, "ip", "-n", hub.Name, "link", "add", "br0", "type", "bridge")
+	testenv.Run(t, "ip", "-n", hub.Name, "link", "set", "br0", "up")
+	return &lab{t: t, hub: hub}
+}
+
+// join creates a namespace whose interface ifname (with mac and addr, both optional) is on
+// the bridge. Prefixes are two letters: testenv cuts namespace names at 15 characters, and a
+// longer prefix makes the 10th namespace of a run collide with the 1st.
+func (l *lab) join(prefix, ifname, mac, addr string) *testenv.Netns {
+	l.n++
+	ns := testenv.NewNetns(l.t, prefix)
+	port := fmt.Sprintf("hp%d", l.n)
+	testenv.Veth(l.t, l.hub, port, "", ns, ifname, addr)
+	testenv.Run(l.t, "ip", "-n", l.hub.Name, "link", "set", port, "master", "br0")
+	if mac != "" {
+		testenv.Run(l.t, "ip", "-n", ns.Name, "link", "set", ifname, "address", mac)
+	}
+	return ns
+}
+
+func nsListen(ns *testenv.Netns) func(string, int) (net.PacketConn, error) {
+	return func(iface string, port int) (net.PacketConn, error) {
+		var c net.PacketConn
+		err := ns.Do(func() error {
+			var e error
+			c, e = ListenInterface(iface, port)
+			return e
+		})
+		return c, err
+	}
+}
+
+// logBuf collects log lines for assertions.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if os.Getenv("DHCP_TEST_LOG") != "" {
+		os.Stderr.Write(p)
+	}
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+type running struct {
+	srv  *Server
+	reg  *prometheus.Registry
+	logs *logBuf
+	stop func()
+}
+
+func startSlate(t *testing.T, ns *testenv.Netns, cfg Config, store LeaseStore, dir Directory) *running {
+	t.Helper()
+	r := &running{reg: prometheus.NewRegistry(), logs: &logBuf{}}
+	srv, err := New(cfg, Options{Store: store, Directory: dir, Registerer: r.reg, ListenPacket: nsListen(ns),
+		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = srv
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-errc:
+		cancel()
+		t.Fatalf("slate DHCP did not start: %v", err)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("slate DHCP not ready after 20s")
+	}
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return 10s after cancel")
+			}
+		})
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func openStore(t *testing.T, path string) *inventory.Store {
+	t.Helper()
+	s, err := inventory.Open(context.Background(), path, inventory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s; last: %s", d, what, last)
+}
+
+func leaseOf(t *testing.T, s *inventory.Store, mac string) (inventory.Lease, bool) {
+	t.Helper()
+	ls, err := s.DHCPLeases(context.Background(), "s0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.MAC == mac {
+			return l, true
+		}
+	}
+	return inventory.Lease{}, false
+}
+
+const clientScript = `#!/bin/sh
+# dhclient-script / udhcpc script stand-in: configures the address inside the test namespace
+# and logs what happened; never touches the host's resolv.conf.
+log="$(dirname "$0")/events.log"
+if [ -n "$1" ]; then reason="$1"; ip="$ip"; mask="$subnet"; else ip="$new_ip_address"; mask="$new_subnet_mask"; fi
+echo "$reason $ip $mask" >> "$log"
+case "$reason" in
+  PREINIT|deconfig) ip link set "$interface" up; ip -4 addr flush dev "$interface" ;;
+  BOUND|RENEW|REBIND|REBOOT|bound|renew) ip -4 addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface" ;;
+  RELEASE|EXPIRE|STOP) ip -4 addr flush dev "$interface" ;;
+esac
+exit 0
+`
+
+func writeScript(t *testing.T, dir string) string {
+	p := filepath.Join(dir, "script.sh")
+	if err := os.WriteFile(p, []byte(clientScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func events(dir string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, "events.log"))
+	return string(b)
+}
+
+// lastIP returns the address of the last event whose reason is in reasons.
+func lastIP(ev string, reasons ...string) string {
+	ip := ""
+	for _, line := range strings.Split(ev, "\n") {
+		f := strings.Fields(line)
+		for _, r := range reasons {
+			if len(f) >= 2 && f[0] == r {
+				ip = f[1]
+			}
+		}
+	}
+	return ip
+}
+
+func authConfig(probe time.Duration, lease time.Duration) Config {
+	return Config{Interfaces: []InterfaceConfig{{Name: "s0", Mode: ModeAuthoritative, ServerAddress: "10.77.0.1", Discovery: true,
+		RogueProbe: probe, Pool: &Pool{Range: "10.77.0.100-10.77.0.149", Netmask: "255.255.255.0", Gateway: "10.77.0.1", LeaseTime: lease},
+		Boot: Boot{URL: "http://10.77.0.1:8080"}}}}
+}
+
+// TestRealClients: ISC dhclient and busybox udhcpc get a lease, renew and release it; the
+// lease rows are in the SQLite store; after a restart of Slate each gets its address back.
+func TestRealClients(t *testing.T) {
+	testenv.RequireRoot(t)
+	dhclient := testenv.RequireCommand(t, "dhclient", "isc-dhcp-client")
+	busybox := testenv.RequireCommand(t, "busybox", "busybox-static")
+	l := newLab(t)
+	srvNS := l.join("ds", "s0", "", "10.77.0.1/24")
+	dhcNS := l.join("d1", "c0", "02:00:00:aa:00:01", "")
+	udcNS := l.join("d2", "c0", "02:00:00:aa:00:02", "")
+	tmp := t.TempDir()
+	dbPath := filepath.Join(tmp, "slate.db")
+	store := openStore(t, dbPath)
+	dir := NewMemDirectory()
+	slate := startSlate(t, srvNS, authConfig(300*time.Millisecond, 8*time.Second), store, dir)
+	if st := slate.srv.Status(); len(st) != 1 || !st[0].ProbeDone || len(st[0].RogueServers) != 0 {
+		t.Fatalf("status after probe on a clean segment: %+v", st)
+	}
+
+	// dhclient: foreground, our script, its own lease file.
+	dd := filepath.Join(tmp, "dhclient")
+	os.MkdirAll(dd, 0o755)
+	script := writeScript(t, dd)
+	conf := filepath.Join(dd, "dhclient.conf")
+	os.WriteFile(conf, []byte("send host-name \"dhc-one\";\nrequest subnet-mask, routers, domain-name-servers, host-name;\n"), 0o644)
+	dhcArgs := []string{"-4", "-cf", conf, "-lf", filepath.Join(dd, "leases"), "-pf", filepath.Join(dd, "pid"), "-sf", script}
+	startDhclient := func() *exec.Cmd {
+		cmd := dhcNS.Command(dhclient, append(append([]string{}, dhcArgs...), "-d", "-v", "c0")...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	dhc := startDhclient()
+	waitFor(t, "dhclient BOUND", 30*time.Second, func() (bool, string) {
+		return lastIP(events(dd), "BOUND") != "", events(dd)
+	})
+	dhcIP := lastIP(events(dd), "BOUND")
+	row, ok := leaseOf(t, store, "02:00:00:aa:00:01")
+	if !ok || row.IP.String() != dhcIP || row.State != "bound" || row.Hostname != "dhc-one" {
+		t.Fatalf("dhclient %s: store row %+v (found %v)", dhcIP, row, ok)
+	}
+	firstExpiry := row.ExpiresAt
+	// T1 is half the 8 s lease: dhclient renews by unicast within a few seconds.
+	waitFor(t, "dhclient RENEW", 20*time.Second, func() (bool, string) {
+		return lastIP(events(dd), "RENEW") == dhcIP, events(dd)
+	})
+	waitFor(t, "renewed lease in the store", 5*time.Second, func() (bool, string) {
+		r, _ := leaseOf(t, store, "02:00:00:aa:00:01")
+		return r.ExpiresAt.After(firstExpiry), fmt.Sprint(r)
+	})
+	// dhclient -r: stops the running client and sends RELEASE.
+	rel := dhcNS.Command(dhclient, append(append([]string{}, dhcArgs...), "-r", "-v", "c0")...)
+	if out, err := rel.CombinedOutput(); err != nil {
+		t.Fatalf("dhclient -r: %v\n%s", err, out)
+	}
+	dhc.Wait()
+	waitFor(t, "dhclient release in the store", 10*time.Second, func() (bool, string) {
+		r, _ := leaseOf(t, store, "02:00:00:aa:00:01")
+		return r.State == "released", fmt.Sprint(r)
+	})
+
+	// busybox udhcpc: SIGUSR1 renews, SIGUSR2 releases.
+	ud := filepath.Join(tmp, "udhcpc")
+	os.MkdirAll(ud, 0o755)
+	uscript := writeScript(t, ud)
+	startUdhcpc := func() *exec.Cmd {
+		cmd := udcNS.Command(busybox, "udhcpc", "-f", "-i", "c0", "-s", uscript, "-t", "10", "-T", "1", "-x", "hostname:udc-two")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	udc := startUdhcpc()
+	waitFor(t, "udhcpc bound", 30*time.Second, func() (bool, string) { return lastIP(events(ud), "bound") != "", events(ud) })
+	udcIP := lastIP(events(ud), "bound")
+	row, ok = leaseOf(t, store, "02:00:00:aa:00:02")
+	if !ok || row.IP.String() != udcIP || row.State != "bound" || udcIP == dhcIP {
+		t.Fatalf("udhcpc %s: store row %+v", udcIP, row)
+	}
+	before := row.ExpiresAt
+	time.Sleep(1100 * time.Millisecond) // so the renewed expiry is visibly later
+	udc.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, "udhcpc renew", 15*time.Second, func() (bool, string) {
+		r, _ := leaseOf(t, store, "02:00:00:aa:00:02")
+		return r.ExpiresAt.After(before) && strings.Contains(events(ud), "renew "+udcIP), events(ud) + fmt.Sprint(r)
+	})
+	udc.Process.Signal(syscall.SIGUSR2)
+	waitFor(t, "udhcpc release in the store", 10*time.Second, func() (bool, string) {
+		r, _ := leaseOf(t, store, "02:00:00:aa:00:02")
+		return r.State == "released", fmt.Sprint(r)
+	})
+	udc.Process.Kill()
+	udc.Wait()
+
+	// Restart: a new Slate on the same database. The clients forget their leases (fresh lease
+	// file, fresh udhcpc): the address must come from Slate's store.
+	slate.stop()
+	store.Close()
+	store = openStore(t, dbPath)
+	startSlate(t, srvNS, authConfig(-1, time.Minute), store, dir)
+	os.Remove(filepath.Join(dd, "leases"))
+	os.Remove(filepath.Join(dd, "events.log"))
+	startDhclient()
+	waitFor(t, "dhclient BOUND after restart", 30*time.Second, func() (bool, string) {
+		return lastIP(events(dd), "BOUND") != "", events(dd)
+	})
+	if got := lastIP(events(dd), "BOUND"); got != dhcIP {
+		t.Fatalf("dhclient got %s after restart, had %s", got, dhcIP)
+	}
+	os.Remove(filepath.Join(ud, "events.log"))
+	startUdhcpc()
+	waitFor(t, "udhcpc bound after restart", 30*time.Second, func() (bool, string) { return lastIP(events(ud), "bound") != "", events(ud) })
+	if got := lastIP(events(ud), "bound"); got != udcIP {
+		t.Fatalf("udhcpc got %s after restart, had %s", got, udcIP)
+	}
+}
+
+// pxeClient is a PXE firmware stand-in on a UDP socket inside the client namespace: it sends
+// what OVMF's PXE sends and collects every answer.
+type pxeClient struct {
+	conn net.PacketConn
+	mac  net.HardwareAddr
+}
+
+func newPXEClient(t *testing.T, ns *testenv.Netns, mac string) *pxeClient {
+	c, err := nsListen(ns)("c0", 68)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &pxeClient{conn: c, mac: mustMAC(mac)}
+}
+
+func (p *pxeClient) send(t *testing.T, m *dhcpv4.DHCPv4, to *net.UDPAddr) {
+	t.Helper()
+	if _, err := p.conn.WriteTo(m.ToBytes(), to); err != nil {
+		t.Fatalf("send to %s: %v", to, err)
+	}
+}
+
+func (p *pxeClient) collect(xid dhcpv4.TransactionID, d time.Duration) []*dhcpv4.DHCPv4 {
+	var out []*dhcpv4.DHCPv4
+	buf := make([]byte, 2048)
+	p.conn.SetReadDeadline(time.Now().Add(d))
+	for {
+		n, _, err := p.conn.ReadFrom(buf)
+		if err != nil {
+			return out
+		}
+		m, err := dhcpv4.FromBytes(buf[:n])
+		if err == nil && m.OpCode == dhcpv4.OpcodeBootReply && m.TransactionID == xid {
+			out = append(out, m)
+		}
+	}
+}
+
+// TestProxyBesideDnsmasq: dnsmasq is the plant's DHCP server; Slate in proxy mode adds the boot
+// file. The PXE client's address comes from dnsmasq, its boot file from Slate (in the proxy
+// OFFER and again on port 4011). An authoritative Slate started on that segment reports
+// dnsmasq as a rogue server.
+func TestProxyBesideDnsmasq(t *testing.T) {
+	testenv.RequireRoot(t)
+	dnsmasq := testenv.RequireCommand(t, "dnsmasq", "dnsmasq-base")
+	l := newLab(t)
+	plant := l.join("dp", "p0", "", "10.77.0.2/24")
+	srvNS := l.join("ds", "s0", "", "10.77.0.1/24")
+	cliNS := l.join("dc", "c0", "52:54:00:12:34:01", "")
+	tmp := t.TempDir()
+	dm := plant.Command(dnsmasq, "-d", "--conf-file=/dev/null", "--port=0", "--user=root", "--interface=p0", "--bind-interfaces",
+		"--dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,1h", "--dhcp-leasefile="+filepath.Join(tmp, "dnsmasq.leases"),
+		"--pid-file="+filepath.Join(tmp, "dnsmasq.pid"), "--log-dhcp", "--no-ping")
+	var dmOut logBuf
+	dm.Stdout, dm.Stderr = &dmOut, &dmOut
+	if err := dm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dm.Process.Kill(); dm.Wait() })
+	time.Sleep(300 * time.Millisecond)
+
+	cfg := Config{Interfaces: []InterfaceConfig{{Name: "s0", Mode: ModeProxy, ServerAddress: "10.77.0.1", Discovery: true,
+		Boot: Boot{URL: "http://10.77.0.1:8080"}}}}
+	dir := NewMemDirectory()
+	startSlate(t, srvNS, cfg, nil, dir)
+
+	pc := newPXEClient(t, cliNS, "52:54:00:12:34:01")
+	xid := dhcpv4.TransactionID{0xde, 0xad, 0xbe, 0xef}
+	uuid := []byte{0, 0x8c, 0x3f, 0x5e, 0x1a, 0x22, 0x11, 0x4b, 0x8c, 0xa0, 0x5d, 0x1e, 0x6c, 0x70, 0x01, 0x02, 0x03}
+	disc := packet(dhcpv4.MessageTypeDiscover, pc.mac, pxe(7), dhcpv4.WithTransactionID(xid), dhcpv4.WithBroadcast(true),
+		dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, uuid)))
+	pc.send(t, disc, &net.UDPAddr{IP: net.IPv4bcast, Port: 67})
+	offers := pc.collect(xid, 3*time.Second)
+	var fromPlant, fromSlate *dhcpv4.DHCPv4
+	for _, o := range offers {
+		switch o.ServerIdentifier().String() {
+		case "10.77.0.2":
+			fromPlant = o
+		case "10.77.0.1":
+			fromSlate = o
+		}
+	}
+	if fromPlant == nil || fromSlate == nil {
+		t.Fatalf("want offers from dnsmasq and Slate, got %d: %v\ndnsmasq: %s", len(offers), offers, dmOut.String())
+	}
+	addr := fromPlant.YourIPAddr
+	if !strings.HasPrefix(addr.String(), "10.77.0.5") && !strings.HasPrefix(addr.String(), "10.77.0.6") {
+		t.Fatalf("dnsmasq offered %s", addr)
+	}
+	if fromPlant.BootFileName != "" {
+		t.Fatalf("dnsmasq gave a boot file %q: the test's plant server must not", fromPlant.BootFileName)
+	}
+	if !fromSlate.YourIPAddr.Equal(net.IPv4zero) || fromSlate.BootFileName != "ipxe.efi" || fromSlate.ClassIdentifier() != "PXEClient" ||
+		!fromSlate.ServerIPAddr.Equal(net.IPv4(10, 77, 0, 1)) || !bytes.Equal(fromSlate.Options.Get(dhcpv4.OptionClientMachineIdentifier), uuid) {
+		t.Fatalf("Slate's proxy offer: %s", fromSlate.Summary())
+	}
+	// The firmware takes the address from dnsmasq…
+	req := packet(dhcpv4.MessageTypeRequest, pc.mac, pxe(7), dhcpv4.WithTransactionID(xid), dhcpv4.WithBroadcast(true),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.IPv4(10, 77, 0, 2))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(addr)))
+	pc.send(t, req, &net.UDPAddr{IP: net.IPv4bcast, Port: 67})
+	acks := pc.collect(xid, 3*time.Second)
+	if len(acks) != 1 || acks[0].MessageType() != dhcpv4.MessageTypeAck || !acks[0].YourIPAddr.Equal(addr) || !acks[0].ServerIdentifier().Equal(net.IPv4(10, 77, 0, 2)) {
+		t.Fatalf("want exactly dnsmasq's ACK, got %v", acks)
+	}
+	// …then asks Slate for the boot file on port 4011, from its new address.
+	testenv.Run(t, "ip", "-n", cliNS.Name, "addr", "add", addr.String()+"/24", "dev", "c0")
+	xid2 := dhcpv4.TransactionID{0xde, 0xad, 0xbe, 0xf0}
+	r4011 := packet(dhcpv4.MessageTypeRequest, pc.mac, pxe(7), dhcpv4.WithTransactionID(xid2), dhcpv4.WithClientIP(addr))
+	pc.send(t, r4011, &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 4011})
+	got := pc.collect(xid2, 3*time.Second)
+	if len(got) != 1 || got[0].MessageType() != dhcpv4.MessageTypeAck || got[0].BootFileName != "ipxe.efi" {
+		t.Fatalf("port 4011 answer: %v", got)
+	}
+	if d := dir.Discovered(); len(d) != 1 || d[0].MAC.String() != "52:54:00:12:34:01" {
+		t.Fatalf("discovered: %+v", d)
+	}
+	// A plain DHCP client beside them: dnsmasq answers, Slate (proxy) stays silent.
+	xid3 := dhcpv4.TransactionID{1, 1, 1, 1}
+	pc.send(t, packet(dhcpv4.MessageTypeDiscover, mustMAC("02:00:00:00:00:77"), dhcpv4.WithTransactionID(xid3), dhcpv4.WithBroadcast(true)),
+		&net.UDPAddr{IP: net.IPv4bcast, Port: 67})
+	for _, o := range pc.collect(xid3, 2*time.Second) {
+		if o.ServerIdentifier().Equal(net.IPv4(10, 77, 0, 1)) {
+			t.Fatal("proxy Slate answered a plain DHCP client")
+		}
+	}
+
+	// An authoritative Slate on this segment sees dnsmasq at start-up.
+	rogueNS := l.join("dr", "s0", "", "10.77.0.3/24")
+	acfg := authConfig(1500*time.Millisecond, time.Hour)
+	acfg.Interfaces[0].ServerAddress = "10.77.0.3"
+	auth := startSlate(t, rogueNS, acfg, newMemStore(), NewMemDirectory())
+	rs := auth.srv.RogueServers()
+	if len(rs) != 1 || rs[0].ServerID != "10.77.0.2" || rs[0].Interface != "s0" {
+		t.Fatalf("rogue servers: %+v", rs)
+	}
+	if !strings.Contains(auth.logs.String(), "another DHCP server answers") {
+		t.Fatalf("no rogue warning logged:\n%s", auth.logs.String())
+	}
+	if v := counterValue(auth.srv.m.rogues); v != 1 {
+		t.Fatalf("rogue metric %v", v)
+	}
+}
+
+// TestDiscoverFlood: 10,000 DISCOVERs from random MACs through the socket. Slate neither
+// crashes nor grows without bound, reports the exhausted pool in a log line and a metric, and
+// still serves a reserved machine afterwards.
+func TestDiscoverFlood(t *testing.T) {
+	testenv.RequireRoot(t)
+	l := newLab(t)
+	srvNS := l.join("ds", "s0", "", "10.77.0.1/24")
+	cliNS := l.join("dc", "c0", "02:00:00:bb:00:01", "")
+	dir := NewMemDirectory()
+	dir.Add(mustMAC("52:54:00:99:00:01"), Machine{ID: "m-res", State: "ready"})
+	slate := startSlate(t, srvNS, authConfig(-1, time.Hour), newMemStore(), dir)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heapBefore := ms.HeapAlloc
+
+	pc := newPXEClient(t, cliNS, "02:00:00:bb:00:01")
+	to := &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
+	seed := uint32(12345)
+	for i := range 10000 {
+		seed = seed*1664525 + 1013904223
+		mac := net.HardwareAddr{0x02, byte(seed >> 24), byte(seed >> 16), byte(seed >> 8), byte(i >> 8), byte(i)}
+		m := packet(dhcpv4.MessageTypeDiscover, mac, dhcpv4.WithTransactionID(dhcpv4.TransactionID{byte(i >> 8), byte(i), 0, 1}))
+		for try := 0; ; try++ {
+			if _, err := pc.conn.WriteTo(m.ToBytes(), to); err == nil || try > 50 {
+				break
+			}
+			time.Sleep(time.Millisecond) // ENOBUFS: the socket buffer is full
+		}
+	}
+	waitFor(t, "flood handled", 30*time.Second, func() (bool, string) {
+		n := counterValue(slate.srv.m.requests)
+		return n+counterValue(slate.srv.m.drops) >= 9000 && len(slate.srv.queue) == 0, fmt.Sprint(n)
+	})
+	time.Sleep(200 * time.Millisecond)
+	st := slate.srv.Status()[0].Pools[0]
+	if st.Offered != 50 || st.Utilisation != 1 {
+		t.Fatalf("pool after flood: %+v", st)
+	}
+	if v := counterValue(slate.srv.m.exhausted); v < 5000 {
+		t.Fatalf("exhausted metric %v after 10,000 DISCOVERs into 50 addresses", v)
+	}
+	if !strings.Contains(slate.logs.String(), "DHCP pool exhausted") {
+		t.Fatalf("no exhaustion log line:\n%s", slate.logs.String())
+	}
+	if n := strings.Count(slate.logs.String(), "DHCP pool exhausted"); n > 5 {
+		t.Fatalf("exhaustion logged %d times: the log line must be rate-limited", n)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if grown := int64(ms.HeapAlloc) - int64(heapBefore); grown > 32<<20 {
+		t.Fatalf("heap grew by %d MiB during the flood", grown>>20)
+	}
+	// Still alive and serving: a known machine with a reservation outside the pool.
+	dir.Add(mustMAC("52:54:00:99:00:01"), Machine{ID: "m-res", State: "ready", ReservedIP: mustAddr("10.77.0.20")})
+	xid := dhcpv4.TransactionID{9, 9, 9, 9}
+	pc.send(t, packet(dhcpv4.MessageTypeDiscover, mustMAC("52:54:00:99:00:01"), dhcpv4.WithTransactionID(xid)), to)
+	got := pc.collect(xid, 3*time.Second)
+	if len(got) != 1 || got[0].YourIPAddr.String() != "10.77.0.20" {
+		t.Fatalf("reserved machine after the flood: %v", got)
+	}
+}
+
+// TestPerfdhcpRelayed: perfdhcp acts as a relay agent (giaddr = its address, replies to its
+// port 67): 200 DORAs from 200 clients, none dropped, every lease a row in SQLite.
+func TestPerfdhcpRelayed(t *testing.T) {
+	testenv.RequireRoot(t)
+	perfdhcp := testenv.RequireCommand(t, "perfdhcp", "kea-admin")
+	l := newLab(t)
+	srvNS := l.join("ds", "s0", "", "10.77.0.1/24")
+	cliNS := l.join("dc", "c0", "", "10.77.0.2/24")
+	store := openStore(t, filepath.Join(t.TempDir(), "slate.db"))
+	cfg := authConfig(-1, time.Hour)
+	cfg.Interfaces[0].Pool.Range = "10.77.0.10-10.77.0.250"
+	slate := startSlate(t, srvNS, cfg, store, NewMemDirectory())
+	// -p bounds the run even if perfdhcp keeps waiting for a lost reply.
+	out, err := cliNS.Command("timeout", "60", perfdhcp, "-4", "-l", "c0", "-r", "100", "-n", "200", "-R", "200", "-p", "20", "-W", "2000000").CombinedOutput()
+	if err != nil {
+		// perfdhcp exits 3 when packets were dropped: the drop lines below say which.
+		t.Logf("perfdhcp: %v", err)
+	}
+	s := string(out)
+	if strings.Count(s, "drops: 0\n") != 2 || strings.Count(s, "received packets: 200\n") != 2 {
+		t.Fatalf("perfdhcp saw drops or missing replies:\n%s", s)
+	}
+	ls, err := store.DHCPLeases(context.Background(), "s0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 200 {
+		t.Fatalf("%d lease rows, want 200", len(ls))
+	}
+	seen := map[string]bool{}
+	for _, l := range ls {
+		if l.State != "bound" || seen[l.IP.String()] {
+			t.Fatalf("bad or duplicate lease %+v", l)
+		}
+		seen[l.IP.String()] = true
+	}
+	if v := counterValue(slate.srv.m.replies); v != 400 {
+		t.Fatalf("%v replies counted, want 200 OFFERs + 200 ACKs", v)
+	}
+}

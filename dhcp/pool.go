@@ -1,0 +1,257 @@
+package dhcp
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+type leaseState uint8
+
+const (
+	stOffered leaseState = iota + 1
+	stBound
+	stReleased
+	stDeclined
+)
+
+// lease is the in-memory state of one address. Memory is bounded by the pool size (plus the
+// reservations of known machines): every lease holds an address.
+type lease struct {
+	mac      string // raw hardware address bytes; "" for a quarantined address
+	ip       uint32
+	state    leaseState
+	expires  time.Time
+	hostname string
+	relay    string
+	reserved bool // the machine's fixed address: never given to another MAC
+}
+
+// pool allocates addresses of one range. One mutex: allocation is microseconds and the
+// durable write happens later, in the group commit.
+type pool struct {
+	cfg   *poolConfig
+	mu    sync.Mutex
+	byIP  map[uint32]*lease
+	byMAC map[string]*lease
+	next  uint32 // lowest address never handed out (fresh addresses first, reuse after)
+	// noExpiredBefore caches "no reusable lease until then", so an exhausted pool does not
+	// scan every lease for every DISCOVER of a flood.
+	noExpiredBefore time.Time
+}
+
+var errExhausted = errors.New("pool exhausted")
+
+func newPool(cfg *poolConfig) *pool {
+	return &pool{cfg: cfg, byIP: map[uint32]*lease{}, byMAC: map[string]*lease{}, next: cfg.first}
+}
+
+func (l *lease) free(now time.Time) bool {
+	return l == nil || ((l.state == stReleased || !now.Before(l.expires)) && !l.reserved)
+}
+
+// take gives ip to mac, detaching it from a previous holder. Caller holds p.mu.
+func (p *pool) take(mac string, ip uint32) *lease {
+	if old := p.byIP[ip]; old != nil && old.mac != mac {
+		if p.byMAC[old.mac] == old {
+			delete(p.byMAC, old.mac)
+		}
+	}
+	if old := p.byMAC[mac]; old != nil && old.ip != ip {
+		// The client moves to another address: its old one becomes free at once.
+		delete(p.byIP, old.ip)
+	}
+	l := &lease{mac: mac, ip: ip}
+	p.byIP[ip] = l
+	p.byMAC[mac] = l
+	return l
+}
+
+// offer picks an address for mac: its current lease, its reservation, the address it asks
+// for, a never-used one, then the lease that expired longest ago.
+func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Time, hold time.Duration) (*lease, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if reserved != 0 {
+		cur := p.byIP[reserved]
+		if cur == nil || cur.mac == mac || cur.free(now) {
+			l := cur
+			if l == nil || l.mac != mac {
+				l = p.take(mac, reserved)
+			}
+			l.reserved = true
+			if l.state != stBound || !now.Before(l.expires) {
+				l.state, l.expires = stOffered, now.Add(hold)
+			}
+			return l, nil
+		}
+		// Held by another client inside its lease: fall through to the pool until it ends.
+	}
+	if l := p.byMAC[mac]; l != nil && l.state != stDeclined {
+		if l.state != stBound || !now.Before(l.expires) {
+			l.state, l.expires = stOffered, now.Add(hold)
+		}
+		return l, nil
+	}
+	pick := uint32(0)
+	if requested != 0 && p.cfg.inRange(requested) && p.byIP[requested].free(now) {
+		pick = requested
+	}
+	for pick == 0 && p.next != 0 && p.next <= p.cfg.last {
+		ip := p.next
+		p.next++
+		if p.next == 0 { // wrapped at 255.255.255.255
+			p.next = p.cfg.last + 1
+		}
+		if p.byIP[ip] == nil {
+			pick = ip
+		}
+	}
+	if pick == 0 && !now.Before(p.noExpiredBefore) {
+		var oldest *lease
+		soonest := time.Time{}
+		for _, l := range p.byIP {
+			if !p.cfg.inRange(l.ip) || l.reserved {
+				continue
+			}
+			if l.free(now) {
+				if oldest == nil || l.expires.Before(oldest.expires) {
+					oldest = l
+				}
+			} else if soonest.IsZero() || l.expires.Before(soonest) {
+				soonest = l.expires
+			}
+		}
+		if oldest != nil {
+			pick = oldest.ip
+		} else {
+			p.noExpiredBefore = soonest
+		}
+	}
+	if pick == 0 {
+		return nil, errExhausted
+	}
+	l := p.take(mac, pick)
+	l.state, l.expires = stOffered, now.Add(hold)
+	return l, nil
+}
+
+// bind turns mac's offer (or lease) on ip into a bound lease; ok is false if ip is not mac's
+// to have. A client asking for a free address we never offered it (init-reboot after our
+// database was lost) gets it.
+func (p *pool) bind(mac string, ip uint32, now time.Time, leaseTime time.Duration, hostname, relay string) (lease, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.byIP[ip]
+	if l == nil || l.mac != mac {
+		if !p.cfg.inRange(ip) || !l.free(now) {
+			return lease{}, false
+		}
+		l = p.take(mac, ip)
+	}
+	if l.state == stDeclined {
+		return lease{}, false
+	}
+	l.state, l.expires, l.hostname, l.relay = stBound, now.Add(leaseTime), hostname, relay
+	p.noExpiredBefore = time.Time{}
+	return *l, true
+}
+
+// holds reports whether mac holds ip (offered or bound, in time).
+func (p *pool) holds(mac string, ip uint32, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.byIP[ip]
+	return l != nil && l.mac == mac && (l.state == stBound || l.state == stOffered) && now.Before(l.expires)
+}
+
+// release frees mac's lease on ip, keeping the link so the client gets the same address back.
+func (p *pool) release(mac string, ip uint32, now time.Time) (lease, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.byIP[ip]
+	if l == nil || l.mac != mac || l.state == stDeclined {
+		return lease{}, false
+	}
+	l.state, l.expires = stReleased, now
+	p.noExpiredBefore = time.Time{}
+	return *l, true
+}
+
+// forget drops an offer the client turned down (it chose another server).
+func (p *pool) forget(mac string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.byMAC[mac]; l != nil && l.state == stOffered {
+		delete(p.byMAC, mac)
+		if p.byIP[l.ip] == l {
+			delete(p.byIP, l.ip)
+		}
+		p.noExpiredBefore = time.Time{}
+	}
+}
+
+// decline quarantines ip, which mac found in use by someone else.
+func (p *pool) decline(mac string, ip uint32, now time.Time, quarantine time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.byIP[ip]
+	if l == nil || l.mac != mac {
+		return false
+	}
+	if p.byMAC[mac] == l {
+		delete(p.byMAC, mac)
+	}
+	p.byIP[ip] = &lease{ip: ip, state: stDeclined, expires: now.Add(quarantine)}
+	return true
+}
+
+// restore loads a stored lease at start-up.
+func (p *pool) restore(mac string, ip uint32, st leaseState, expires time.Time, hostname, relay string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := &lease{mac: mac, ip: ip, state: st, expires: expires, hostname: hostname, relay: relay}
+	if old := p.byIP[ip]; old != nil && p.byMAC[old.mac] == old {
+		delete(p.byMAC, old.mac)
+	}
+	p.byIP[ip] = l
+	if mac != "" {
+		if old := p.byMAC[mac]; old != nil && p.byIP[old.ip] == old {
+			delete(p.byIP, old.ip)
+		}
+		p.byMAC[mac] = l
+	}
+}
+
+// PoolStatus is one pool's utilisation, for the API and metrics.
+type PoolStatus struct {
+	Label       string  `json:"label"`
+	Range       string  `json:"range"`
+	Size        int     `json:"size"`
+	Bound       int     `json:"bound"`
+	Offered     int     `json:"offered"`
+	Quarantined int     `json:"quarantined"`
+	Utilisation float64 `json:"utilisation"` // (bound+offered+quarantined)/size
+}
+
+func (p *pool) status(now time.Time) PoolStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := PoolStatus{Label: p.cfg.label, Range: u2addr(p.cfg.first).String() + "-" + u2addr(p.cfg.last).String(),
+		Size: int(p.cfg.last - p.cfg.first + 1)}
+	for _, l := range p.byIP {
+		if !p.cfg.inRange(l.ip) || !now.Before(l.expires) {
+			continue
+		}
+		switch l.state {
+		case stBound:
+			s.Bound++
+		case stOffered:
+			s.Offered++
+		case stDeclined:
+			s.Quarantined++
+		}
+	}
+	s.Utilisation = float64(s.Bound+s.Offered+s.Quarantined) / float64(s.Size)
+	return s
+}
