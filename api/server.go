@@ -28,6 +28,8 @@ type Deps struct {
 	Metrics   prometheus.Registerer
 	// Warnings returns operational warnings to show (e.g. another DHCP server seen).
 	Warnings func() []string
+	// Decommission confirms wipes and verifies certificates.
+	Decommission Decommissioner
 	// Subscribe follows machine changes (live progress).
 	Subscribe func() (<-chan string, func())
 	// Why says what a machine waits for.
@@ -91,6 +93,7 @@ func New(d Deps) *Server {
 	}
 	s.routes = append(s.routes, s.releaseRoutes()...)
 	s.routes = append(s.routes, s.taskRoutes()...)
+	s.routes = append(s.routes, s.decommissionRoutes()...)
 	s.routes = append(s.routes, Route{Method: "GET", Path: "/events", Summary: "Server-sent events: the id of each machine that changes (?machine=ID to follow one)", Roles: all, handler: s.events})
 	return s
 }
@@ -103,6 +106,9 @@ func (s *Server) Handle(method, path, summary string, roles []string, h echo.Han
 
 // SetWhy sets the explanation source (the reconciler is built after the API).
 func (s *Server) SetWhy(f func(machineID string) string) { s.d.Why = f }
+
+// SetDecommission sets the decommissioning service (built after the API).
+func (s *Server) SetDecommission(d Decommissioner) { s.d.Decommission = d }
 
 // SetTaskQueued sets who is woken when a task is queued.
 func (s *Server) SetTaskQueued(f func(machineID string)) { s.d.TaskQueued = f }

@@ -45,6 +45,8 @@ type Options struct {
 	Out io.Writer
 	// Now is the clock (tests inject one).
 	Now func() time.Time
+	// Version is Slate's version, put on certificates.
+	Version string
 }
 
 // Appliance is a running Slate.
@@ -63,6 +65,8 @@ type Appliance struct {
 	tftp       *pxe.TFTP
 	dhcp       *dhcp.Server
 	agent      *agentapi.Handler
+	certifier  *certifier
+	version    string
 	Registry   *prometheus.Registry
 	echo       *echo.Echo
 
@@ -92,7 +96,10 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry()}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry(), version: o.Version}
 	a.Lifecycle = lifecycle.New(store, a.Hub)
 	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger.With("bmc", address))

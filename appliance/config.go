@@ -38,6 +38,8 @@ type Config struct {
 	Boot pxe.Config `yaml:"boot"`
 	// AutoEnrollMACPrefixes enrolls discovered machines whose MAC starts with one of these.
 	AutoEnrollMACPrefixes []string `yaml:"auto_enroll_mac_prefixes"`
+	// Wipe configures decommissioning: the signing key, pre-approved wipes, certificate fields.
+	Wipe WipeConfig `yaml:"wipe"`
 	// ReconcileInterval is how often every machine is looked at (changes also wake it).
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
 }

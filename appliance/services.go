@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,11 +79,19 @@ func (a *Appliance) buildServices() error {
 		}
 		a.tftp = t
 	}
-	a.agent = agentapi.New(a.Store, agentapi.Options{Log: a.log.With("service", "agent-api"), Notify: agentNotifier{a}})
+	cert, err := newCertifier(a.cfg.Wipe, a.cfg.DataDir, a.version, a.Store)
+	if err != nil {
+		return err
+	}
+	a.certifier = cert
+	a.agent = agentapi.New(a.Store, agentapi.Options{Log: a.log.With("service", "agent-api"), Notify: agentNotifier{a},
+		Lifecycle: lifecycle.TaskHook{Certifier: cert}})
 	a.Reconciler = lifecycle.NewReconciler(a.Store, a.Lifecycle, a.Secrets, a.log.With("service", "reconciler"), a.cfg.ReconcileInterval)
 	a.Reconciler.AutoEnrollMACPrefixes = a.cfg.AutoEnrollMACPrefixes
+	a.Reconciler.AutoConfirmWipe = a.cfg.Wipe.AutoConfirm
 	a.Reconciler.Woken = a.agent.Wake
 	a.API.SetWhy(a.Reconciler.Why)
+	a.API.SetDecommission(decommissioner{a.Reconciler, cert})
 	a.API.SetTaskQueued(a.agent.Wake)
 	if len(a.cfg.DHCP.Interfaces) > 0 {
 		for i := range a.cfg.DHCP.Interfaces {
@@ -163,3 +172,11 @@ func (a *Appliance) rogueWarnings(ctx context.Context) {
 		}
 	}
 }
+
+// decommissioner joins the reconciler's confirmation and the certifier's key for the API.
+type decommissioner struct {
+	*lifecycle.Reconciler
+	c *certifier
+}
+
+func (d decommissioner) PublicKey() ed25519.PublicKey { return d.c.PublicKey() }

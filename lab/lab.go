@@ -534,6 +534,7 @@ type slateConfig struct {
 	DataDir   string         `yaml:"data_dir"`
 	PublicURL string         `yaml:"public_url"`
 	DHCP      map[string]any `yaml:"dhcp,omitempty"`
+	Boot      map[string]any `yaml:"boot,omitempty"`
 }
 
 func (l *Lab) slateConfig() slateConfig {
@@ -557,6 +558,8 @@ func (l *Lab) slateConfig() slateConfig {
 			},
 			"boot": map[string]any{"boot_url": l.info.UI},
 		}}},
+		// TFTP for UEFI PXE clients (BIOS VMs run QEMU's iPXE ROM and go straight to HTTP).
+		Boot: map[string]any{"tftp_listen": net.JoinHostPort(o.Address.Addr().String(), "69")},
 	}
 }
 
@@ -569,7 +572,7 @@ func (l *Lab) startSlate(ctx context.Context) error {
 	if err == nil || !l.slateRefusedDHCP() {
 		return err
 	}
-	cfg.DHCP = nil
+	cfg.DHCP, cfg.Boot = nil, nil
 	if err := l.startSlateWith(ctx, cfg); err != nil {
 		return err
 	}

@@ -38,6 +38,9 @@ type Reconciler struct {
 	// AutoEnrollMACPrefixes enrolls a discovered machine whose MAC starts with one of these
 	// (lower-case, colon form, e.g. "52:54:00:") without a technician.
 	AutoEnrollMACPrefixes []string
+	// AutoConfirmWipe confirms a runnable wipe plan without a technician (a pre-approved
+	// policy); the confirmation is audited as Slate's.
+	AutoConfirmWipe bool
 	// Woken is called with a machine id when a task was queued for it (the agent API's long
 	// poll answers at once).
 	Woken func(machineID string)
@@ -146,6 +149,12 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		if m.DesiredRelease == "" {
 			r.explain(m.ID, "ready: assign a release to provision it")
 		}
+	case Decommissioning:
+		return r.stepDecommission(ctx, m)
+	case Sanitized:
+		return r.retire(ctx, m)
+	case Retired:
+		r.explain(m.ID, "retired: its certificates are under Certificates")
 	case Discovered:
 		if rule := r.autoEnrollRule(m); rule != "" {
 			_, err := r.machines.Transition(ctx, m.ID, Enrolled, "slate", "auto-enroll rule: MAC prefix "+rule)

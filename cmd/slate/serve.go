@@ -47,7 +47,7 @@ func serveCommand() *command {
 				return err
 			}
 			log := newLogger(cfg.LogFormat, cfg.LogLevel)
-			a, err := appliance.New(ctx, cfg, appliance.Options{Logger: log, AdminPassword: env.getenv("SLATE_ADMIN_PASSWORD"), Out: env.stdout})
+			a, err := appliance.New(ctx, cfg, appliance.Options{Logger: log, AdminPassword: env.getenv("SLATE_ADMIN_PASSWORD"), Out: env.stdout, Version: version})
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,214 @@
+package api
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"slate/inventory"
+	"slate/lifecycle"
+	"slate/wipe"
+)
+
+// Decommissioner confirms wipes and holds the certificate key (the reconciler and the
+// appliance's certifier).
+type Decommissioner interface {
+	ConfirmWipe(ctx context.Context, actor, machine, planDigest, typedName string) (inventory.Task, error)
+	PublicKey() ed25519.PublicKey
+}
+
+var certReaders = []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleAuditor}
+
+func (s *Server) decommissionRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/machines/:id/wipe-plan", Summary: "The wipe plan proposed for a machine in decommissioning (drives, method, verification, blocked drives)", Roles: all, handler: s.wipePlan},
+		{Method: "POST", Path: "/machines/:id/wipe/confirm", Summary: "Confirm a wipe plan (by digest, typing the machine's name): starts the erasure", Roles: writers, Body: confirmRequest{}, handler: s.confirmWipe},
+		{Method: "GET", Path: "/machines/:id/certificates", Summary: "Certificates of sanitization and decommission reports of a machine", Roles: certReaders, handler: s.machineCertificates},
+		{Method: "GET", Path: "/machines/:id/report.pdf", Summary: "The machine's newest decommission report as PDF", Roles: certReaders, handler: s.reportPDF},
+		{Method: "GET", Path: "/certificates", Summary: "All certificates of sanitization, newest first", Roles: certReaders, handler: s.listCertificates},
+		{Method: "GET", Path: "/certificates/export", Summary: "Every certificate and report as signed files in one tar archive, with the public key", Roles: certReaders, handler: s.exportCertificates},
+		{Method: "GET", Path: "/certificates/public-key", Summary: "The appliance's Ed25519 public key (PEM) to verify certificates offline", Roles: certReaders, handler: s.publicKey},
+		{Method: "GET", Path: "/certificates/:id", Summary: "One certificate as its signed file (verify with slate cert verify)", Roles: certReaders, handler: s.getCertificate},
+		{Method: "GET", Path: "/certificates/:id/pdf", Summary: "One certificate rendered as PDF (after checking its signature)", Roles: certReaders, handler: s.certificatePDF},
+	}
+}
+
+type confirmRequest struct {
+	PlanDigest  string `json:"plan_digest"`
+	MachineName string `json:"machine_name"`
+}
+
+func (s *Server) wipePlan(c echo.Context) error {
+	ctx := c.Request().Context()
+	m, err := s.d.Store.GetMachine(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	plan, task, ok, err := lifecycle.WipePlan(ctx, s.d.Store, m.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return problem(http.StatusNotFound, "machine %s has no wipe plan yet (state %s): a plan is made when it is decommissioned and its drives are probed", m.Name, m.State)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"plan": plan, "digest": plan.Digest(), "task": task.ID, "runnable": plan.Runnable()})
+}
+
+func (s *Server) confirmWipe(c echo.Context) error {
+	var req confirmRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if s.d.Decommission == nil {
+		return problem(http.StatusServiceUnavailable, "decommissioning is not configured")
+	}
+	t, err := s.d.Decommission.ConfirmWipe(c.Request().Context(), actor(c), c.Param("id"), req.PlanDigest, req.MachineName)
+	if err != nil {
+		return err
+	}
+	if s.d.TaskQueued != nil {
+		s.d.TaskQueued(t.MachineID)
+	}
+	return c.JSON(http.StatusCreated, t)
+}
+
+func (s *Server) machineCertificates(c echo.Context) error {
+	ctx := c.Request().Context()
+	m, err := s.d.Store.GetMachine(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	certs, err := s.d.Store.ListCertificates(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	reps, err := s.d.Store.ListReports(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"certificates": certs, "reports": reps})
+}
+
+func (s *Server) listCertificates(c echo.Context) error {
+	certs, err := s.d.Store.ListCertificates(c.Request().Context(), c.QueryParam("machine"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": certs})
+}
+
+func (s *Server) getCertificate(c echo.Context) error {
+	cert, err := s.d.Store.GetCertificate(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.json"`, cert.ID))
+	return c.Blob(http.StatusOK, "application/json", cert.File)
+}
+
+func (s *Server) publicKey(c echo.Context) error {
+	if s.d.Decommission == nil {
+		return problem(http.StatusServiceUnavailable, "no signing key configured")
+	}
+	return c.Blob(http.StatusOK, "application/x-pem-file", wipe.PublicKeyPEM(s.d.Decommission.PublicKey()))
+}
+
+func (s *Server) certificatePDF(c echo.Context) error {
+	cert, err := s.d.Store.GetCertificate(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if s.d.Decommission == nil {
+		return problem(http.StatusServiceUnavailable, "no signing key configured")
+	}
+	doc, err := wipe.VerifyCertificate(cert.File, s.d.Decommission.PublicKey())
+	if err != nil {
+		return fmt.Errorf("certificate %s does not verify: %w", cert.ID, err)
+	}
+	env, _ := wipe.ParseEnvelope(cert.File)
+	var buf bytes.Buffer
+	if err := wipe.RenderCertificatePDF(&buf, doc, env.Signature); err != nil {
+		return err
+	}
+	c.Response().Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s.pdf"`, cert.ID))
+	return c.Blob(http.StatusOK, "application/pdf", buf.Bytes())
+}
+
+func (s *Server) reportPDF(c echo.Context) error {
+	ctx := c.Request().Context()
+	m, err := s.d.Store.GetMachine(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	reps, err := s.d.Store.ListReports(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	if len(reps) == 0 {
+		return problem(http.StatusNotFound, "machine %s has no decommission report", m.Name)
+	}
+	if s.d.Decommission == nil {
+		return problem(http.StatusServiceUnavailable, "no signing key configured")
+	}
+	rep, err := wipe.VerifyReport(reps[0].File, s.d.Decommission.PublicKey())
+	if err != nil {
+		return fmt.Errorf("report %s does not verify: %w", reps[0].ID, err)
+	}
+	env, _ := wipe.ParseEnvelope(reps[0].File)
+	var buf bytes.Buffer
+	if err := wipe.RenderReportPDF(&buf, rep, env.Signature); err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "application/pdf", buf.Bytes())
+}
+
+func (s *Server) exportCertificates(c echo.Context) error {
+	ctx := c.Request().Context()
+	certs, err := s.d.Store.ListCertificates(ctx, c.QueryParam("machine"))
+	if err != nil {
+		return err
+	}
+	w := c.Response()
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("Content-Disposition", `attachment; filename="slate-certificates.tar"`)
+	w.WriteHeader(http.StatusOK)
+	tw := tar.NewWriter(w)
+	add := func(name string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: time.Now()}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	if s.d.Decommission != nil {
+		if err := add("public-key.pem", wipe.PublicKeyPEM(s.d.Decommission.PublicKey())); err != nil {
+			return err
+		}
+	}
+	machines := map[string]bool{}
+	for _, cert := range certs {
+		if err := add("certificates/"+cert.ID+".json", cert.File); err != nil {
+			return err
+		}
+		machines[cert.MachineID] = true
+	}
+	for id := range machines {
+		reps, err := s.d.Store.ListReports(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, r := range reps {
+			if err := add("reports/"+strings.TrimSpace(r.ID)+".json", r.File); err != nil {
+				return err
+			}
+		}
+	}
+	return tw.Close()
+}

@@ -1,0 +1,116 @@
+package appliance
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"slate/inventory"
+	"slate/wipe"
+)
+
+// WipeConfig is the decommissioning part of the configuration.
+type WipeConfig struct {
+	// KeyDir holds the appliance's Ed25519 signing key (default <data_dir>/keys).
+	KeyDir string `yaml:"key_dir"`
+	// AutoConfirm confirms runnable wipe plans without a technician (a pre-approved policy).
+	AutoConfirm bool `yaml:"auto_confirm"`
+	// CertificateFile is a JSON file with the certificate fields no drive can tell (NIST SP
+	// 800-88 Appendix G: person, organisation, destination, classification, …).
+	CertificateFile string `yaml:"certificate_file"`
+}
+
+// certifier signs certificates with the appliance's key; the key never leaves the appliance.
+type certifier struct {
+	key     ed25519.PrivateKey
+	meta    wipe.CertMeta
+	store   *inventory.Store
+	version string
+}
+
+func newCertifier(cfg WipeConfig, dataDir, version string, store *inventory.Store) (*certifier, error) {
+	dir := cfg.KeyDir
+	if dir == "" {
+		dir = dataDir + "/keys"
+	}
+	key, err := wipe.LoadOrCreateSigningKey(dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("wipe.key_dir %s: %w", dir, err)
+	}
+	c := &certifier{key: key, store: store, version: version}
+	c.meta.Destination = wipe.Destination{Type: "Internal Reuse"}
+	c.meta.DataBackedUp = "Unknown"
+	if cfg.CertificateFile != "" {
+		b, err := os.ReadFile(cfg.CertificateFile)
+		if err != nil {
+			return nil, fmt.Errorf("wipe.certificate_file: %w", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c.meta); err != nil {
+			return nil, fmt.Errorf("wipe.certificate_file %s: %w", cfg.CertificateFile, err)
+		}
+	}
+	return c, nil
+}
+
+// PublicKey is what auditors verify certificates with (`slate cert verify`).
+func (c *certifier) PublicKey() ed25519.PublicKey { return c.key.Public().(ed25519.PublicKey) }
+
+func certID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return "c-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// Certify implements lifecycle.Certifier.
+func (c *certifier) Certify(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) (bool, string, error) {
+	var tr wipe.TaskResult
+	if err := json.Unmarshal(task.Result, &tr); err != nil {
+		return false, "", fmt.Errorf("wipe task %s: result is not a wipe result: %w", task.ID, err)
+	}
+	var p wipe.TaskParams
+	if err := json.Unmarshal(task.Params, &p); err != nil {
+		return false, "", fmt.Errorf("wipe task %s: params: %w", task.ID, err)
+	}
+	meta := c.meta
+	meta.Machine = wipe.MachineIdentity{ID: m.ID, Name: m.Name, Serial: m.Serial, Manufacturer: m.Vendor, Model: m.Model}
+	if meta.Person.Name == "" {
+		meta.Person.Name = p.Authorization.ConfirmedBy
+	}
+	certs, report, err := wipe.Certify(tr, p.Authorization, meta, "Slate "+c.version, c.key, certID, time.Now().UTC())
+	if err != nil {
+		return false, "", err
+	}
+	for _, sc := range certs {
+		if err := tx.AddCertificate(ctx, inventory.Certificate{ID: sc.ID, MachineID: m.ID, TaskID: task.ID, DriveSerial: sc.DriveSerial,
+			DrivePath: sc.DrivePath, KeyID: sc.KeyID, Signature: sc.Signature, File: sc.File}); err != nil {
+			return false, "", err
+		}
+	}
+	if err := tx.AddReport(ctx, inventory.Report{ID: certID(), MachineID: m.ID, TaskID: task.ID, PlanDigest: tr.PlanDigest,
+		Complete: tr.Sanitized, File: report}); err != nil {
+		return false, "", err
+	}
+	var bad []string
+	for _, r := range tr.Results {
+		if r.Status != wipe.StatusSanitized {
+			bad = append(bad, fmt.Sprintf("%s (%s): %s %s", r.Drive.Path, r.Drive.Serial, r.Status, strings.Join(r.Errors, "; ")))
+		}
+	}
+	summary := fmt.Sprintf("%d of %d drives certified", len(certs), len(tr.Results))
+	if len(bad) > 0 {
+		summary += "; not sanitized: " + strings.Join(bad, ", ")
+	}
+	if _, err := tx.Audit(ctx, "slate", "certificates.issue", m.ID, "ok", map[string]any{"task": task.ID, "certificates": len(certs),
+		"drives": len(tr.Results), "complete": tr.Sanitized}); err != nil {
+		return false, "", err
+	}
+	return tr.Sanitized && len(bad) == 0, summary, nil
+}

@@ -1,0 +1,236 @@
+package appliance_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"slate/agent/agentproto"
+	"slate/internal/testenv"
+	"slate/inventory"
+	"slate/lifecycle"
+	"slate/wipe"
+)
+
+// fakeAgent speaks the agent API as the deploy environment would, for one machine.
+type fakeAgent struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (f fakeAgent) next() agentproto.Task {
+	f.t.Helper()
+	req, _ := http.NewRequest("GET", f.base+agentproto.PathPrefix+"/tasks/next?wait=0s", nil)
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		f.t.Fatalf("next task: %d %s", resp.StatusCode, b)
+	}
+	var t agentproto.Task
+	json.NewDecoder(resp.Body).Decode(&t)
+	return t
+}
+
+func (f fakeAgent) result(taskID string, r agentproto.Result) {
+	f.t.Helper()
+	b, _ := json.Marshal(r)
+	req, _ := http.NewRequest("POST", f.base+agentproto.PathPrefix+"/tasks/"+taskID+"/result", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		f.t.Fatalf("result of %s: %d %s", taskID, resp.StatusCode, b)
+	}
+}
+
+func loopDevice(t *testing.T, size int64) (dev, img string) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	img = filepath.Join(t.TempDir(), "disk.img")
+	f, _ := os.Create(img)
+	io.CopyN(f, rand.Reader, size)
+	f.Close()
+	out, err := exec.Command("losetup", "--direct-io=on", "-f", "--show", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v %s", err, out)
+	}
+	dev = strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	return dev, img
+}
+
+// TestDecommissionToRetired drives the server side of a decommission with the real wipe
+// executor on a loop device standing in for the machine's disk: plan, refused and accepted
+// confirmations, wipe, signed certificates, sanitized, retired, and the auditor's view.
+func TestDecommissionToRetired(t *testing.T) {
+	dev, img := loopDevice(t, 64<<20)
+	h := newHarness(t)
+	ctx := context.Background()
+	op, au := h.tok["operator"], h.tok["auditor"]
+	st, b := h.do("POST", "/api/v1/machines", op, map[string]any{"name": "old-hmi", "macs": []string{"52:54:00:de:c0:01"}, "serial": "HMI-9"})
+	if st != 201 {
+		t.Fatalf("%d %s", st, b)
+	}
+	var m inventory.Machine
+	json.Unmarshal(b, &m)
+	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "decommissioning", "reason": "line 3 rebuilt"}); st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := h.a.Store.IssueAgentToken(ctx, m.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag := fakeAgent{t, h.srv.URL, tok}
+	task := ag.next()
+	if task.Kind != lifecycle.TaskWipePlan {
+		t.Fatalf("first task %q, want wipe-plan", task.Kind)
+	}
+	log := slog.New(slog.DiscardHandler)
+	plan, err := wipe.PlanTask(ctx, m.ID, wipe.DefaultPolicy(), log, time.Now().UTC(), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pj, _ := json.Marshal(plan)
+	ag.result(task.ID, agentproto.Result{State: "succeeded", Result: pj})
+
+	st, b = h.do("GET", "/api/v1/machines/"+m.ID+"/wipe-plan", au, nil)
+	var wp struct {
+		Digest   string
+		Runnable bool
+	}
+	json.Unmarshal(b, &wp)
+	if st != 200 || wp.Digest != plan.Digest() || !wp.Runnable {
+		t.Fatalf("wipe plan: %d %s", st, b)
+	}
+	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if why := h.a.Reconciler.Why(m.ID); !strings.Contains(why, "confirm") {
+		t.Fatalf("machine should wait for confirmation, says %q", why)
+	}
+	// Refusals: the auditor, a wrong name, a stale digest. Nothing is queued.
+	for _, c := range []struct {
+		tok, digest, name string
+		status            int
+	}{{au, wp.Digest, "old-hmi", 403}, {op, wp.Digest, "old-hmj", 422}, {op, strings.Repeat("0", 64), "old-hmi", 409}} {
+		if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/wipe/confirm", c.tok, map[string]string{"plan_digest": c.digest, "machine_name": c.name}); st != c.status {
+			t.Fatalf("confirm %+v: %d %s", c, st, b)
+		}
+	}
+	if ts, _ := h.a.Store.ListTasks(ctx, m.ID, 10); len(ts) != 1 {
+		t.Fatalf("refused confirmations queued tasks: %d", len(ts))
+	}
+	st, b = h.do("POST", "/api/v1/machines/"+m.ID+"/wipe/confirm", op, map[string]string{"plan_digest": wp.Digest, "machine_name": "old-hmi"})
+	if st != 201 {
+		t.Fatalf("confirm: %d %s", st, b)
+	}
+	task = ag.next()
+	if task.Kind != lifecycle.TaskWipe {
+		t.Fatalf("task %q, want wipe", task.Kind)
+	}
+	tr, err := wipe.RunTask(ctx, task.Params, wipe.Options{Log: log, Tool: "Slate test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rj, _ := json.Marshal(tr)
+	ag.result(task.ID, agentproto.Result{State: "succeeded", Result: rj})
+	got, _ := h.a.Store.GetMachine(ctx, m.ID)
+	if got.State != lifecycle.Sanitized {
+		t.Fatalf("after the wipe: %s (%s)", got.State, got.FailedReason)
+	}
+	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = h.a.Store.GetMachine(ctx, m.ID); got.State != lifecycle.Retired {
+		t.Fatalf("after reconcile: %s", got.State)
+	}
+	// The disk reads back as zeros from the host.
+	data, _ := os.ReadFile(img)
+	if !bytes.Equal(data, make([]byte, len(data))) {
+		t.Fatal("the disk image is not erased")
+	}
+	// The auditor reads, verifies and exports the certificates.
+	st, b = h.do("GET", "/api/v1/machines/"+m.ID+"/certificates", au, nil)
+	var list struct {
+		Certificates []inventory.Certificate
+		Reports      []inventory.Report
+	}
+	json.Unmarshal(b, &list)
+	if st != 200 || len(list.Certificates) != 1 || len(list.Reports) != 1 || !list.Reports[0].Complete {
+		t.Fatalf("certificates: %d %s", st, b)
+	}
+	_, pemKey := h.do("GET", "/api/v1/certificates/public-key", au, nil)
+	pub, err := wipe.ParsePublicKey(pemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, file := h.do("GET", "/api/v1/certificates/"+list.Certificates[0].ID, au, nil)
+	cert, err := wipe.VerifyCertificate(file, pub)
+	if err != nil || cert.Machine.Name != "old-hmi" || cert.Person.Name != "olga" || cert.Run.ConfirmedBy != "olga" {
+		t.Fatalf("certificate: %v %+v", err, cert)
+	}
+	tampered := bytes.Replace(file, []byte("old-hmi"), []byte("new-hmi"), 1)
+	if _, err := wipe.VerifyCertificate(tampered, pub); err == nil {
+		t.Fatal("a tampered certificate verified")
+	}
+	if st, pdf := h.do("GET", "/api/v1/certificates/"+cert.ID+"/pdf", au, nil); st != 200 || !bytes.HasPrefix(pdf, []byte("%PDF")) {
+		t.Fatalf("certificate PDF: %d %.20q", st, pdf)
+	}
+	if st, pdf := h.do("GET", "/api/v1/machines/"+m.ID+"/report.pdf", au, nil); st != 200 || !bytes.HasPrefix(pdf, []byte("%PDF")) {
+		t.Fatalf("report PDF: %d", st)
+	}
+	_, tb := h.do("GET", "/api/v1/certificates/export", au, nil)
+	tr2 := tar.NewReader(bytes.NewReader(tb))
+	var names []string
+	for {
+		hd, err := tr2.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, hd.Name)
+	}
+	if len(names) != 3 || names[0] != "public-key.pem" {
+		t.Fatalf("export: %v", names)
+	}
+	// Certificates are immutable even to SQL.
+	ev, _ := h.a.Store.ListAudit(ctx, inventory.AuditFilter{Subject: m.ID, Limit: 100})
+	var trail []string
+	for i := len(ev) - 1; i >= 0; i-- {
+		trail = append(trail, ev[i].Action+":"+ev[i].Outcome)
+	}
+	want := []string{"wipe.confirm:refused", "wipe.confirm:refused", "wipe.confirm:ok", "certificates.issue:ok"}
+	joined := strings.Join(trail, " ")
+	for _, w := range want {
+		if !strings.Contains(joined, w) {
+			t.Fatalf("audit trail lacks %s: %s", w, joined)
+		}
+	}
+	if rep, _ := h.a.Store.VerifyAudit(ctx); !rep.OK {
+		t.Fatalf("audit chain: %+v", rep)
+	}
+}

@@ -1,0 +1,238 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"slate/inventory"
+	"slate/wipe"
+)
+
+// Task kinds of decommissioning (run by the deploy environment's agent).
+const (
+	TaskWipePlan = "wipe-plan"
+	TaskWipe     = "wipe"
+)
+
+// Certifier turns a finished wipe task into signed certificates stored in the same
+// transaction, and says whether every drive is sanitized.
+type Certifier interface {
+	Certify(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) (sanitized bool, summary string, err error)
+}
+
+// TaskHook is what a finished task means for its machine; the agent API calls it inside the
+// transaction that records the result.
+type TaskHook struct {
+	Certifier Certifier
+}
+
+// TaskFinished moves the machine on: inspecting → ready (or failed); a finished wipe →
+// certificates and sanitized (or failed, with no certificate for what was not sanitized).
+func (h TaskHook) TaskFinished(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) error {
+	failed := task.State != inventory.TaskSucceeded
+	switch {
+	case task.Kind == TaskInspect && m.State == Inspecting:
+		if failed {
+			_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "inspection failed: "+task.Message, task.ID)
+			return err
+		}
+		_, err := TransitionTx(ctx, tx, m.ID, Ready, "agent", "inspection finished", task.ID)
+		return err
+	case task.Kind == TaskWipePlan && m.State == Decommissioning && failed:
+		_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "could not plan the wipe: "+task.Message, task.ID)
+		return err
+	case task.Kind == TaskWipe && m.State == Decommissioning:
+		if failed {
+			_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "wipe failed: "+task.Message, task.ID)
+			return err
+		}
+		if h.Certifier == nil {
+			return fmt.Errorf("wipe of machine %s finished but no certifier is configured", m.ID)
+		}
+		ok, summary, err := h.Certifier.Certify(ctx, tx, m, task)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "not every drive was sanitized: "+summary, task.ID)
+			return err
+		}
+		_, err = TransitionTx(ctx, tx, m.ID, Sanitized, "agent", "every drive sanitized and certified: "+summary, task.ID)
+		return err
+	}
+	return nil
+}
+
+// WipePlan returns the newest wipe plan proposed for a machine, with its task.
+func WipePlan(ctx context.Context, st interface {
+	LatestTask(ctx context.Context, machineID, kind string) (inventory.Task, bool, error)
+}, machineID string) (wipe.Plan, inventory.Task, bool, error) {
+	t, ok, err := st.LatestTask(ctx, machineID, TaskWipePlan)
+	if err != nil || !ok || t.State != inventory.TaskSucceeded {
+		return wipe.Plan{}, t, false, err
+	}
+	var p wipe.Plan
+	if err := json.Unmarshal(t.Result, &p); err != nil {
+		return p, t, false, fmt.Errorf("wipe plan of task %s: %w", t.ID, err)
+	}
+	return p, t, true, nil
+}
+
+// ConfirmWipe is the audited confirmation that starts the erasure: the operator names the
+// plan (by digest) and types the machine's name. Slate then queues the wipe task with an
+// authorization bound to that task, that machine and that plan.
+func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDigest, typedName string) (inventory.Task, error) {
+	st, ok := r.store.(interface {
+		LatestTask(ctx context.Context, machineID, kind string) (inventory.Task, bool, error)
+	})
+	if !ok {
+		return inventory.Task{}, fmt.Errorf("confirm wipe: store cannot read tasks")
+	}
+	var out inventory.Task
+	var refusal error
+	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
+		m, err := tx.GetMachine(ctx, machineRef)
+		if err != nil {
+			return err
+		}
+		plan, planTask, ok, err := WipePlan(ctx, st, m.ID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case m.State != Decommissioning:
+			refusal = inventory.Errorf(inventory.ErrConflict, "machine %s is %s: only a machine in decommissioning can be wiped", m.Name, m.State)
+		case !ok:
+			refusal = inventory.Errorf(inventory.ErrConflict, "machine %s has no wipe plan yet: wait for its drives to be probed", m.Name)
+		case plan.Digest() != planDigest:
+			refusal = inventory.Errorf(inventory.ErrConflict, "plan %s is not machine %s's current plan (%s): reload it and confirm again", short(planDigest), m.Name, short(plan.Digest()))
+		case strings.TrimSpace(typedName) != m.Name:
+			refusal = inventory.Errorf(inventory.ErrInvalid, "type the machine's name (%s) to confirm its erasure", m.Name)
+		case !plan.Runnable():
+			refusal = inventory.Errorf(inventory.ErrConflict, "the plan has blocked drives: %s", blockedSummary(plan))
+		}
+		if refusal != nil {
+			return refusal
+		}
+		if t, ok, _ := st.LatestTask(ctx, m.ID, TaskWipe); ok && !t.Finished() {
+			return inventory.Errorf(inventory.ErrConflict, "a wipe of machine %s is already under way (task %s)", m.Name, t.ID)
+		}
+		task, err := tx.CreateTask(ctx, actor, m.ID, TaskWipe, nil)
+		if err != nil {
+			return err
+		}
+		params, err := json.Marshal(wipe.TaskParams{Plan: plan, Authorization: wipe.Authorization{TaskID: task.ID, MachineID: m.ID,
+			PlanDigest: plan.Digest(), ConfirmedBy: actor}})
+		if err != nil {
+			return err
+		}
+		if err := tx.SetTaskParams(ctx, task.ID, params); err != nil {
+			return err
+		}
+		drives := []string{}
+		for _, d := range plan.Drives {
+			drives = append(drives, fmt.Sprintf("%s %s: %s by %s", d.Drive.Path, d.Drive.Serial, d.Level, d.Method))
+		}
+		if _, err := tx.Audit(ctx, actor, "wipe.confirm", m.ID, "ok", map[string]any{"task": task.ID, "plan_task": planTask.ID,
+			"plan_digest": plan.Digest(), "drives": drives}); err != nil {
+			return err
+		}
+		out, err = tx.GetTask(ctx, task.ID)
+		return err
+	})
+	if refusal != nil {
+		_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
+			_, e := tx.Audit(ctx, actor, "wipe.confirm", machineRef, "refused", map[string]any{"reason": refusal.Error()})
+			return e
+		})
+	}
+	if err == nil {
+		r.notify(out.MachineID)
+	}
+	return out, err
+}
+
+func short(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
+func blockedSummary(p wipe.Plan) string {
+	var out []string
+	for _, d := range p.Drives {
+		if d.Blocked {
+			out = append(out, fmt.Sprintf("%s (%s): %s — %s", d.Drive.Path, d.Drive.Serial, d.Reason, d.Remedy))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// stepDecommission drives a machine in decommissioning: probe its drives (plan), wait for
+// the confirmation (or confirm under a pre-approved policy), follow the wipe.
+func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) error {
+	ts, err := r.store.ListTasks(ctx, m.ID, 50)
+	if err != nil {
+		return err
+	}
+	if t, ok := openTask(ts, TaskWipe); ok {
+		if t.State == inventory.TaskRunning {
+			r.explain(m.ID, fmt.Sprintf("wiping: %.0f %% %s", t.Progress*100, t.Message))
+		} else {
+			r.explain(m.ID, r.waitingForBoot(m))
+		}
+		return nil
+	}
+	if t, ok := openTask(ts, TaskWipePlan); ok {
+		if t.State == inventory.TaskRunning {
+			r.explain(m.ID, "probing drives to plan the wipe")
+		} else {
+			r.explain(m.ID, r.waitingForBoot(m))
+		}
+		return nil
+	}
+	// The newest plan must be newer than the decommission request: drives change.
+	var plan *inventory.Task
+	for i := range ts {
+		if ts[i].Kind == TaskWipePlan {
+			plan = &ts[i]
+			break
+		}
+	}
+	if plan == nil || plan.State != inventory.TaskSucceeded || plan.CreatedAt.Before(m.UpdatedAt) {
+		return r.queue(ctx, m, TaskWipePlan, "probing drives to plan the wipe")
+	}
+	var p wipe.Plan
+	if err := json.Unmarshal(plan.Result, &p); err != nil {
+		return fmt.Errorf("wipe plan of task %s: %w", plan.ID, err)
+	}
+	if !p.Runnable() {
+		r.explain(m.ID, "wipe plan blocked: "+blockedSummary(p))
+		return nil
+	}
+	if r.AutoConfirmWipe {
+		_, err := r.ConfirmWipe(ctx, "slate (pre-approved wipe policy)", m.ID, p.Digest(), m.Name)
+		return err
+	}
+	r.explain(m.ID, fmt.Sprintf("wipe plan ready for %d drives: confirm it to start the erasure", len(p.Drives)))
+	return nil
+}
+
+// retire moves a sanitized machine to retired and frees its DHCP leases.
+func (r *Reconciler) retire(ctx context.Context, m inventory.Machine) error {
+	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
+		n, err := tx.DeleteLeasesOf(ctx, m.MACs)
+		if err != nil {
+			return err
+		}
+		_, err = TransitionTx(ctx, tx, m.ID, Retired, "slate", fmt.Sprintf("sanitized and certified; %d DHCP lease(s) freed", n), "")
+		return err
+	})
+	if err == nil {
+		r.notify(m.ID)
+	}
+	return err
+}
