@@ -84,9 +84,10 @@ type InterfaceConfig struct {
 	// Allow, when not empty, is the only MAC prefixes answered; Deny prefixes are never answered.
 	Allow []string `yaml:"allow"`
 	Deny  []string `yaml:"deny"`
-	// PingCheck would probe an address before offering it; it costs ≈3 s per boot, so it is
-	// off by default, and not implemented yet (true is refused).
-	PingCheck bool `yaml:"ping_check"`
+	// PingCheck pings an address before offering it to a new client, and quarantines it when
+	// something answers. Off by default: every fresh offer waits PingTimeout (default 500ms).
+	PingCheck   bool          `yaml:"ping_check"`
+	PingTimeout time.Duration `yaml:"ping_timeout"`
 	// DeclineQuarantine is how long a DECLINEd address is kept out of the pool (default 10m).
 	DeclineQuarantine time.Duration `yaml:"decline_quarantine"`
 	// OfferHold is how long an offered address waits for the client's REQUEST (default 30s).
@@ -157,8 +158,11 @@ func (ic InterfaceConfig) compile() (*compiled, error) {
 		}
 		c.server = a
 	}
-	if ic.PingCheck {
-		return nil, errors.New("ping_check: not supported yet (leave it false: it costs ≈3 s per boot)")
+	if c.PingTimeout == 0 {
+		c.PingTimeout = 500 * time.Millisecond
+	}
+	if c.PingTimeout < 0 || c.PingTimeout > 5*time.Second {
+		return nil, fmt.Errorf("ping_timeout: %s is outside 0…5s", c.PingTimeout)
 	}
 	if c.DeclineQuarantine == 0 {
 		c.DeclineQuarantine = 10 * time.Minute

@@ -27,6 +27,7 @@ type ifaceServer struct {
 	serverIP net.IP
 	conn67   net.PacketConn
 	limiter  *rateLimiter
+	pinger   *pinger // nil unless ping_check
 
 	discoveryBudget *tokenBucket
 
@@ -228,16 +229,33 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
 		requested, _ := addrU(m.RequestedIPAddress())
-		l, err := p.offer(key, reserved, requested, now, ifs.cfg.OfferHold)
-		if err != nil {
-			ifs.exhausted(p, mac)
-			return result{}
+		var changes []inventory.LeaseChange
+		var l *lease
+		for try := 0; ; try++ {
+			var fresh bool
+			var err error
+			l, fresh, err = p.offer(key, reserved, requested, now, ifs.cfg.OfferHold)
+			if err != nil {
+				ifs.exhausted(p, mac)
+				return result{changes: changes}
+			}
+			if !fresh || ifs.pinger == nil || try >= 3 || !ifs.pinger.inUse(u2addr(l.ip)) {
+				break
+			}
+			// Someone already uses it (a static address inside the pool): keep it out, as if
+			// declined, and try the next one.
+			ifs.log.Warn("ping check: address answers ping, quarantined", "mac", mac.String(), "ip", u2addr(l.ip), "for", ifs.cfg.DeclineQuarantine)
+			ifs.drop("ping_check_in_use")
+			p.decline(key, l.ip, now, ifs.cfg.DeclineQuarantine)
+			changes = append(changes, inventory.LeaseChange{Lease: inventory.Lease{MAC: inventory.DeclinedKey(ifs.cfg.Name, u2addr(l.ip)),
+				IP: u2addr(l.ip), Iface: ifs.cfg.Name, State: inventory.LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}})
+			requested = 0
 		}
 		r := ifs.newReply(m, dhcpv4.MessageTypeOffer)
 		r.YourIPAddr = u2ip(l.ip)
 		ifs.leaseOptions(r, p, p.cfg.leaseTime, machine.Hostname)
 		ifs.bootOptions(r, boot)
-		return result{reply: r, dst: ifs.dest(m, false)}
+		return result{reply: r, dst: ifs.dest(m, false), changes: changes}
 	case dhcpv4.MessageTypeRequest:
 		sid := m.ServerIdentifier()
 		if sid != nil && !sid.Equal(ifs.serverIP) {

@@ -380,7 +380,7 @@ func TestConfigValidation(t *testing.T) {
 		"interfaces[0](eth9).pool.dns[0]":     bad(func(ic *InterfaceConfig) { ic.Pool.DNS = []string{"x"} }),
 		"interfaces[0](eth9).pool.lease_time": bad(func(ic *InterfaceConfig) { ic.Pool.LeaseTime = time.Millisecond }),
 		"interfaces[0](eth9).server_address":  bad(func(ic *InterfaceConfig) { ic.ServerAddress = "::1" }),
-		"interfaces[0](eth9).ping_check":      bad(func(ic *InterfaceConfig) { ic.PingCheck = true }),
+		"interfaces[0](eth9).ping_timeout":    bad(func(ic *InterfaceConfig) { ic.PingCheck, ic.PingTimeout = true, time.Minute }),
 		"interfaces[0](eth9).deny[0]":         bad(func(ic *InterfaceConfig) { ic.Deny = []string{"zz:00"} }),
 		"interfaces[0](eth9).boot.boot_url":   bad(func(ic *InterfaceConfig) { ic.Boot.URL = "ftp://x" }),
 		"interfaces[0](eth9).pool:":           bad(func(ic *InterfaceConfig) { ic.Pool = nil }),

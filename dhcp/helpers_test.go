@@ -39,6 +39,14 @@ func (s *memStore) DHCPLeases(_ context.Context, iface string) ([]inventory.Leas
 	return out, nil
 }
 
+// row reads one row under the lock (for tests where the server's writer runs concurrently).
+func (s *memStore) row(key string) (inventory.Lease, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.rows[key]
+	return l, ok
+}
+
 func (s *memStore) CommitLeases(_ context.Context, ch []inventory.LeaseChange) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -54,6 +54,18 @@ func (l *lab) join(prefix, ifname, mac, addr string) *testenv.Netns {
 	return ns
 }
 
+func nsICMP(ns *testenv.Netns) func(string) (net.PacketConn, error) {
+	return func(iface string) (net.PacketConn, error) {
+		var c net.PacketConn
+		err := ns.Do(func() error {
+			var e error
+			c, e = ListenICMP(iface)
+			return e
+		})
+		return c, err
+	}
+}
+
 func nsListen(ns *testenv.Netns) func(string, int) (net.PacketConn, error) {
 	return func(iface string, port int) (net.PacketConn, error) {
 		var c net.PacketConn
@@ -93,7 +105,7 @@ type running struct {
 func startSlate(t *testing.T, ns *testenv.Netns, cfg Config, store LeaseStore, dir Directory) *running {
 	t.Helper()
 	r := &running{reg: prometheus.NewRegistry(), logs: &logBuf{}}
-	srv, err := New(cfg, Options{Store: store, Directory: dir, Registerer: r.reg, ListenPacket: nsListen(ns),
+	srv, err := New(cfg, Options{Store: store, Directory: dir, Registerer: r.reg, ListenPacket: nsListen(ns), ListenICMP: nsICMP(ns),
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)
@@ -585,5 +597,44 @@ func TestPerfdhcpRelayed(t *testing.T) {
 	}
 	if v := counterValue(slate.srv.m.replies); v != 400 {
 		t.Fatalf("%v replies counted, want 200 OFFERs + 200 ACKs", v)
+	}
+}
+
+// TestPingCheck: a host squats on the first pool address with a static IP. With ping_check on,
+// Slate sees it answer, quarantines it, and offers the next address.
+func TestPingCheck(t *testing.T) {
+	testenv.RequireRoot(t)
+	l := newLab(t)
+	srvNS := l.join("ds", "s0", "", "10.77.0.1/24")
+	l.join("dq", "q0", "", "10.77.0.100/24") // the squatter: the kernel answers pings
+	cliNS := l.join("dc", "c0", "02:00:00:cc:00:01", "")
+	cfg := authConfig(-1, time.Hour)
+	cfg.Interfaces[0].PingCheck = true
+	cfg.Interfaces[0].PingTimeout = 300 * time.Millisecond
+	store := newMemStore()
+	slate := startSlate(t, srvNS, cfg, store, NewMemDirectory())
+	pc := newPXEClient(t, cliNS, "02:00:00:cc:00:01")
+	xid := dhcpv4.TransactionID{7, 7, 7, 7}
+	pc.send(t, packet(dhcpv4.MessageTypeDiscover, pc.mac, dhcpv4.WithTransactionID(xid)), &net.UDPAddr{IP: net.IPv4bcast, Port: 67})
+	got := pc.collect(xid, 3*time.Second)
+	if len(got) != 1 || got[0].YourIPAddr.String() != "10.77.0.101" {
+		t.Fatalf("want an offer of 10.77.0.101 (10.77.0.100 is taken), got %v", got)
+	}
+	if st := slate.srv.Status()[0].Pools[0]; st.Quarantined != 1 {
+		t.Fatalf("pool status %+v", st)
+	}
+	if _, ok := store.row("declined:s0/10.77.0.100"); !ok {
+		t.Fatal("quarantine not stored")
+	}
+	if !strings.Contains(slate.logs.String(), "address answers ping") {
+		t.Fatalf("no log line:\n%s", slate.logs.String())
+	}
+	// The same client asking again keeps its offer; the squatted address stays out.
+	pc.send(t, packet(dhcpv4.MessageTypeDiscover, pc.mac, dhcpv4.WithTransactionID(xid)), &net.UDPAddr{IP: net.IPv4bcast, Port: 67})
+	if got := pc.collect(xid, 2*time.Second); len(got) != 1 || got[0].YourIPAddr.String() != "10.77.0.101" {
+		t.Fatalf("second offer: %v", got)
+	}
+	if v := counterValue(slate.srv.m.drops); v != 1 {
+		t.Fatalf("drops %v, want exactly the one ping_check_in_use", v)
 	}
 }

@@ -68,8 +68,9 @@ func (p *pool) take(mac string, ip uint32) *lease {
 }
 
 // offer picks an address for mac: its current lease, its reservation, the address it asks
-// for, a never-used one, then the lease that expired longest ago.
-func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Time, hold time.Duration) (*lease, error) {
+// for, a never-used one, then the lease that expired longest ago. fresh says the address is
+// new to this client (what ping_check probes).
+func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Time, hold time.Duration) (l *lease, fresh bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if reserved != 0 {
@@ -83,7 +84,7 @@ func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Tim
 			if l.state != stBound || !now.Before(l.expires) {
 				l.state, l.expires = stOffered, now.Add(hold)
 			}
-			return l, nil
+			return l, false, nil
 		}
 		// Held by another client inside its lease: fall through to the pool until it ends.
 	}
@@ -91,7 +92,7 @@ func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Tim
 		if l.state != stBound || !now.Before(l.expires) {
 			l.state, l.expires = stOffered, now.Add(hold)
 		}
-		return l, nil
+		return l, false, nil
 	}
 	pick := uint32(0)
 	if requested != 0 && p.cfg.inRange(requested) && p.byIP[requested].free(now) {
@@ -129,11 +130,11 @@ func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Tim
 		}
 	}
 	if pick == 0 {
-		return nil, errExhausted
+		return nil, false, errExhausted
 	}
-	l := p.take(mac, pick)
+	l = p.take(mac, pick)
 	l.state, l.expires = stOffered, now.Add(hold)
-	return l, nil
+	return l, true, nil
 }
 
 // bind turns mac's offer (or lease) on ip into a bound lease; ok is false if ip is not mac's

@@ -45,6 +45,8 @@ type Options struct {
 	// ListenPacket opens a UDP socket bound to the interface (SO_BINDTODEVICE) on port; tests
 	// swap it to open sockets inside their network namespace.
 	ListenPacket func(iface string, port int) (net.PacketConn, error)
+	// ListenICMP opens the raw ICMP socket for ping_check (default ListenICMP).
+	ListenICMP func(iface string) (net.PacketConn, error)
 }
 
 // Server is Slate's DHCP server over every configured interface.
@@ -92,6 +94,9 @@ func New(cfg Config, o Options) (*Server, error) {
 	}
 	if o.ListenPacket == nil {
 		o.ListenPacket = ListenInterface
+	}
+	if o.ListenICMP == nil {
+		o.ListenICMP = ListenICMP
 	}
 	s := &Server{opts: o, log: o.Logger.With("component", "dhcp"), now: o.Now, ready: make(chan struct{})}
 	s.bufs.New = func() any { b := make([]byte, 2048); return &b }
@@ -223,7 +228,16 @@ func (s *Server) Run(ctx context.Context) error {
 				ifs.conn67 = c
 			}
 		}
-		ifs.log.Info("DHCP serving", "mode", ifs.cfg.Mode, "server", ifs.server, "pools", len(ifs.pools))
+		if ifs.cfg.Mode == ModeAuthoritative && ifs.cfg.PingCheck {
+			c, err := s.opts.ListenICMP(ifs.cfg.Name)
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("dhcp: ping_check on %s: open ICMP socket: %w (needs CAP_NET_RAW; or set ping_check: false)", ifs.cfg.Name, err)
+			}
+			conns = append(conns, c)
+			ifs.pinger = newPinger(c, os.Getpid(), ifs.cfg.PingTimeout)
+		}
+		ifs.log.Info("DHCP serving", "mode", ifs.cfg.Mode, "server", ifs.server, "pools", len(ifs.pools), "ping_check", ifs.cfg.PingCheck)
 	}
 	var workers sync.WaitGroup
 	for range s.opts.Workers {
