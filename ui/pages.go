@@ -183,11 +183,11 @@ func (u *UI) machine(c echo.Context, s session) error {
 	reports, _ := u.d.Store.ListReports(ctx, m.ID)
 	return u.render(c, http.StatusOK, "machine", struct {
 		layoutData
-		M       inventory.Machine
-		Journey []journeyStep
-		Events  []inventory.AuditEvent
-		Facts   string
-		Next    []string
+		M        inventory.Machine
+		Journey  []journeyStep
+		Events   []inventory.AuditEvent
+		Facts    string
+		Next     []string
 		Tasks    []taskView
 		Why      string
 		CanDecom bool
