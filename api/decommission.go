@@ -2,7 +2,6 @@ package api
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -128,17 +127,12 @@ func (s *Server) certificatePDF(c echo.Context) error {
 	if s.d.Decommission == nil {
 		return problem(http.StatusServiceUnavailable, "no signing key configured")
 	}
-	doc, err := wipe.VerifyCertificate(cert.File, s.d.Decommission.PublicKey())
+	pdf, err := wipe.CertificatePDF(cert.File, s.d.Decommission.PublicKey())
 	if err != nil {
 		return fmt.Errorf("certificate %s does not verify: %w", cert.ID, err)
 	}
-	env, _ := wipe.ParseEnvelope(cert.File)
-	var buf bytes.Buffer
-	if err := wipe.RenderCertificatePDF(&buf, doc, env.Signature); err != nil {
-		return err
-	}
 	c.Response().Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s.pdf"`, cert.ID))
-	return c.Blob(http.StatusOK, "application/pdf", buf.Bytes())
+	return c.Blob(http.StatusOK, "application/pdf", pdf)
 }
 
 func (s *Server) reportPDF(c echo.Context) error {
@@ -157,16 +151,11 @@ func (s *Server) reportPDF(c echo.Context) error {
 	if s.d.Decommission == nil {
 		return problem(http.StatusServiceUnavailable, "no signing key configured")
 	}
-	rep, err := wipe.VerifyReport(reps[0].File, s.d.Decommission.PublicKey())
+	pdf, err := wipe.ReportPDF(reps[0].File, s.d.Decommission.PublicKey())
 	if err != nil {
 		return fmt.Errorf("report %s does not verify: %w", reps[0].ID, err)
 	}
-	env, _ := wipe.ParseEnvelope(reps[0].File)
-	var buf bytes.Buffer
-	if err := wipe.RenderReportPDF(&buf, rep, env.Signature); err != nil {
-		return err
-	}
-	return c.Blob(http.StatusOK, "application/pdf", buf.Bytes())
+	return c.Blob(http.StatusOK, "application/pdf", pdf)
 }
 
 func (s *Server) exportCertificates(c echo.Context) error {

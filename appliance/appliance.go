@@ -65,6 +65,7 @@ type Appliance struct {
 	tftp       *pxe.TFTP
 	dhcp       *dhcp.Server
 	agent      *agentapi.Handler
+	pages      *ui.UI
 	certifier  *certifier
 	version    string
 	Registry   *prometheus.Registry
@@ -199,6 +200,7 @@ func (a *Appliance) buildHTTP() error {
 	if err != nil {
 		return err
 	}
+	a.pages = pages
 	e.HTTPErrorHandler = api.ErrorHandler(a.log, pages.ErrorHTML)
 	e.Use(middleware.Recover())
 	// Image pushes and boot files are large by nature; everything else is capped at 1 MiB.

@@ -92,6 +92,7 @@ func (a *Appliance) buildServices() error {
 	a.Reconciler.Woken = a.agent.Wake
 	a.API.SetWhy(a.Reconciler.Why)
 	a.API.SetDecommission(decommissioner{a.Reconciler, cert})
+	a.pages.SetServices(a.Reconciler.Why, decommissioner{a.Reconciler, cert})
 	a.API.SetTaskQueued(a.agent.Wake)
 	if len(a.cfg.DHCP.Interfaces) > 0 {
 		for i := range a.cfg.DHCP.Interfaces {

@@ -49,6 +49,7 @@ type Options struct {
 	Disks             []string // ["nvme"]; kinds: nvme, sata, virtio
 	DiskSize          string   // "8G" (sparse)
 	MemoryMB          int      // 1024
+	CPUs              int      // 1
 	StateDir          string   // "/var/lib/slate-lab"
 	// Accel is "auto" (KVM only when a probe guest really boots under it), "tcg" or "kvm".
 	Accel string
@@ -59,6 +60,11 @@ type Options struct {
 	SlateBinary string
 	// SlatePort is where Slate listens on the bridge address (8080).
 	SlatePort int
+	// SlateSettings are extra top-level keys of the `slate serve` configuration (e.g.
+	// auto_enroll_mac_prefixes, wipe: {auto_confirm: true}), for rehearsals and tests.
+	SlateSettings map[string]any
+	// SlateEnv is extra environment for `slate serve` (e.g. SLATE_ADMIN_PASSWORD=…).
+	SlateEnv []string
 	// HostUI is a host address (127.0.0.1:8080) forwarded to Slate's port in the namespace;
 	// "-" disables the forwarder.
 	HostUI string
@@ -461,7 +467,7 @@ func (l *Lab) addVM(ctx context.Context, i int, tap, accel, password string, hc 
 		Name: name, MAC: fmt.Sprintf("52:54:00:5a:%02x:%02x", (i+1)>>8, (i+1)&0xff),
 		UUID:   fmt.Sprintf("5a1a7e00-0000-4000-8000-%012x", i+1),
 		Serial: fmt.Sprintf("SLATELAB%04d", i+1),
-		Tap:    tap, Netns: o.Namespace, Dir: dir, Disks: o.Disks, Memory: o.MemoryMB,
+		Tap:    tap, Netns: o.Namespace, Dir: dir, Disks: o.Disks, Memory: o.MemoryMB, CPUs: o.CPUs,
 		Accel: accel, QEMU: o.QEMU, OVMFCode: o.OVMFCode,
 	}
 	for _, kind := range o.Disks {
@@ -535,6 +541,7 @@ type slateConfig struct {
 	PublicURL string         `yaml:"public_url"`
 	DHCP      map[string]any `yaml:"dhcp,omitempty"`
 	Boot      map[string]any `yaml:"boot,omitempty"`
+	Extra     map[string]any `yaml:",inline"`
 }
 
 func (l *Lab) slateConfig() slateConfig {
@@ -559,7 +566,8 @@ func (l *Lab) slateConfig() slateConfig {
 			"boot": map[string]any{"boot_url": l.info.UI},
 		}}},
 		// TFTP for UEFI PXE clients (BIOS VMs run QEMU's iPXE ROM and go straight to HTTP).
-		Boot: map[string]any{"tftp_listen": net.JoinHostPort(o.Address.Addr().String(), "69")},
+		Boot:  map[string]any{"tftp_listen": net.JoinHostPort(o.Address.Addr().String(), "69")},
+		Extra: o.SlateSettings,
 	}
 }
 
@@ -605,6 +613,7 @@ func (l *Lab) startSlateWith(ctx context.Context, cfg slateConfig) error {
 	}
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", o.Namespace, o.SlateBinary, "serve", "--config", path)
+	cmd.Env = append(os.Environ(), o.SlateEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	l.info.SlateLog, l.info.SlateConfig, l.info.SlateDataDir = logPath, path, cfg.DataDir

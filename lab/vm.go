@@ -36,6 +36,7 @@ type vmConfig struct {
 	Dir    string
 	Disks  []string // kinds, in order; files are Dir/<kind>.img
 	Memory int      // MiB
+	CPUs   int      // vCPUs (1 when 0)
 	Accel  string   // tcg or kvm
 	QEMU   string
 	// OVMFCode and OVMFVarsTemplate are the UEFI firmware; each VM has its own copy of the
@@ -58,7 +59,7 @@ func qemuArgs(c vmConfig, s vbmc.BootSpec) []string {
 	a := []string{
 		"-name", c.Name,
 		"-machine", "pc,accel=" + c.Accel,
-		"-m", strconv.Itoa(c.Memory), "-smp", "1",
+		"-m", strconv.Itoa(c.Memory), "-smp", strconv.Itoa(max(c.CPUs, 1)),
 		"-uuid", c.UUID,
 		"-smbios", "type=0,vendor=Slate Lab,version=" + s.BIOSVersion,
 		"-smbios", "type=1,manufacturer=Slate Lab,product=QEMU x86_64,serial=" + c.Serial + ",uuid=" + c.UUID,

@@ -146,6 +146,11 @@ func (l *Machines) move(ctx context.Context, machine, to, actor, reason, task st
 	if to != "" && !ValidState(to) {
 		return inventory.Machine{}, inventory.Errorf(inventory.ErrInvalid, "%q is not a lifecycle state (states: %v)", to, states)
 	}
+	if to == Sanitized {
+		// Only a verified, certified wipe (TaskHook) moves a machine there: a person saying so
+		// is not evidence that its drives were erased.
+		return inventory.Machine{}, inventory.Errorf(inventory.ErrConflict, "a machine becomes sanitized only when its wipe is verified and certified, not by hand")
+	}
 	var out inventory.Machine
 	var refused *TransitionError
 	err := l.store.Update(ctx, func(tx *inventory.Tx) error {

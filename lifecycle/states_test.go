@@ -156,3 +156,20 @@ func TestEnrollAcceptsDiscoveredMachine(t *testing.T) {
 		t.Fatalf("empty enroll: %v", err)
 	}
 }
+
+func TestSanitizedOnlyByAVerifiedWipe(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	var m inventory.Machine
+	s.Update(ctx, func(tx *inventory.Tx) error {
+		var err error
+		m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "x", State: Decommissioning})
+		return err
+	})
+	if _, err := l.Transition(ctx, m.ID, Sanitized, "op", "trust me"); !errors.Is(err, inventory.ErrConflict) || !strings.Contains(err.Error(), "verified") {
+		t.Fatalf("manual sanitized: %v", err)
+	}
+	if got, _ := s.GetMachine(ctx, m.ID); got.State != Decommissioning {
+		t.Fatalf("state changed to %s", got.State)
+	}
+}

@@ -156,21 +156,45 @@ func (u *UI) machine(c echo.Context, s session) error {
 	}
 	var next []string
 	if m.State == lifecycle.Failed {
-		next = []string{"retry", lifecycle.Enrolled, lifecycle.Decommissioning}
+		next = []string{"retry", lifecycle.Enrolled}
 	} else {
 		next = lifecycle.Table()[m.State]
 		sort.SliceStable(next, func(i, j int) bool { return next[j] == lifecycle.Failed })
 	}
+	// Decommissioning has its own form with a typed confirmation; sanitized is reached only
+	// by a verified wipe.
+	canDecom := false
+	for i := 0; i < len(next); i++ {
+		if next[i] == lifecycle.Sanitized {
+			next = append(next[:i], next[i+1:]...)
+			i--
+			continue
+		}
+		if next[i] == lifecycle.Decommissioning {
+			next = append(next[:i], next[i+1:]...)
+			canDecom = true
+			i--
+		}
+	}
+	if m.State == lifecycle.Failed {
+		canDecom = true
+	}
+	certs, _ := u.d.Store.ListCertificates(ctx, m.ID)
+	reports, _ := u.d.Store.ListReports(ctx, m.ID)
 	return u.render(c, http.StatusOK, "machine", struct {
 		layoutData
-		M       inventory.Machine
-		Journey []journeyStep
-		Events  []inventory.AuditEvent
-		Facts   string
-		Next    []string
-		Tasks   []taskView
-		Why     string
-	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why})
+		M        inventory.Machine
+		Journey  []journeyStep
+		Events   []inventory.AuditEvent
+		Facts    string
+		Next     []string
+		Tasks    []taskView
+		Why      string
+		CanDecom bool
+		Plan     *planView
+		Certs    []inventory.Certificate
+		Reports  []inventory.Report
+	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports})
 }
 
 func (u *UI) enrollForm(c echo.Context, s session, status int, form map[string]string, fl *flash) error {

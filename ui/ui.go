@@ -54,6 +54,8 @@ type Deps struct {
 	Warnings func() []string
 	// Facts returns the newest hardware facts document of a machine ("" when none).
 	Facts func(ctx context.Context, machineID string) (string, error)
+	// Decommission confirms wipes and verifies certificates.
+	Decommission Decommissioner
 	// Why says what a machine waits for (the reconciler's explanation).
 	Why func(machineID string) string
 	// Vendors lists the BMC vendor profiles offered on the enroll form.
@@ -84,7 +86,7 @@ func New(d Deps) (*UI, error) {
 		},
 	}
 	u := &UI{d: d, pages: map[string]*template.Template{}}
-	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases"} {
+	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("ui template %s: %w", p, err)
@@ -112,6 +114,12 @@ func ago(t time.Time) string {
 	return t.Format("2006-01-02")
 }
 
+// SetServices adds what is built after the UI: the reconciler's explanations and the
+// decommissioning service.
+func (u *UI) SetServices(why func(string) string, d Decommissioner) {
+	u.d.Why, u.d.Decommission = why, d
+}
+
 // Mount registers the pages on e.
 func (u *UI) Mount(e *echo.Echo) {
 	sub, _ := fs.Sub(staticFS, "static")
@@ -129,6 +137,11 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.POST("/machines", u.page(roleWrite, u.enrollPost))
 	e.GET("/machines/:id", u.page(roleAny, u.machine))
 	e.POST("/machines/:id/transition", u.page(roleWrite, u.transitionPost))
+	e.POST("/machines/:id/decommission", u.page(roleWrite, u.decommissionPost))
+	e.POST("/machines/:id/wipe/confirm", u.page(roleWrite, u.wipeConfirmPost))
+	e.GET("/machines/:id/report.pdf", u.page(roleAny, u.reportFile))
+	e.GET("/certificates", u.page(roleAny, u.certificates))
+	e.GET("/certificates/:file", u.page(roleAny, u.certificateFile))
 	e.GET("/releases", u.page(roleAny, u.releases))
 	e.POST("/releases", u.page(roleWrite, u.releasePost))
 	e.POST("/releases/:id/:verb", u.page(roleWrite, u.releaseAction))

@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"slate/internal/testenv"
 	"slate/inventory"
 	"slate/lifecycle"
+	"slate/wipe"
 )
 
 type site struct {
@@ -366,4 +368,91 @@ func between(s, a, b string) string {
 	_, rest, _ := strings.Cut(s, a)
 	v, _, _ := strings.Cut(rest, b)
 	return v
+}
+
+// TestDecommissionInChromium: the technician decommissions with a typed name, sees the wipe
+// plan, and the erase button stays disabled until the machine's name is typed.
+func TestDecommissionInChromium(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	m, _ := s.a.Store.GetMachine(ctx, "press-02")
+	br, cancel := browser(t)
+	defer cancel()
+	login(t, br, s.srv.URL, "tom", "tech-pass-1")
+	var flash string
+	if err := chromedp.Run(br,
+		chromedp.Navigate(s.srv.URL+"/machines/"+m.ID),
+		chromedp.WaitVisible(`#decom-btn`, chromedp.ByID),
+		chromedp.SendKeys(`input[name=confirm_name]`, "press-02", chromedp.ByQuery),
+		chromedp.Submit(`input[name=confirm_name]`, chromedp.ByQuery),
+		waitJS(`document.readyState === "complete" && !!document.querySelector("h1 .badge.s-decommissioning")`),
+		chromedp.Text(`.flash.ok`, &flash, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(flash, "being decommissioned") {
+		t.Fatalf("flash: %q", flash)
+	}
+	// The agent's probe proposes a plan (as a finished wipe-plan task).
+	plan, err := wipe.MakePlan(m.ID, []wipe.DriveInfo{{Name: "vda", Path: "/dev/vda", Transport: wipe.TransportVirtio, Media: wipe.MediaVirtual,
+		Model: "QEMU HARDDISK", Serial: "VD-0001", SizeBytes: 1 << 30, LogicalBlockSize: 512, PhysicalBlockSize: 512}}, wipe.DefaultPolicy(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pj, _ := json.Marshal(plan)
+	task, err := s.a.Store.CreateTask(ctx, "test", m.ID, lifecycle.TaskWipePlan, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.a.Store.ClaimNextTask(ctx, m.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.a.Store.FinishTask(ctx, m.ID, task.ID, inventory.TaskOutcome{State: inventory.TaskSucceeded, Result: pj}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var disabled bool
+	var table string
+	if err := chromedp.Run(br,
+		chromedp.Navigate(s.srv.URL+"/machines/"+m.ID),
+		chromedp.WaitVisible(`#wipe-btn`, chromedp.ByID),
+		chromedp.Text(`#wipe-btn`, &flash, chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById("wipe-btn").disabled`, &disabled),
+		chromedp.Text(`form[action$="/wipe/confirm"]`, &table, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !disabled {
+		t.Fatal("the erase button is enabled before the name is typed")
+	}
+	var body string
+	chromedp.Run(br, chromedp.Text(`main`, &body, chromedp.ByQuery))
+	if !strings.Contains(body, "VD-0001") || !strings.Contains(body, "Wipe plan") {
+		t.Fatalf("plan not shown:\n%.1500s", body)
+	}
+	shot(t, br, "wipe-plan")
+	if err := chromedp.Run(br,
+		chromedp.SendKeys(`form[action$="/wipe/confirm"] input[name=confirm_name]`, "press-02", chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById("wipe-btn").disabled`, &disabled),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if disabled {
+		t.Fatal("the erase button stays disabled after typing the name")
+	}
+	if err := chromedp.Run(br,
+		chromedp.Click(`#wipe-btn`, chromedp.ByID),
+		waitJS(`document.readyState === "complete" && location.search.includes("ok=")`),
+		chromedp.Text(`.flash.ok`, &flash, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(flash, "Wipe confirmed") {
+		t.Fatalf("after confirming: %q", flash)
+	}
+	wt, ok, _ := s.a.Store.LatestTask(ctx, m.ID, lifecycle.TaskWipe)
+	var p wipe.TaskParams
+	json.Unmarshal(wt.Params, &p)
+	if !ok || p.Authorization.TaskID != wt.ID || p.Authorization.ConfirmedBy != "tom" || p.Authorization.PlanDigest != plan.Digest() {
+		t.Fatalf("wipe task: %+v %+v", wt, p.Authorization)
+	}
 }

@@ -39,9 +39,9 @@ type Progress struct {
 
 // Options are the executor's injected dependencies; zero values mean the real system.
 type Options struct {
-	Log      *slog.Logger
-	Now      func() time.Time
-	Rand     io.Reader // AES keys and sampling seeds
+	Log  *slog.Logger
+	Now  func() time.Time
+	Rand io.Reader // AES keys and sampling seeds
 	// Progress is called from one goroutine per drive: it must be safe for concurrent use.
 	Progress func(Progress)
 	// Open opens a drive for commands (NVMe admin, SG_IO), logging every command.

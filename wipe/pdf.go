@@ -1,6 +1,8 @@
 package wipe
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"strings"
@@ -163,4 +165,33 @@ func machineLine(m MachineIdentity) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// CertificatePDF verifies a signed certificate file with the appliance's public key and
+// renders it; an altered file is refused, never rendered.
+func CertificatePDF(file []byte, pub ed25519.PublicKey) ([]byte, error) {
+	c, err := VerifyCertificate(file, pub)
+	if err != nil {
+		return nil, err
+	}
+	env, _ := ParseEnvelope(file)
+	var buf bytes.Buffer
+	if err := RenderCertificatePDF(&buf, c, env.Signature); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ReportPDF verifies a signed decommission report and renders it.
+func ReportPDF(file []byte, pub ed25519.PublicKey) ([]byte, error) {
+	r, err := VerifyReport(file, pub)
+	if err != nil {
+		return nil, err
+	}
+	env, _ := ParseEnvelope(file)
+	var buf bytes.Buffer
+	if err := RenderReportPDF(&buf, r, env.Signature); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
