@@ -44,10 +44,12 @@ type Netns struct{ Name string }
 func NewNetns(t testing.TB, prefix string) *Netns {
 	t.Helper()
 	RequireRoot(t)
-	name := fmt.Sprintf("st-%s-%d-%d", prefix, os.Getpid()%100000, nsCounter.Add(1))
-	if len(name) > 15 {
-		name = name[:15]
+	// Interface-name length (15) bounds namespace names used as prefixes by tests: keep the
+	// counter whole so names never collide, and shorten the prefix instead.
+	if len(prefix) > 3 {
+		prefix = prefix[:3]
 	}
+	name := fmt.Sprintf("s%d%s%d", os.Getpid()%10000, prefix, nsCounter.Add(1))
 	Run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() {
 		// Kill anything still running inside, then drop the namespace.
