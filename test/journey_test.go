@@ -197,10 +197,144 @@ func TestNetbootDiscoverInspect(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	t.Run("decommission", func(t *testing.T) { decommissionVM(t, ls, info.VMs[0]) })
 	log, _ := os.ReadFile(info.SlateLog)
 	for _, want := range []string{"service=dhcp", "service=boot"} {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("Slate's log has no %s line: the VMs did not boot through Slate", want)
+		}
+	}
+}
+
+func apiPost(t *testing.T, base, token, path string, body any, out any) (int, string) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(string(b)))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		json.Unmarshal(rb, out)
+	}
+	return resp.StatusCode, string(rb)
+}
+
+// decommissionVM: a ready VM with NVMe, SATA and virtio disks is decommissioned end to end —
+// plan, typed confirmation, NVMe Format (user data erase) and overwrite + verify of the
+// others, signed certificates, sanitized, retired — and its disk images read back erased.
+func decommissionVM(t *testing.T, ls *labSlate, vm lab.VMInfo) {
+	start := time.Now()
+	// Put data on every disk (from the host) so that erasure is visible.
+	junk := make([]byte, 1<<20)
+	for i := range junk {
+		junk[i] = byte(i*7 + 1)
+	}
+	for _, kind := range []string{lab.DiskNVMe, lab.DiskSATA, lab.DiskVirtio} {
+		f, err := os.OpenFile(filepath.Join(vm.Dir, kind+".img"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(junk, 0)
+		f.WriteAt(junk, 100<<20)
+		f.Close()
+	}
+	var l struct{ Items []inventory.Machine }
+	apiGet(t, ls.base, ls.token, "/api/v1/machines?q="+vm.MAC, &l)
+	if len(l.Items) != 1 {
+		t.Fatalf("machine %s not found", vm.MAC)
+	}
+	m := l.Items[0]
+	if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/transition", map[string]string{"to": "decommissioning", "reason": "journey test"}, nil); st != 200 {
+		t.Fatalf("decommission: %d %s", st, b)
+	}
+	var wp struct {
+		Digest   string
+		Runnable bool
+		Plan     struct {
+			Drives []struct {
+				Drive struct {
+					Serial string
+				}
+				Method  string
+				Blocked bool
+				Reason  string
+			}
+		}
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for apiGet(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/wipe-plan", &wp) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("no wipe plan after 3 minutes")
+		}
+		time.Sleep(time.Second)
+	}
+	methods := map[string]string{}
+	for _, d := range wp.Plan.Drives {
+		methods[d.Drive.Serial] = d.Method
+		if d.Blocked {
+			t.Fatalf("drive %s blocked: %s", d.Drive.Serial, d.Reason)
+		}
+	}
+	t.Logf("wipe plan after %s: %v", time.Since(start).Round(time.Second), methods)
+	if len(methods) != 3 || !strings.Contains(methods["SLATELAB0001N0"], "format") {
+		t.Fatalf("plan methods: %v (want NVMe by Format, the others by overwrite)", methods)
+	}
+	if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/wipe/confirm", map[string]string{"plan_digest": wp.Digest, "machine_name": m.Name}, nil); st != 201 {
+		t.Fatalf("confirm: %d %s", st, b)
+	}
+	ls.waitState(t, vm.MAC, "retired", 6*time.Minute)
+	t.Logf("decommission → retired in %s", time.Since(start).Round(time.Second))
+	var certs struct {
+		Certificates []inventory.Certificate
+		Reports      []inventory.Report
+	}
+	apiGet(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/certificates", &certs)
+	if len(certs.Certificates) != 3 || len(certs.Reports) != 1 || !certs.Reports[0].Complete {
+		t.Fatalf("certificates: %d, reports %+v", len(certs.Certificates), certs.Reports)
+	}
+	// Each certificate verifies offline with the appliance's public key (slate cert verify).
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	req, _ := http.NewRequest("GET", ls.base+"/api/v1/certificates/public-key", nil)
+	req.Header.Set("Authorization", "Bearer "+ls.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	os.WriteFile(keyFile, pem, 0o644)
+	for _, c := range certs.Certificates {
+		req, _ := http.NewRequest("GET", ls.base+"/api/v1/certificates/"+c.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+ls.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cf := filepath.Join(t.TempDir(), c.ID+".json")
+		os.WriteFile(cf, file, 0o644)
+		if out, err := run(t, nil, "cert", "verify", cf, "--public-key", keyFile); err != nil {
+			t.Fatalf("slate cert verify %s: %v\n%s", c.ID, err, out)
+		}
+	}
+	for _, kind := range []string{lab.DiskNVMe, lab.DiskSATA, lab.DiskVirtio} {
+		b, err := os.ReadFile(filepath.Join(vm.Dir, kind+".img"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < len(b); off++ {
+			if b[off] != 0 {
+				t.Fatalf("%s disk image not erased: byte %d is %#x", kind, off, b[off])
+			}
 		}
 	}
 }
