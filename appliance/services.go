@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"slate/agent/deployenv"
 	"slate/api/agentapi"
 	"slate/dhcp"
 	"slate/inventory"
@@ -72,6 +74,15 @@ func (a *Appliance) buildServices() error {
 		return fmt.Errorf("boot configuration: %w", err)
 	}
 	a.boot = boot
+	deDir := bootCfg.DeployEnv
+	if deDir == "" {
+		deDir = filepath.Join(a.cfg.DataDir, "deployenv")
+	}
+	if _, err := deployenv.Check(deDir); err != nil {
+		// Machines can still be enrolled and driven over Redfish; say what to do.
+		a.log.Warn("deploy environment missing", "dir", deDir, "err", err)
+		a.Warn("The deploy environment is missing, so machines cannot be inspected, installed or wiped: " + err.Error())
+	}
 	if a.cfg.Boot.TFTPListen != "" {
 		t, err := pxe.NewTFTP(bootCfg, a.log.With("service", "tftp"))
 		if err != nil {

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"slate/dhcp"
 	"slate/internal/testenv"
 	"slate/inventory"
-	"slate/dhcp"
 	"slate/lifecycle"
 )
 
