@@ -158,14 +158,6 @@ func (p *pool) bind(mac string, ip uint32, now time.Time, leaseTime time.Duratio
 	return *l, true
 }
 
-// holds reports whether mac holds ip (offered or bound, in time).
-func (p *pool) holds(mac string, ip uint32, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l := p.byIP[ip]
-	return l != nil && l.mac == mac && (l.state == stBound || l.state == stOffered) && now.Before(l.expires)
-}
-
 // release frees mac's lease on ip, keeping the link so the client gets the same address back.
 func (p *pool) release(mac string, ip uint32, now time.Time) (lease, bool) {
 	p.mu.Lock()
