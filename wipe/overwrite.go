@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -50,32 +51,32 @@ func alignedBuf(n int) ([]byte, func(), error) {
 // progressFn receives bytes done of total in the current phase.
 type progressFn func(done, total uint64)
 
-// overwrite writes f's content over [0,size) in chunks of bufSize, generating the next chunk
-// while the previous one is written (two buffers), so a stream cipher does not stall the disk.
+// overwrite writes f's content over [0,size) in chunks of bufSize. A generator fills the next
+// chunks while two writers keep two writes in flight (a drive, like the loop device, does
+// better with a queue than with dd's one request at a time), so neither a stream cipher nor a
+// single outstanding request stalls the disk.
 func overwrite(ctx context.Context, dev blockIO, size uint64, bufSize int, f filler, progress progressFn) error {
 	if size == 0 {
 		return errors.New("overwrite: device size is 0")
 	}
-	var bufs [2][]byte
-	for i := range bufs {
-		b, free, err := alignedBuf(bufSize)
+	const nbuf, writers = 4, 2
+	free := make(chan []byte, nbuf)
+	for range nbuf {
+		b, release, err := alignedBuf(bufSize)
 		if err != nil {
 			return err
 		}
-		defer free()
-		bufs[i] = b
+		defer release()
 		if f.constant() {
 			f.fill(b, 0)
 		}
+		free <- b
 	}
 	type chunk struct {
 		buf []byte
 		off uint64
 	}
-	ready := make(chan chunk, 1)
-	free := make(chan []byte, 2)
-	free <- bufs[0]
-	free <- bufs[1]
+	ready := make(chan chunk, nbuf)
 	genCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -101,19 +102,43 @@ func overwrite(ctx context.Context, dev blockIO, size uint64, bufSize int, f fil
 			}
 		}
 	}()
-	var done uint64
-	for c := range ready {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("overwrite interrupted at byte %d: %w", done, err)
-		}
-		if _, err := dev.WriteAt(c.buf, int64(c.off)); err != nil {
-			return fmt.Errorf("overwrite: write at byte %d: %w", c.off, err)
-		}
-		done += uint64(len(c.buf))
-		free <- c.buf[:cap(c.buf)]
-		if progress != nil {
-			progress(done, size)
-		}
+	var (
+		mu      sync.Mutex
+		done    uint64
+		firstEr error
+		wg      sync.WaitGroup
+	)
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range ready {
+				if genCtx.Err() != nil {
+					continue // drain after a failure
+				}
+				if _, err := dev.WriteAt(c.buf, int64(c.off)); err != nil {
+					mu.Lock()
+					if firstEr == nil {
+						firstEr = fmt.Errorf("overwrite: write at byte %d: %w", c.off, err)
+					}
+					mu.Unlock()
+					cancel()
+					continue
+				}
+				mu.Lock()
+				done += uint64(len(c.buf))
+				d := done
+				if progress != nil {
+					progress(d, size)
+				}
+				mu.Unlock()
+				free <- c.buf[:cap(c.buf)]
+			}
+		}()
+	}
+	wg.Wait()
+	if firstEr != nil {
+		return firstEr
 	}
 	if done != size {
 		if err := ctx.Err(); err != nil {
