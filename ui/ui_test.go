@@ -68,15 +68,31 @@ func newSite(t *testing.T) *site {
 func browser(t *testing.T) (context.Context, context.CancelFunc) {
 	t.Helper()
 	exe := testenv.RequireCommand(t, "chromium", "chromium")
+	// Chromium may still write its profile while it exits: not a t.TempDir (whose cleanup
+	// fails the test on a non-empty folder), removed best-effort after the browser is gone.
+	profile, err := os.MkdirTemp("", "slate-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1024, 768))
+		chromedp.UserDataDir(profile), chromedp.WindowSize(1024, 768))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	return ctx, func() { cancelT(); cancelC(); cancelA() }
+	return ctx, func() {
+		cancelT()
+		cancelC()
+		cancelA()
+		for range 20 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }
 
 // shot saves a screenshot under the test's artifact folder for a human look.
