@@ -4,14 +4,14 @@
 # UI address and the admin password, and waits; Ctrl-C (or `make demo-down` from another
 # terminal) removes the lab again.
 #
-# Environment: SLATE (binary, default bin/slate), SLATE_LAB_VMS (2), SLATE_LAB_FIRMWARE (uefi),
+# Environment: SLATE (binary, default bin/slate), SLATE_LAB_VMS (2), SLATE_LAB_FIRMWARE (mixed),
 # SLATE_LAB_STATE_DIR (/var/lib/slate-lab), SLATE_LAB_UI (127.0.0.1:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SLATE=${SLATE:-bin/slate}
 STATE_DIR=${SLATE_LAB_STATE_DIR:-/var/lib/slate-lab}
 VMS=${SLATE_LAB_VMS:-2}
-FIRMWARE=${SLATE_LAB_FIRMWARE:-uefi}
+FIRMWARE=${SLATE_LAB_FIRMWARE:-mixed}
 UI=${SLATE_LAB_UI:-127.0.0.1:8080}
 
 lab_down() { "$SLATE" lab down --state-dir "$STATE_DIR"; }
@@ -58,7 +58,7 @@ cleanup() {
 }
 trap cleanup INT TERM
 
-"$SLATE" lab up --vms "$VMS" --firmware "$FIRMWARE" --state-dir "$STATE_DIR" --ui "$UI"
+"$SLATE" lab up --vms "$VMS" --firmware "$FIRMWARE" --state-dir "$STATE_DIR" --ui "$UI" --power-on
 
 pwfile="$STATE_DIR/slate/initial-admin-password"
 for _ in $(seq 1 60); do
