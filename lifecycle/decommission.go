@@ -178,20 +178,7 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 	if err != nil {
 		return err
 	}
-	if t, ok := openTask(ts, TaskWipe); ok {
-		if t.State == inventory.TaskRunning {
-			r.explain(m.ID, fmt.Sprintf("wiping: %.0f %% %s", t.Progress*100, t.Message))
-		} else {
-			r.explain(m.ID, r.waitingForBoot(m))
-		}
-		return nil
-	}
-	if t, ok := openTask(ts, TaskWipePlan); ok {
-		if t.State == inventory.TaskRunning {
-			r.explain(m.ID, "probing drives to plan the wipe")
-		} else {
-			r.explain(m.ID, r.waitingForBoot(m))
-		}
+	if r.following(ts, m, TaskWipe, "wiping") || r.following(ts, m, TaskWipePlan, "probing drives to plan the wipe") {
 		return nil
 	}
 	// The newest plan must be newer than the decommission request: drives change.

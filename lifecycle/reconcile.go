@@ -117,6 +117,21 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// following explains an open task of kind (its progress while it runs, what it waits for
+// before) and reports whether there is one.
+func (r *Reconciler) following(ts []inventory.Task, m inventory.Machine, kind, doing string) bool {
+	t, ok := openTask(ts, kind)
+	if !ok {
+		return false
+	}
+	if t.State == inventory.TaskRunning {
+		r.explain(m.ID, fmt.Sprintf("%s: %.0f %% %s", doing, t.Progress*100, t.Message))
+	} else {
+		r.explain(m.ID, r.waitingForBoot(m))
+	}
+	return true
+}
+
 func openTask(ts []inventory.Task, kind string) (inventory.Task, bool) {
 	for _, t := range ts {
 		if t.Kind == kind && (t.State == inventory.TaskPending || t.State == inventory.TaskRunning) {
@@ -135,12 +150,7 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		if err != nil {
 			return err
 		}
-		if t, ok := openTask(ts, TaskInspect); ok {
-			if t.State == inventory.TaskRunning {
-				r.explain(m.ID, fmt.Sprintf("inspecting: %.0f %% %s", t.Progress*100, t.Message))
-			} else {
-				r.explain(m.ID, r.waitingForBoot(m))
-			}
+		if r.following(ts, m, TaskInspect, "inspecting") {
 			return nil
 		}
 		// Moved here by hand, or its task was cancelled: queue the inspection again.
