@@ -1,2 +1,4 @@
-# Images: the embedded registry is tested with skopeo pushing into it.
+# Images: the embedded registry is tested with skopeo pushing into it; disk-image writes are
+# checked with sfdisk (fdisk).
 DEB_PACKAGES += skopeo
+DEB_PACKAGES += fdisk
