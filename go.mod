@@ -11,6 +11,7 @@ require (
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
 	github.com/jaypipes/ghw v0.17.0
 	github.com/jsimonetti/rtnetlink v1.3.5
+	github.com/klauspost/compress v1.20.4
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/open-source-firmware/go-tcg-storage v0.8.21
 	github.com/pin/tftp/v3 v3.1.0
@@ -64,7 +65,6 @@ require (
 	github.com/jacobweinstock/registrar v0.4.7 // indirect
 	github.com/jaypipes/pcidb v1.0.1 // indirect
 	github.com/josharian/native v1.1.0 // indirect
-	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect

@@ -33,9 +33,9 @@ type WriteOptions struct {
 
 // WriteResult is what was written.
 type WriteResult struct {
-	Written     int64  `json:"written"`      // bytes of raw image written
-	DiskBytes   int64  `json:"disk_bytes"`   // size of the target disk
-	RawSHA256   string `json:"raw_sha256"`   // of the decompressed image, checked on read-back
+	Written     int64  `json:"written"`       // bytes of raw image written
+	DiskBytes   int64  `json:"disk_bytes"`    // size of the target disk
+	RawSHA256   string `json:"raw_sha256"`    // of the decompressed image, checked on read-back
 	StreamSHA   string `json:"stream_sha256"` // of the stream as received (= the digest)
 	GPTRepaired bool   `json:"gpt_repaired"`  // the backup GPT header was moved to the disk's end
 }
