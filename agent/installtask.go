@@ -1,0 +1,147 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"slate/agent/agentproto"
+	"slate/image"
+)
+
+// KindInstallImage writes a release's raw disk image onto the machine's target disk.
+const KindInstallImage = "install-image"
+
+// InstallImageParams are the install-image task's params, built by Slate from an approved
+// release: the blob is fetched from Slate's registry with the machine's agent token.
+type InstallImageParams struct {
+	BlobURL     string     `json:"blob_url"` // http://slate/v2/<repo>/blobs/<digest>
+	Digest      string     `json:"digest"`   // sha256:<hex> of the blob
+	Compression string     `json:"compression,omitempty"`
+	Target      DiskTarget `json:"target"`
+	Release     string     `json:"release"` // name@version, for the log
+}
+
+// DiskTarget chooses the disk to install on: by serial or WWN, else the smallest
+// non-removable disk of at least MinBytes.
+type DiskTarget struct {
+	Serial   string `json:"serial,omitempty"`
+	WWN      string `json:"wwn,omitempty"`
+	MinBytes int64  `json:"min_bytes,omitempty"`
+}
+
+// Disk is what target selection needs to know of a block device.
+type Disk struct {
+	Name, Serial, WWN string
+	Bytes             int64
+	Removable         bool
+}
+
+// ChooseDisk applies a target rule to the machine's disks.
+func ChooseDisk(disks []Disk, t DiskTarget) (Disk, error) {
+	var cands []Disk
+	for _, d := range disks {
+		switch {
+		case t.Serial != "" && d.Serial == t.Serial, t.WWN != "" && d.WWN == t.WWN:
+			return d, nil
+		case t.Serial == "" && t.WWN == "" && !d.Removable && d.Bytes >= t.MinBytes:
+			cands = append(cands, d)
+		}
+	}
+	if t.Serial != "" || t.WWN != "" {
+		return Disk{}, fmt.Errorf("no disk with serial %q / WWN %q on this machine", t.Serial, t.WWN)
+	}
+	if len(cands) == 0 {
+		return Disk{}, fmt.Errorf("no non-removable disk of at least %d bytes on this machine", t.MinBytes)
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].Bytes < cands[j].Bytes || (cands[i].Bytes == cands[j].Bytes && cands[i].Name < cands[j].Name) })
+	return cands[0], nil
+}
+
+// SysDisks lists the block devices under sysRoot (/sys) that can hold a system.
+func SysDisks(sysRoot string) ([]Disk, error) {
+	ents, err := os.ReadDir(filepath.Join(sysRoot, "block"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Disk
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, "loop") || strings.HasPrefix(n, "ram") || strings.HasPrefix(n, "sr") || strings.HasPrefix(n, "zram") {
+			continue
+		}
+		dir := filepath.Join(sysRoot, "block", n)
+		read := func(p string) string { b, _ := os.ReadFile(filepath.Join(dir, p)); return strings.TrimSpace(string(b)) }
+		sectors, _ := strconv.ParseInt(read("size"), 10, 64)
+		serial := read("device/serial")
+		if serial == "" {
+			serial = read("serial")
+		}
+		out = append(out, Disk{Name: n, Serial: serial, WWN: read("wwid"), Bytes: sectors * 512, Removable: read("removable") == "1"})
+	}
+	return out, nil
+}
+
+// RegisterInstall adds the install-image task. disks lists the machine's disks (SysDisks in
+// the deploy environment); devDir is where their nodes are (/dev).
+func RegisterInstall(r *Registry, c *Client, disks func() ([]Disk, error), devDir string, log *slog.Logger) {
+	r.Register(KindInstallImage, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
+		var p InstallImageParams
+		dec := json.NewDecoder(bytes.NewReader(t.Params))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			return Outcome{}, fmt.Errorf("install-image: params: %w", err)
+		}
+		ds, err := disks()
+		if err != nil {
+			return Outcome{}, fmt.Errorf("install-image: list disks: %w", err)
+		}
+		d, err := ChooseDisk(ds, p.Target)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("install-image: %w", err)
+		}
+		dev := filepath.Join(devDir, d.Name)
+		rep.Logf("installing %s onto %s (%s, %d bytes)", p.Release, dev, d.Serial, d.Bytes)
+		req, err := http.NewRequestWithContext(ctx, "GET", p.BlobURL, nil)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("install-image: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		hc := c.HTTP
+		if hc == nil {
+			hc = http.DefaultClient
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("install-image: fetch %s: %w", p.BlobURL, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return Outcome{}, fmt.Errorf("install-image: fetch %s: HTTP %d", p.BlobURL, resp.StatusCode)
+		}
+		total := resp.ContentLength
+		res, err := image.WriteImage(ctx, resp.Body, dev, image.WriteOptions{Digest: p.Digest, Compression: p.Compression,
+			Progress: func(w, disk int64) {
+				if total > 0 && p.Compression == "" {
+					rep.Progress(min(0.95, float64(w)/float64(total)), "writing "+p.Release)
+				} else {
+					rep.Progress(0.5, fmt.Sprintf("writing %s: %d MiB", p.Release, w>>20))
+				}
+			}})
+		if err != nil {
+			return Outcome{}, fmt.Errorf("install-image: %w", err)
+		}
+		rep.Logf("wrote %d bytes, read back and verified (sha256 %s), GPT moved to the disk's end: %v", res.Written, res.RawSHA256, res.GPTRepaired)
+		out, _ := json.Marshal(map[string]any{"disk": d, "result": res, "release": p.Release})
+		log.Info("image installed", "release", p.Release, "disk", dev, "bytes", res.Written)
+		return Outcome{Result: out}, nil
+	}))
+}

@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"slate/agent/agentproto"
+	"slate/internal/testenv"
+)
+
+func TestChooseDisk(t *testing.T) {
+	disks := []Disk{{Name: "sda", Serial: "BIG", Bytes: 4 << 40}, {Name: "nvme0n1", Serial: "N1", WWN: "eui.1", Bytes: 512 << 30},
+		{Name: "sdb", Serial: "USB", Bytes: 32 << 30, Removable: true}, {Name: "vda", Serial: "V", Bytes: 64 << 30}}
+	for _, c := range []struct {
+		t    DiskTarget
+		want string
+	}{{DiskTarget{Serial: "N1"}, "nvme0n1"}, {DiskTarget{WWN: "eui.1"}, "nvme0n1"}, {DiskTarget{MinBytes: 100 << 30}, "nvme0n1"},
+		{DiskTarget{}, "vda"}, {DiskTarget{Serial: "USB"}, "sdb"}} {
+		d, err := ChooseDisk(disks, c.t)
+		if err != nil || d.Name != c.want {
+			t.Errorf("%+v: got %s %v, want %s", c.t, d.Name, err, c.want)
+		}
+	}
+	if _, err := ChooseDisk(disks, DiskTarget{MinBytes: 8 << 40}); err == nil {
+		t.Error("no disk is that large, yet one was chosen")
+	}
+	if _, err := ChooseDisk(disks, DiskTarget{Serial: "NOPE"}); err == nil || !strings.Contains(err.Error(), "NOPE") {
+		t.Errorf("unknown serial: %v", err)
+	}
+}
+
+type recRep struct{ logs []string }
+
+func (r *recRep) Progress(float64, string)        {}
+func (r *recRep) Logf(format string, args ...any) { r.logs = append(r.logs, format) }
+func (r *recRep) lines() string                   { return strings.Join(r.logs, "\n") }
+
+// TestInstallImageOnLoopDevice fetches a blob with the agent token and writes it onto the
+// disk the rule chooses; a wrong digest fails the task and leaves nothing bootable.
+func TestInstallImageOnLoopDevice(t *testing.T) {
+	testenv.RequireRoot(t)
+	img := make([]byte, 3<<20)
+	rand.Read(img)
+	sum := sha256.Sum256(img)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer sla_machine-token" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		w.Write(img)
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "disk")
+	os.WriteFile(file, make([]byte, 8<<20), 0o600)
+	out, err := exec.Command("losetup", "-f", "--show", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	defer exec.Command("losetup", "-d", dev).Run()
+	name := filepath.Base(dev)
+	reg := NewRegistry()
+	RegisterInstall(reg, &Client{Token: "sla_machine-token"}, func() ([]Disk, error) {
+		return []Disk{{Name: name, Serial: "LOOP", Bytes: 8 << 20}}, nil
+	}, "/dev", slog.New(slog.DiscardHandler))
+	run := func(d string) (Outcome, error, *recRep) {
+		p, _ := json.Marshal(InstallImageParams{BlobURL: srv.URL + "/v2/plant/hmi/blobs/" + d, Digest: d, Target: DiskTarget{Serial: "LOOP"}, Release: "hmi@1"})
+		rep := &recRep{}
+		o, err := reg.runners[KindInstallImage].Run(context.Background(), agentproto.Task{ID: "t-1", Kind: KindInstallImage, Params: p}, rep)
+		return o, err, rep
+	}
+	o, err, rep := run(digest)
+	if err != nil {
+		t.Fatalf("install: %v\n%s", err, rep.lines())
+	}
+	disk, _ := os.ReadFile(file)
+	if !bytes.Equal(disk[:len(img)], img) || !strings.Contains(string(o.Result), digest[7:]) {
+		t.Fatalf("disk does not hold the image (result %s)", o.Result)
+	}
+	if _, err, _ := run("sha256:" + strings.Repeat("1", 64)); err == nil || !strings.Contains(err.Error(), "digest mismatch") {
+		t.Fatalf("wrong digest: %v", err)
+	}
+	disk, _ = os.ReadFile(file)
+	if !bytes.Equal(disk[:1<<20], make([]byte, 1<<20)) {
+		t.Fatal("a failed install left the image's first MiB on the disk")
+	}
+}
