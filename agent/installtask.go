@@ -62,7 +62,9 @@ func ChooseDisk(disks []Disk, t DiskTarget) (Disk, error) {
 	if len(cands) == 0 {
 		return Disk{}, fmt.Errorf("no non-removable disk of at least %d bytes on this machine", t.MinBytes)
 	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].Bytes < cands[j].Bytes || (cands[i].Bytes == cands[j].Bytes && cands[i].Name < cands[j].Name) })
+	sort.Slice(cands, func(i, j int) bool {
+		return cands[i].Bytes < cands[j].Bytes || (cands[i].Bytes == cands[j].Bytes && cands[i].Name < cands[j].Name)
+	})
 	return cands[0], nil
 }
 
