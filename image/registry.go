@@ -5,6 +5,7 @@ package image
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -177,4 +178,40 @@ func (r *Registry) HasManifest(ctx context.Context, repo, digest string) (bool, 
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// DiskLayer reads a disk-image release's manifest from the registry's storage and returns
+// its single layer (the raw disk image) and that layer's compression.
+func (r *Registry) DiskLayer(ctx context.Context, repo, manifestDigest string) (string, string, error) {
+	ok, err := r.HasManifest(ctx, repo, manifestDigest)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return "", "", fmt.Errorf("manifest %s@%s is not in the registry", repo, manifestDigest)
+	}
+	b, err := os.ReadFile(r.BlobPath(manifestDigest))
+	if err != nil {
+		return "", "", err
+	}
+	var m struct {
+		Layers []struct {
+			MediaType string `json:"mediaType"`
+			Digest    string `json:"digest"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", "", fmt.Errorf("manifest %s: %w", manifestDigest, err)
+	}
+	if len(m.Layers) != 1 {
+		return "", "", fmt.Errorf("manifest %s has %d layers: a disk-image release has exactly one (the raw image)", manifestDigest, len(m.Layers))
+	}
+	comp := ""
+	switch {
+	case strings.HasSuffix(m.Layers[0].MediaType, "gzip"):
+		comp = "gzip"
+	case strings.HasSuffix(m.Layers[0].MediaType, "zstd"):
+		comp = "zstd"
+	}
+	return m.Layers[0].Digest, comp, nil
 }

@@ -44,6 +44,9 @@ func PlanBoot(ctx context.Context, r Reader, mac string) (BootPlan, error) {
 	}
 	p := BootPlan{MachineID: m.ID, State: m.State, Firmware: m.FirmwareMode}
 	p.Action, p.Message = bootAction(m)
+	if installedFromDisk(ctx, r, m) {
+		p.Action, p.Message = BootLocalDisk, ""
+	}
 	return p, nil
 }
 

@@ -40,6 +40,9 @@ func (h TaskHook) TaskFinished(ctx context.Context, tx *inventory.Tx, m inventor
 		}
 		_, err := TransitionTx(ctx, tx, m.ID, Ready, "agent", "inspection finished", task.ID)
 		return err
+	case task.Kind == TaskInstallImage && m.State == Provisioning && failed:
+		_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "install failed: "+task.Message, task.ID)
+		return err
 	case task.Kind == TaskWipePlan && m.State == Decommissioning && failed:
 		_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "could not plan the wipe: "+task.Message, task.ID)
 		return err

@@ -38,6 +38,8 @@ type Reconciler struct {
 	// AutoEnrollMACPrefixes enrolls a discovered machine whose MAC starts with one of these
 	// (lower-case, colon form, e.g. "52:54:00:") without a technician.
 	AutoEnrollMACPrefixes []string
+	// Installer installs desired releases (nil: machines wait in ready).
+	Installer *Installer
 	// AutoConfirmWipe confirms a runnable wipe plan without a technician (a pre-approved
 	// policy); the confirmation is audited as Slate's.
 	AutoConfirmWipe bool
@@ -156,9 +158,9 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		// Moved here by hand, or its task was cancelled: queue the inspection again.
 		return r.queue(ctx, m, TaskInspect, "inspection queued")
 	case Ready:
-		if m.DesiredRelease == "" {
-			r.explain(m.ID, "ready: assign a release to provision it")
-		}
+		return r.stepReady(ctx, m)
+	case Provisioning:
+		return r.stepProvisioning(ctx, m)
 	case Decommissioning:
 		return r.stepDecommission(ctx, m)
 	case Sanitized:

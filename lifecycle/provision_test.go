@@ -1,0 +1,124 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"slate/inventory"
+)
+
+type fakeImages struct{}
+
+func (fakeImages) DiskLayer(ctx context.Context, repo, digest string) (string, string, error) {
+	return "sha256:" + strings.Repeat("ab", 32), "zstd", nil
+}
+
+// TestProvisionDiskRelease: a ready machine with an approved disk release gets an install
+// task; once installed it is rebooted and boots from its disk; the node's report of the
+// release makes it deployed. A failed install fails the machine.
+func TestProvisionDiskRelease(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	var rel inventory.Release
+	s.Update(ctx, func(tx *inventory.Tx) error {
+		var err error
+		rel, err = tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "1", Kind: KindDisk, ImageRef: "plant/hmi",
+			ImageDigest: "sha256:" + strings.Repeat("cd", 32), CreatedBy: "olga"})
+		if err != nil {
+			return err
+		}
+		return tx.SetReleaseState(ctx, rel.ID, ReleaseApproved, "omar")
+	})
+	var m inventory.Machine
+	s.Update(ctx, func(tx *inventory.Tx) error {
+		var err error
+		m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "hmi-1", MACs: []string{"52:54:00:00:aa:01"}, State: Ready})
+		if err != nil {
+			return err
+		}
+		d := "hmi@1"
+		_, err = tx.UpdateMachine(ctx, m.ID, inventory.MachinePatch{DesiredRelease: &d})
+		return err
+	})
+	r := NewReconciler(s, l, nil, slog.New(slog.DiscardHandler), 0)
+	r.Installer = &Installer{Releases: s, Images: fakeImages{}, PublicURL: "http://10.99.0.1:8080"}
+	if err := r.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetMachine(ctx, m.ID)
+	task, ok, _ := s.LatestTask(ctx, m.ID, TaskInstallImage)
+	if got.State != Provisioning || !ok {
+		t.Fatalf("state %s, install task %v", got.State, ok)
+	}
+	var p map[string]any
+	json.Unmarshal(task.Params, &p)
+	if p["blob_url"] != "http://10.99.0.1:8080/v2/plant/hmi/blobs/sha256:"+strings.Repeat("ab", 32) || p["compression"] != "zstd" {
+		t.Fatalf("install params: %v", p)
+	}
+	if bp, _ := PlanBoot(ctx, s, "52:54:00:00:aa:01"); bp.Action != BootDeploy {
+		t.Fatalf("before the install, boot %s", bp.Action)
+	}
+	// The agent installs.
+	s.ClaimNextTask(ctx, m.ID, 3)
+	if _, _, err := s.FinishTask(ctx, m.ID, task.ID, inventory.TaskOutcome{State: inventory.TaskSucceeded, Result: []byte(`{}`)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if bp, _ := PlanBoot(ctx, s, "52:54:00:00:aa:01"); bp.Action != BootLocalDisk {
+		t.Fatalf("after the install, boot %s, want local-disk", bp.Action)
+	}
+	r.ReconcileOnce(ctx)
+	reboot, ok, _ := s.LatestTask(ctx, m.ID, TaskReboot)
+	if !ok || reboot.State != inventory.TaskPending {
+		t.Fatalf("no reboot queued: %+v", reboot)
+	}
+	s.ClaimNextTask(ctx, m.ID, 3)
+	s.FinishTask(ctx, m.ID, reboot.ID, inventory.TaskOutcome{State: inventory.TaskSucceeded}, nil)
+	r.ReconcileOnce(ctx)
+	if got, _ = s.GetMachine(ctx, m.ID); got.State != Provisioning || !strings.Contains(r.Why(m.ID), "report") {
+		t.Fatalf("before the node reports: %s %q", got.State, r.Why(m.ID))
+	}
+	// The node reports what it booted (as the agent API's heartbeat records it).
+	s.Update(ctx, func(tx *inventory.Tx) error {
+		b := "hmi@1"
+		_, err := tx.UpdateMachine(ctx, m.ID, inventory.MachinePatch{BootedRelease: &b})
+		return err
+	})
+	r.ReconcileOnce(ctx)
+	if got, _ = s.GetMachine(ctx, m.ID); got.State != Deployed {
+		t.Fatalf("after the report: %s", got.State)
+	}
+	if ts, _ := s.ListTasks(ctx, m.ID, 10); len(ts) != 2 {
+		t.Fatalf("tasks: %d, want install + reboot only", len(ts))
+	}
+}
+
+func TestFailedInstallFailsTheMachine(t *testing.T) {
+	s, _, _ := setup(t)
+	ctx := context.Background()
+	var m inventory.Machine
+	var task inventory.Task
+	s.Update(ctx, func(tx *inventory.Tx) error {
+		var err error
+		if m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "x", State: Provisioning}); err != nil {
+			return err
+		}
+		task, err = tx.CreateTask(ctx, "slate", m.ID, TaskInstallImage, nil)
+		return err
+	})
+	s.ClaimNextTask(ctx, m.ID, 3)
+	_, _, err := s.FinishTask(ctx, m.ID, task.ID, inventory.TaskOutcome{State: inventory.TaskFailed, Message: "image digest mismatch"},
+		func(ctx context.Context, tx *inventory.Tx, t inventory.Task) error {
+			cur, _ := tx.GetMachine(ctx, m.ID)
+			return TaskHook{}.TaskFinished(ctx, tx, cur, t)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetMachine(ctx, m.ID)
+	if got.State != Failed || !strings.Contains(got.FailedReason, "digest mismatch") || got.FailedTask != task.ID {
+		t.Fatalf("after a failed install: %+v", got)
+	}
+}
