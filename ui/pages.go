@@ -179,6 +179,7 @@ func (u *UI) machine(c echo.Context, s session) error {
 	if m.State == lifecycle.Failed {
 		canDecom = true
 	}
+	approved, _ := u.d.Store.ListReleases(ctx, lifecycle.ReleaseApproved)
 	certs, _ := u.d.Store.ListCertificates(ctx, m.ID)
 	reports, _ := u.d.Store.ListReports(ctx, m.ID)
 	return u.render(c, http.StatusOK, "machine", struct {
@@ -194,7 +195,8 @@ func (u *UI) machine(c echo.Context, s session) error {
 		Plan     *planView
 		Certs    []inventory.Certificate
 		Reports  []inventory.Report
-	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports})
+		Approved []inventory.Release
+	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved})
 }
 
 func (u *UI) enrollForm(c echo.Context, s session, status int, form map[string]string, fl *flash) error {
@@ -346,4 +348,20 @@ func (u *UI) events(c echo.Context, s session) error {
 			w.Flush()
 		}
 	}
+}
+
+// releaseSetPost sets the release a machine should run; the reconciler installs it.
+func (u *UI) releaseSetPost(c echo.Context, s session) error {
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	back := "/machines/" + url.PathEscape(id)
+	rel, err := u.d.Store.GetRelease(ctx, c.FormValue("release"))
+	if err != nil || rel.State != lifecycle.ReleaseApproved {
+		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Not set: choose an approved release."))
+	}
+	ref := rel.Name + "@" + rel.Version
+	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, id, inventory.MachinePatch{DesiredRelease: &ref}); err != nil {
+		return u.errorPage(c, s, http.StatusConflict, "Not set: "+errText(err))
+	}
+	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Desired release set to "+ref+": Slate installs it when the machine is ready."))
 }

@@ -138,6 +138,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/machines/:id", u.page(roleAny, u.machine))
 	e.POST("/machines/:id/transition", u.page(roleWrite, u.transitionPost))
 	e.POST("/machines/:id/decommission", u.page(roleWrite, u.decommissionPost))
+	e.POST("/machines/:id/release", u.page(roleWrite, u.releaseSetPost))
 	e.POST("/machines/:id/wipe/confirm", u.page(roleWrite, u.wipeConfirmPost))
 	e.GET("/machines/:id/report.pdf", u.page(roleAny, u.reportFile))
 	e.GET("/certificates", u.page(roleAny, u.certificates))

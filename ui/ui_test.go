@@ -348,6 +348,27 @@ func TestFormsNeedCSRFAndSession(t *testing.T) {
 	if after != before {
 		t.Fatalf("a forged form wrote a machine (%d → %d)", before, after)
 	}
+	// With the page's own token, the technician sets an approved release as desired.
+	ctx := context.Background()
+	s.a.Store.Update(ctx, func(tx *inventory.Tx) error {
+		r, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "7", Kind: "disk", ImageRef: "plant/hmi", CreatedBy: "x"})
+		if err != nil {
+			return err
+		}
+		return tx.SetReleaseState(ctx, r.ID, lifecycle.ReleaseApproved, "y")
+	})
+	m, _ := s.a.Store.GetMachine(ctx, "press-01")
+	r, _ = cl.Get(s.srv.URL + "/machines/" + m.ID)
+	page = readAll(r)
+	if !strings.Contains(page, "hmi@7 (disk)") {
+		t.Fatal("the machine page offers no approved release")
+	}
+	csrf = between(page, `name="csrf" value="`, `"`)
+	r, _ = cl.PostForm(s.srv.URL+"/machines/"+m.ID+"/release", url.Values{"csrf": {csrf}, "release": {"hmi@7"}})
+	r.Body.Close()
+	if got, _ := s.a.Store.GetMachine(ctx, m.ID); r.StatusCode != http.StatusSeeOther || got.DesiredRelease != "hmi@7" {
+		t.Fatalf("set desired release: %d, machine wants %q", r.StatusCode, got.DesiredRelease)
+	}
 }
 
 type cookieJar struct{ cookies []*http.Cookie }
