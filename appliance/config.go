@@ -40,6 +40,10 @@ type Config struct {
 	AutoEnrollMACPrefixes []string `yaml:"auto_enroll_mac_prefixes"`
 	// Wipe configures decommissioning: the signing key, pre-approved wipes, certificate fields.
 	Wipe WipeConfig `yaml:"wipe"`
+	// MaxConcurrentInstalls and MaxConcurrentWipes bound installs and pre-approved wipes
+	// running at once (0: no limit).
+	MaxConcurrentInstalls int `yaml:"max_concurrent_installs"`
+	MaxConcurrentWipes    int `yaml:"max_concurrent_wipes"`
 	// ReconcileInterval is how often every machine is looked at (changes also wake it).
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
 }
@@ -90,6 +94,9 @@ func (c *Config) Validate() error {
 			return &FieldError{"auto_enroll_mac_prefixes", fmt.Sprintf("%q is not a MAC prefix like 52:54:00", c.AutoEnrollMACPrefixes[i])}
 		}
 		c.AutoEnrollMACPrefixes[i] = p
+	}
+	if c.MaxConcurrentInstalls < 0 || c.MaxConcurrentWipes < 0 {
+		return &FieldError{"max_concurrent_installs", "limits cannot be negative (0 means no limit)"}
 	}
 	if c.ReconcileInterval != 0 && (c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > time.Hour) {
 		return &FieldError{"reconcile_interval", fmt.Sprintf("%s must be between 100ms and 1h", c.ReconcileInterval)}

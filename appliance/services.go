@@ -100,6 +100,7 @@ func (a *Appliance) buildServices() error {
 	a.Reconciler = lifecycle.NewReconciler(a.Store, a.Lifecycle, a.Secrets, a.log.With("service", "reconciler"), a.cfg.ReconcileInterval)
 	a.Reconciler.AutoEnrollMACPrefixes = a.cfg.AutoEnrollMACPrefixes
 	a.Reconciler.AutoConfirmWipe = a.cfg.Wipe.AutoConfirm
+	a.Reconciler.MaxInstalls, a.Reconciler.MaxWipes = a.cfg.MaxConcurrentInstalls, a.cfg.MaxConcurrentWipes
 	if a.cfg.PublicURL != "" {
 		// The install task fetches the image from this Slate: machines need its public URL.
 		a.Reconciler.Installer = &lifecycle.Installer{Releases: a.Store, Images: a.Images, PublicURL: a.cfg.PublicURL}

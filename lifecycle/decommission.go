@@ -204,6 +204,9 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 		return nil
 	}
 	if r.AutoConfirmWipe {
+		if r.atLimit(ctx, m, TaskWipe, r.MaxWipes, "wipes") {
+			return nil
+		}
 		_, err := r.ConfirmWipe(ctx, "slate (pre-approved wipe policy)", m.ID, p.Digest(), m.Name)
 		return err
 	}

@@ -65,6 +65,9 @@ func (r *Reconciler) stepReady(ctx context.Context, m inventory.Machine) error {
 		r.explain(m.ID, fmt.Sprintf("release %s@%s is a bootc image: its install-to-disk is not available yet", rel.Name, rel.Version))
 		return nil
 	}
+	if r.atLimit(ctx, m, TaskInstallImage, r.MaxInstalls, "installs") {
+		return nil
+	}
 	layer, comp, err := p.Images.DiskLayer(ctx, rel.ImageRef, rel.ImageDigest)
 	if err != nil {
 		r.explain(m.ID, "cannot read the release's image: "+err.Error())

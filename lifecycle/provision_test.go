@@ -122,3 +122,40 @@ func TestFailedInstallFailsTheMachine(t *testing.T) {
 		t.Fatalf("after a failed install: %+v", got)
 	}
 }
+
+// TestInstallLimit: with MaxInstalls 1, a second ready machine waits while the first installs.
+func TestInstallLimit(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	s.Update(ctx, func(tx *inventory.Tx) error {
+		rel, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "1", Kind: KindDisk, ImageRef: "plant/hmi",
+			ImageDigest: "sha256:" + strings.Repeat("cd", 32), CreatedBy: "olga"})
+		if err != nil {
+			return err
+		}
+		if err := tx.SetReleaseState(ctx, rel.ID, ReleaseApproved, "omar"); err != nil {
+			return err
+		}
+		for _, n := range []string{"a", "b"} {
+			m, err := tx.CreateMachine(ctx, inventory.NewMachine{Name: n, State: Ready})
+			if err != nil {
+				return err
+			}
+			d := "hmi@1"
+			if _, err := tx.UpdateMachine(ctx, m.ID, inventory.MachinePatch{DesiredRelease: &d}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	r := NewReconciler(s, l, nil, slog.New(slog.DiscardHandler), 0)
+	r.Installer = &Installer{Releases: s, Images: fakeImages{}, PublicURL: "http://slate"}
+	r.MaxInstalls = 1
+	r.ReconcileOnce(ctx)
+	r.ReconcileOnce(ctx)
+	a, _ := s.GetMachine(ctx, "a")
+	b, _ := s.GetMachine(ctx, "b")
+	if a.State != Provisioning || b.State != Ready || !strings.Contains(r.Why(b.ID), "limit 1") {
+		t.Fatalf("a %s, b %s (%q): want one install at a time", a.State, b.State, r.Why(b.ID))
+	}
+}

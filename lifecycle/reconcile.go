@@ -25,6 +25,25 @@ const (
 	TaskInspect = "inspect"
 )
 
+// openCounter counts open tasks of a kind across machines (*inventory.Store has it).
+type openCounter interface {
+	CountOpenTasks(ctx context.Context, kind string) (int, error)
+}
+
+// atLimit says whether limit tasks of kind already run (and explains the wait).
+func (r *Reconciler) atLimit(ctx context.Context, m inventory.Machine, kind string, limit int, what string) bool {
+	c, ok := r.store.(openCounter)
+	if limit <= 0 || !ok {
+		return false
+	}
+	n, err := c.CountOpenTasks(ctx, kind)
+	if err != nil || n < limit {
+		return false
+	}
+	r.explain(m.ID, fmt.Sprintf("waiting: %d %s already running (limit %d)", n, what, limit))
+	return true
+}
+
 // Reconciler compares each machine's desired and observed state and takes the next step.
 // State lives in the store, so a restart continues every machine where it was; a step that
 // already happened (a task queued, a transition made) is seen and not repeated.
@@ -40,6 +59,9 @@ type Reconciler struct {
 	AutoEnrollMACPrefixes []string
 	// Installer installs desired releases (nil: machines wait in ready).
 	Installer *Installer
+	// MaxInstalls and MaxWipes bound how many installs and pre-approved wipes run at once,
+	// to spare the plant network and the technicians' attention (0: no limit).
+	MaxInstalls, MaxWipes int
 	// AutoConfirmWipe confirms a runnable wipe plan without a technician (a pre-approved
 	// policy); the confirmation is audited as Slate's.
 	AutoConfirmWipe bool
