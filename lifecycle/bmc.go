@@ -17,6 +17,7 @@ type BMC interface {
 	PowerOff(ctx context.Context) error
 	BootOnceNow(ctx context.Context, o redfish.BootOverride) error
 	Inventory(ctx context.Context) (redfish.Inventory, error)
+	ApplyBIOS(ctx context.Context, p redfish.BIOSProfile) (redfish.BIOSResult, error)
 	Close(ctx context.Context) error
 }
 

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"slate/inventory"
+	"slate/redfish"
 )
 
 // Task kinds of provisioning.
@@ -65,6 +67,21 @@ func (r *Reconciler) stepReady(ctx context.Context, m inventory.Machine) error {
 		r.explain(m.ID, fmt.Sprintf("release %s@%s is a bootc image: its install-to-disk is not available yet", rel.Name, rel.Version))
 		return nil
 	}
+	if len(rel.BIOSProfile) > 0 && m.BMC != nil && r.machines.dial != nil {
+		// Configure first: the release's BIOS profile, applied and verified over Redfish.
+		if _, err := r.machines.Transition(ctx, m.ID, Configuring, "slate", fmt.Sprintf("applying the BIOS profile of %s@%s", rel.Name, rel.Version)); err != nil {
+			return err
+		}
+		r.startConfigure(m, rel)
+		return nil
+	}
+	return r.startInstall(ctx, m, rel, Ready)
+}
+
+// startInstall queues the install task and moves the machine (from ready or configuring) to
+// provisioning, in one transaction.
+func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel inventory.Release, from string) error {
+	p := r.Installer
 	if r.atLimit(ctx, m, TaskInstallImage, r.MaxInstalls, "installs") {
 		return nil
 	}
@@ -82,7 +99,7 @@ func (r *Reconciler) stepReady(ctx context.Context, m inventory.Machine) error {
 	})
 	err = r.store.Update(ctx, func(tx *inventory.Tx) error {
 		cur, err := tx.GetMachine(ctx, m.ID)
-		if err != nil || cur.State != Ready {
+		if err != nil || cur.State != from {
 			return err
 		}
 		if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskInstallImage, params); err != nil {
@@ -144,4 +161,90 @@ func installedFromDisk(ctx context.Context, r Reader, m inventory.Machine) bool 
 	}
 	t, ok, err := lt.LatestTask(ctx, m.ID, TaskInstallImage)
 	return err == nil && ok && t.State == inventory.TaskSucceeded
+}
+
+// startConfigure applies a release's BIOS profile in the background (a BMC reset and the
+// verification take minutes); one at a time per machine.
+func (r *Reconciler) startConfigure(m inventory.Machine, rel inventory.Release) {
+	r.mu.Lock()
+	if r.configuring == nil {
+		r.configuring = map[string]bool{}
+	}
+	if r.configuring[m.ID] {
+		r.mu.Unlock()
+		return
+	}
+	r.configuring[m.ID] = true
+	r.mu.Unlock()
+	r.explain(m.ID, fmt.Sprintf("applying the BIOS profile of %s@%s through the BMC", rel.Name, rel.Version))
+	go func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.configuring, m.ID)
+			r.mu.Unlock()
+			r.MachineChanged(m.ID)
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		res, err := r.applyBIOS(ctx, m, rel)
+		if err != nil {
+			r.log.Warn("BIOS profile not applied", "machine", m.ID, "err", err)
+			r.machines.Fail(ctx, m.ID, "slate", "BIOS profile not applied: "+err.Error(), "")
+			return
+		}
+		_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
+			_, e := tx.Audit(ctx, "slate", "bios.apply", m.ID, "ok", map[string]any{"profile": res.Profile, "state": res.State})
+			return e
+		})
+		if err := r.startInstall(ctx, m, rel, Configuring); err != nil {
+			r.log.Warn("install after configure", "machine", m.ID, "err", err)
+		}
+	}()
+}
+
+func (r *Reconciler) applyBIOS(ctx context.Context, m inventory.Machine, rel inventory.Release) (redfish.BIOSResult, error) {
+	if r.box == nil {
+		return redfish.BIOSResult{}, fmt.Errorf("no secret key to read the BMC password")
+	}
+	cred, err := r.store.BMCCredentials(ctx, r.box, m.ID)
+	if err != nil {
+		return redfish.BIOSResult{}, err
+	}
+	c, err := r.machines.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint)
+	if err != nil {
+		return redfish.BIOSResult{}, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	res, err := c.ApplyBIOS(ctx, redfish.BIOSProfile{Name: rel.Name + "@" + rel.Version, Attributes: rel.BIOSProfile})
+	if err != nil {
+		return res, err
+	}
+	if res.State != redfish.BIOSApplied {
+		var diff []string
+		for _, c := range res.Mismatched {
+			diff = append(diff, fmt.Sprintf("%s is %v, want %v", c.Attribute, c.Current, c.Want))
+		}
+		return res, fmt.Errorf("BIOS differs in %d attributes after the reset: %s", len(res.Mismatched), strings.Join(diff, "; "))
+	}
+	return res, nil
+}
+
+func (r *Reconciler) stepConfiguring(ctx context.Context, m inventory.Machine) error {
+	r.mu.Lock()
+	busy := r.configuring[m.ID]
+	r.mu.Unlock()
+	if busy {
+		return nil
+	}
+	// After a restart: apply again (idempotent: an applied profile changes nothing).
+	if r.Installer == nil || m.DesiredRelease == "" {
+		r.explain(m.ID, "configuring: no desired release")
+		return nil
+	}
+	rel, err := r.Installer.Releases.GetRelease(ctx, m.DesiredRelease)
+	if err != nil {
+		return err
+	}
+	r.startConfigure(m, rel)
+	return nil
 }

@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"slate/inventory"
+	"slate/redfish"
+	"slate/redfish/redfishtest"
 )
 
 type fakeImages struct{}
@@ -157,5 +160,80 @@ func TestInstallLimit(t *testing.T) {
 	b, _ := s.GetMachine(ctx, "b")
 	if a.State != Provisioning || b.State != Ready || !strings.Contains(r.Why(b.ID), "limit 1") {
 		t.Fatalf("a %s, b %s (%q): want one install at a time", a.State, b.State, r.Why(b.ID))
+	}
+}
+
+// TestConfigureBIOSThenInstall: a release with a BIOS profile is applied through the
+// machine's BMC (DMTF mockup with real semantics), verified, then installed; a profile the BMC
+// refuses fails the machine with the reason.
+func TestConfigureBIOSThenInstall(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	})
+	for i, prof := range []map[string]any{{"ProcHyperthreading": "Disabled"}, {"NoSuchAttribute": "x"}} {
+		bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+		var rel inventory.Release
+		s.Update(ctx, func(tx *inventory.Tx) error {
+			var err error
+			rel, err = tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: string(rune('1' + i)), Kind: KindDisk, ImageRef: "plant/hmi",
+				ImageDigest: "sha256:" + strings.Repeat("cd", 32), BIOSProfile: prof, CreatedBy: "olga"})
+			if err != nil {
+				return err
+			}
+			return tx.SetReleaseState(ctx, rel.ID, ReleaseApproved, "omar")
+		})
+		if i == 1 { // the same mockup again: free its NIC MACs and serial from the first machine
+			s.Update(ctx, func(tx *inventory.Tx) error {
+				first, _ := tx.GetMachine(ctx, "cfg-1")
+				none, blank := []string{}, ""
+				_, err := tx.UpdateMachine(ctx, first.ID, inventory.MachinePatch{MACs: &none, Serial: &blank, SystemUUID: &blank})
+				return err
+			})
+		}
+		m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "cfg-" + rel.Version, MACs: []string{"52:54:00:00:cf:0" + rel.Version},
+			BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := "hmi@" + rel.Version
+		s.Update(ctx, func(tx *inventory.Tx) error {
+			if err := tx.SetMachineState(ctx, m.ID, Ready, "", "", ""); err != nil {
+				return err
+			}
+			_, err := tx.UpdateMachine(ctx, m.ID, inventory.MachinePatch{DesiredRelease: &ref})
+			return err
+		})
+		r := NewReconciler(s, l, box, slog.New(slog.DiscardHandler), 0)
+		r.Installer = &Installer{Releases: s, Images: fakeImages{}, PublicURL: "http://slate"}
+		r.ReconcileOnce(ctx)
+		want := Provisioning
+		if i == 1 {
+			want = Failed
+		}
+		var got inventory.Machine
+		for range 300 {
+			got, _ = s.GetMachine(ctx, m.ID)
+			if got.State == want {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got.State != want {
+			t.Fatalf("profile %v: machine %s (%s), want %s", prof, got.State, got.FailedReason, want)
+		}
+		if i == 0 {
+			bios := bmc.Get("/redfish/v1/Systems/437XR1138R2/Bios")
+			if attrs, _ := bios["Attributes"].(map[string]any); attrs["ProcHyperthreading"] != "Disabled" {
+				t.Fatalf("BIOS after configure: %v", attrs["ProcHyperthreading"])
+			}
+			if _, ok, _ := s.LatestTask(ctx, m.ID, TaskInstallImage); !ok {
+				t.Fatal("no install task after configure")
+			}
+		} else if !strings.Contains(got.FailedReason, "NoSuchAttribute") || got.FailedFrom != Configuring {
+			t.Fatalf("failed configure: %q from %s", got.FailedReason, got.FailedFrom)
+		}
 	}
 }

@@ -69,9 +69,10 @@ type Reconciler struct {
 	// poll answers at once).
 	Woken func(machineID string)
 
-	mu       sync.Mutex
-	why      map[string]string    // machine → what it waits for, for the UI
-	poweredA map[string]time.Time // machine → when Slate last powered it on for a netboot
+	mu          sync.Mutex
+	configuring map[string]bool      // machines whose BIOS profile is being applied
+	why         map[string]string    // machine → what it waits for, for the UI
+	poweredA    map[string]time.Time // machine → when Slate last powered it on for a netboot
 }
 
 // NewReconciler builds the reconciler; Run drives it.
@@ -183,6 +184,8 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		return r.stepReady(ctx, m)
 	case Provisioning:
 		return r.stepProvisioning(ctx, m)
+	case Configuring:
+		return r.stepConfiguring(ctx, m)
 	case Decommissioning:
 		return r.stepDecommission(ctx, m)
 	case Sanitized:
