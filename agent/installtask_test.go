@@ -76,13 +76,13 @@ func TestInstallImageOnLoopDevice(t *testing.T) {
 	RegisterInstall(reg, &Client{Token: "sla_machine-token"}, func() ([]Disk, error) {
 		return []Disk{{Name: name, Serial: "LOOP", Bytes: 8 << 20}}, nil
 	}, "/dev", slog.New(slog.DiscardHandler))
-	run := func(d string) (Outcome, error, *recRep) {
+	run := func(d string) (Outcome, *recRep, error) {
 		p, _ := json.Marshal(InstallImageParams{BlobURL: srv.URL + "/v2/plant/hmi/blobs/" + d, Digest: d, Target: DiskTarget{Serial: "LOOP"}, Release: "hmi@1"})
 		rep := &recRep{}
 		o, err := reg.runners[KindInstallImage].Run(context.Background(), agentproto.Task{ID: "t-1", Kind: KindInstallImage, Params: p}, rep)
-		return o, err, rep
+		return o, rep, err
 	}
-	o, err, rep := run(digest)
+	o, rep, err := run(digest)
 	if err != nil {
 		t.Fatalf("install: %v\n%s", err, rep.lines())
 	}
@@ -90,7 +90,7 @@ func TestInstallImageOnLoopDevice(t *testing.T) {
 	if !bytes.Equal(disk[:len(img)], img) || !strings.Contains(string(o.Result), digest[7:]) {
 		t.Fatalf("disk does not hold the image (result %s)", o.Result)
 	}
-	if _, err, _ := run("sha256:" + strings.Repeat("1", 64)); err == nil || !strings.Contains(err.Error(), "digest mismatch") {
+	if _, _, err := run("sha256:" + strings.Repeat("1", 64)); err == nil || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("wrong digest: %v", err)
 	}
 	disk, _ = os.ReadFile(file)
