@@ -26,6 +26,21 @@ func setup(t *testing.T) (*inventory.Store, *Machines, *countingNotifier) {
 	return s, New(s, n), n
 }
 
+// newMachine stores a machine in a given state (as if it had got there).
+func newMachine(t *testing.T, s *inventory.Store, name, state string) inventory.Machine {
+	t.Helper()
+	var m inventory.Machine
+	err := s.Update(context.Background(), func(tx *inventory.Tx) error {
+		var err error
+		m, err = tx.CreateMachine(context.Background(), inventory.NewMachine{Name: name, State: state})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestTableCoversEveryStateAndTheDesignedJourney(t *testing.T) {
 	tbl := Table()
 	for _, st := range States() {
@@ -59,12 +74,7 @@ func TestTableCoversEveryStateAndTheDesignedJourney(t *testing.T) {
 func TestTransitionRefusedNamesBothStatesAndWritesOnlyTheRefusal(t *testing.T) {
 	s, l, _ := setup(t)
 	ctx := context.Background()
-	var m inventory.Machine
-	s.Update(ctx, func(tx *inventory.Tx) error {
-		var err error
-		m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "x", State: Enrolled})
-		return err
-	})
+	m := newMachine(t, s, "x", Enrolled)
 	_, err := l.Transition(ctx, m.ID, Deployed, "op", "skip ahead")
 	var te *TransitionError
 	if !errors.As(err, &te) || !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "from enrolled to deployed") {
@@ -86,12 +96,7 @@ func TestTransitionRefusedNamesBothStatesAndWritesOnlyTheRefusal(t *testing.T) {
 func TestFailKeepsReasonAndRetryGoesBack(t *testing.T) {
 	s, l, n := setup(t)
 	ctx := context.Background()
-	var m inventory.Machine
-	s.Update(ctx, func(tx *inventory.Tx) error {
-		var err error
-		m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "x", State: Enrolled})
-		return err
-	})
+	m := newMachine(t, s, "x", Enrolled)
 	if _, err := l.Transition(ctx, m.ID, Inspecting, "op", "go"); err != nil {
 		t.Fatal(err)
 	}
@@ -160,12 +165,7 @@ func TestEnrollAcceptsDiscoveredMachine(t *testing.T) {
 func TestSanitizedOnlyByAVerifiedWipe(t *testing.T) {
 	s, l, _ := setup(t)
 	ctx := context.Background()
-	var m inventory.Machine
-	s.Update(ctx, func(tx *inventory.Tx) error {
-		var err error
-		m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "x", State: Decommissioning})
-		return err
-	})
+	m := newMachine(t, s, "x", Decommissioning)
 	if _, err := l.Transition(ctx, m.ID, Sanitized, "op", "trust me"); !errors.Is(err, inventory.ErrConflict) || !strings.Contains(err.Error(), "verified") {
 		t.Fatalf("manual sanitized: %v", err)
 	}
