@@ -200,3 +200,11 @@ func (c *Client) Heartbeat(ctx context.Context, h agentproto.Heartbeat) (agentpr
 	_, err := c.do(ctx, "heartbeat", http.MethodPost, "/heartbeat", h, &out)
 	return out, err
 }
+
+// NodeToken asks for the token the installed system will use; only while an install task of
+// this machine runs.
+func (c *Client) NodeToken(ctx context.Context, taskID string) (agentproto.NodeToken, error) {
+	var out agentproto.NodeToken
+	_, err := c.do(ctx, "node token", "POST", "/tasks/"+taskID+"/node-token", struct{}{}, &out)
+	return out, err
+}

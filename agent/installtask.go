@@ -27,7 +27,9 @@ type InstallImageParams struct {
 	Digest      string     `json:"digest"`   // sha256:<hex> of the blob
 	Compression string     `json:"compression,omitempty"`
 	Target      DiskTarget `json:"target"`
-	Release     string     `json:"release"` // name@version, for the log
+	Release     string     `json:"release"` // name@version
+	// ImageDigest is the release's manifest digest, recorded on the disk for the node.
+	ImageDigest string `json:"image_digest,omitempty"`
 }
 
 // DiskTarget chooses the disk to install on: by serial or WWN, else the smallest
@@ -142,7 +144,21 @@ func RegisterInstall(r *Registry, c *Client, disks func() ([]Disk, error), devDi
 			return Outcome{}, fmt.Errorf("install-image: %w", err)
 		}
 		rep.Logf("wrote %d bytes, read back and verified (sha256 %s), GPT moved to the disk's end: %v", res.Written, res.RawSHA256, res.GPTRepaired)
-		out, _ := json.Marshal(map[string]any{"disk": d, "result": res, "release": p.Release})
+		// The installed system reports with its own token, recorded on the disk beside the
+		// release it got. Without it the node could never say what it booted: fail rather
+		// than leave a machine Slate cannot see.
+		nt, err := c.NodeToken(ctx, t.ID)
+		if err != nil {
+			image.ZeroBootSectors(dev)
+			return Outcome{}, fmt.Errorf("install-image: node token: %w", err)
+		}
+		nc := image.NodeConfig{URL: c.Base, Token: nt.Token, Machine: nt.MachineID, Release: p.Release, Digest: p.ImageDigest}
+		if err := image.WriteNodeConfig(dev, nc); err != nil {
+			image.ZeroBootSectors(dev)
+			return Outcome{}, fmt.Errorf("install-image: %w", err)
+		}
+		rep.Logf("node config written to the %s partition (release %s, digest %s)", image.NodeConfigPartition, p.Release, p.ImageDigest)
+		out, _ := json.Marshal(map[string]any{"disk": d, "result": res, "release": p.Release, "image_digest": p.ImageDigest})
 		log.Info("image installed", "release", p.Release, "disk", dev, "bytes", res.Written)
 		return Outcome{Result: out}, nil
 	}))

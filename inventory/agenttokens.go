@@ -42,3 +42,36 @@ func (s *Store) MachineForAgentToken(ctx context.Context, tok string) (string, e
 	}
 	return id, err
 }
+
+// NodeTokenTTL is how long an installed system's token lives: as long as the install, in
+// practice — a re-install replaces it and retiring the machine revokes it.
+const NodeTokenTTL = 10 * 365 * 24 * time.Hour
+
+// IssueNodeToken creates the token an installed system's slate-agent node uses. Earlier node
+// tokens of the machine are revoked in the same transaction: only the newest install reports.
+func (t *Tx) IssueNodeToken(ctx context.Context, machineID string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	tok := "sln_" + base64.RawURLEncoding.EncodeToString(b)
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM agent_tokens WHERE machine_id = ? AND kind = 'node'`, machineID); err != nil {
+		return "", err
+	}
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO agent_tokens(token_hash, machine_id, created_at, expires_at, kind) VALUES (?,?,?,?,'node')`,
+		tokenHash(tok), machineID, t.now.Unix(), t.now.Add(NodeTokenTTL).Unix())
+	if err != nil {
+		return "", fmt.Errorf("issue node token for machine %s: %w", machineID, err)
+	}
+	return tok, nil
+}
+
+// RevokeAgentTokens removes every token of a machine (it is retired: nothing of it may talk
+// to Slate any more).
+func (t *Tx) RevokeAgentTokens(ctx context.Context, machineID string) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM agent_tokens WHERE machine_id = ?`, machineID)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -34,9 +34,11 @@ type Machine struct {
 	FailedFrom     string            `json:"failed_from,omitempty"`
 	DesiredRelease string            `json:"desired_release,omitempty"`
 	BootedRelease  string            `json:"booted_release,omitempty"`
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
-	BMC            *BMCInfo          `json:"bmc,omitempty"`
+	// BootedDigest is the image digest the node's installer record names (disk images).
+	BootedDigest string    `json:"booted_digest,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	BMC          *BMCInfo  `json:"bmc,omitempty"`
 }
 
 // BMCInfo is what may be shown of a BMC: never its password.
@@ -65,7 +67,7 @@ func newID(prefix string) string {
 }
 
 const machineCols = `id, name, system_uuid, serial, vendor, model, arch, firmware_mode, site, segment, labels,
-	state, failed_reason, failed_task, failed_from, desired_release, booted_release, created_at, updated_at`
+	state, failed_reason, failed_task, failed_from, desired_release, booted_release, booted_digest, created_at, updated_at`
 
 func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
 	var m Machine
@@ -73,7 +75,7 @@ func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
 	var created, updated int64
 	err := sc.Scan(&m.ID, &m.Name, &m.SystemUUID, &m.Serial, &m.Vendor, &m.Model, &m.Arch, &m.FirmwareMode,
 		&m.Site, &m.Segment, &labels, &m.State, &m.FailedReason, &m.FailedTask, &m.FailedFrom,
-		&m.DesiredRelease, &m.BootedRelease, &created, &updated)
+		&m.DesiredRelease, &m.BootedRelease, &m.BootedDigest, &created, &updated)
 	if err != nil {
 		return m, err
 	}
@@ -291,7 +293,7 @@ func (t *Tx) CreateMachine(ctx context.Context, n NewMachine) (Machine, error) {
 	}
 	labels, _ := json.Marshal(n.Labels)
 	now := t.now.UnixNano()
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO machines(`+machineCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'','','','','',?,?)`,
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO machines(`+machineCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'','','','','','',?,?)`,
 		id, n.Name, n.SystemUUID, n.Serial, n.Vendor, n.Model, n.Arch, n.FirmwareMode, n.Site, n.Segment, string(labels),
 		n.State, now, now)
 	if isUnique(err) {
@@ -340,6 +342,7 @@ type MachinePatch struct {
 	Labels         *map[string]string `json:"labels,omitempty"`
 	DesiredRelease *string            `json:"desired_release,omitempty"`
 	BootedRelease  *string            `json:"booted_release,omitempty"`
+	BootedDigest   *string            `json:"booted_digest,omitempty"`
 }
 
 // UpdateMachine applies p to a machine.
@@ -364,6 +367,7 @@ func (t *Tx) UpdateMachine(ctx context.Context, id string, p MachinePatch) (Mach
 	set(&m.Segment, p.Segment)
 	set(&m.DesiredRelease, p.DesiredRelease)
 	set(&m.BootedRelease, p.BootedRelease)
+	set(&m.BootedDigest, p.BootedDigest)
 	if m.Name == "" {
 		return m, Errorf(ErrInvalid, "name cannot be empty")
 	}
@@ -375,9 +379,9 @@ func (t *Tx) UpdateMachine(ctx context.Context, id string, p MachinePatch) (Mach
 	}
 	labels, _ := json.Marshal(m.Labels)
 	_, err = t.tx.ExecContext(ctx, `UPDATE machines SET name=?, system_uuid=?, serial=?, vendor=?, model=?, arch=?, firmware_mode=?,
-		site=?, segment=?, labels=?, desired_release=?, booted_release=?, updated_at=? WHERE id=?`,
+		site=?, segment=?, labels=?, desired_release=?, booted_release=?, booted_digest=?, updated_at=? WHERE id=?`,
 		m.Name, m.SystemUUID, m.Serial, m.Vendor, m.Model, m.Arch, m.FirmwareMode, m.Site, m.Segment, string(labels),
-		m.DesiredRelease, m.BootedRelease, t.now.UnixNano(), m.ID)
+		m.DesiredRelease, m.BootedRelease, m.BootedDigest, t.now.UnixNano(), m.ID)
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "serial") {
 			return m, Errorf(ErrConflict, "serial %q already belongs to another machine", m.Serial)

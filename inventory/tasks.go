@@ -147,7 +147,7 @@ func (s *Store) ListTasks(ctx context.Context, machineID string, limit int) ([]T
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE machine_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+	rows, err := s.read.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE machine_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?`,
 		machineID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list tasks of machine %s: %w", machineID, err)
@@ -176,7 +176,7 @@ func (s *Store) ClaimNextTask(ctx context.Context, machineID string, maxAttempts
 	err = s.Update(ctx, func(tx *Tx) error {
 		for {
 			t, err := scanTask(tx.tx.QueryRowContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE machine_id = ? AND state IN ('running','pending')
-				ORDER BY CASE state WHEN 'running' THEN 0 ELSE 1 END, created_at, id LIMIT 1`, machineID))
+				ORDER BY CASE state WHEN 'running' THEN 0 ELSE 1 END, created_at, rowid LIMIT 1`, machineID))
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil
 			}

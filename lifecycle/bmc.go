@@ -15,9 +15,13 @@ type BMC interface {
 	PowerState(ctx context.Context) (redfish.PowerState, error)
 	PowerOn(ctx context.Context) error
 	PowerOff(ctx context.Context) error
+	// PowerCycle activates firmware that a BMC stages until the next reset.
+	PowerCycle(ctx context.Context) error
 	BootOnceNow(ctx context.Context, o redfish.BootOverride) error
 	Inventory(ctx context.Context) (redfish.Inventory, error)
 	ApplyBIOS(ctx context.Context, p redfish.BIOSProfile) (redfish.BIOSResult, error)
+	PlanFirmware(ctx context.Context, b redfish.FirmwareBaseline) ([]redfish.FirmwareStep, error)
+	UpdateFirmware(ctx context.Context, u redfish.FirmwareUpdate) (redfish.FirmwareResult, error)
 	Close(ctx context.Context) error
 }
 

@@ -40,7 +40,7 @@ func (h TaskHook) TaskFinished(ctx context.Context, tx *inventory.Tx, m inventor
 		}
 		_, err := TransitionTx(ctx, tx, m.ID, Ready, "agent", "inspection finished", task.ID)
 		return err
-	case task.Kind == TaskInstallImage && m.State == Provisioning && failed:
+	case isInstall(task.Kind) && (m.State == Provisioning || m.State == Updating || m.State == RollingBack) && failed:
 		_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "install failed: "+task.Message, task.ID)
 		return err
 	case task.Kind == TaskWipePlan && m.State == Decommissioning && failed:
@@ -204,7 +204,7 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 		return nil
 	}
 	if r.AutoConfirmWipe {
-		if r.atLimit(ctx, m, TaskWipe, r.MaxWipes, "wipes") {
+		if r.atLimit(ctx, m, r.MaxWipes, "wipes", TaskWipe) {
 			return nil
 		}
 		_, err := r.ConfirmWipe(ctx, "slate (pre-approved wipe policy)", m.ID, p.Digest(), m.Name)
@@ -221,7 +221,11 @@ func (r *Reconciler) retire(ctx context.Context, m inventory.Machine) error {
 		if err != nil {
 			return err
 		}
-		_, err = TransitionTx(ctx, tx, m.ID, Retired, "slate", fmt.Sprintf("sanitized and certified; %d DHCP lease(s) freed", n), "")
+		tokens, err := tx.RevokeAgentTokens(ctx, m.ID)
+		if err != nil {
+			return err
+		}
+		_, err = TransitionTx(ctx, tx, m.ID, Retired, "slate", fmt.Sprintf("sanitized and certified; %d DHCP lease(s) freed, %d agent token(s) revoked", n, tokens), "")
 		return err
 	})
 	if err == nil {

@@ -36,13 +36,18 @@ type Installer struct {
 }
 
 // releaseMatches says whether what a node reports as booted is this release (its id,
-// name@version, or its image digest).
-func releaseMatches(booted string, r inventory.Release) bool {
-	if booted == "" {
+// name@version, or its image digest) — and, when the installer's record names a digest, that
+// it is this release's.
+func releaseMatches(m inventory.Machine, r inventory.Release) bool {
+	booted := m.BootedRelease
+	if booted == "" || (m.BootedDigest != "" && m.BootedDigest != r.ImageDigest) {
 		return false
 	}
 	return booted == r.ID || booted == r.Name+"@"+r.Version || booted == r.ImageDigest
 }
+
+// isInstall says whether a task kind writes a system onto the disk.
+func isInstall(kind string) bool { return kind == TaskInstallImage || kind == TaskInstallBootc }
 
 func (r *Reconciler) stepReady(ctx context.Context, m inventory.Machine) error {
 	if m.DesiredRelease == "" {
@@ -63,57 +68,143 @@ func (r *Reconciler) stepReady(ctx context.Context, m inventory.Machine) error {
 		r.explain(m.ID, fmt.Sprintf("desired release %s@%s is %s: only an approved release is installed", rel.Name, rel.Version, rel.State))
 		return nil
 	}
-	if rel.Kind != KindDisk {
-		r.explain(m.ID, fmt.Sprintf("release %s@%s is a bootc image: its install-to-disk is not available yet", rel.Name, rel.Version))
+	if _, _, err := releaseBaseline(rel); err != nil {
+		r.explain(m.ID, fmt.Sprintf("release %s@%s has a malformed firmware baseline: %v: retire it and create one with a valid baseline", rel.Name, rel.Version, err))
 		return nil
 	}
-	if len(rel.BIOSProfile) > 0 && m.BMC != nil && r.machines.dial != nil {
-		// Configure first: the release's BIOS profile, applied and verified over Redfish.
-		if _, err := r.machines.Transition(ctx, m.ID, Configuring, "slate", fmt.Sprintf("applying the BIOS profile of %s@%s", rel.Name, rel.Version)); err != nil {
+	if r.needsConfigure(m, rel) {
+		// Configure first: the release's firmware baseline and BIOS profile, applied and
+		// verified over Redfish. It is the install's first step, so it waits for a slot too:
+		// a configured machine left waiting would be configured again on every pass.
+		if r.atLimit(ctx, m, r.MaxInstalls, "installs", TaskInstallImage, TaskInstallBootc) {
+			return nil
+		}
+		if _, err := r.machines.Transition(ctx, m.ID, Configuring, "slate", configureWhat(rel)); err != nil {
 			return err
 		}
 		r.startConfigure(m, rel)
 		return nil
 	}
+	if len(rel.FirmwareBaseline) > 0 {
+		return r.installSkippingFirmware(ctx, m, rel)
+	}
 	return r.startInstall(ctx, m, rel, Ready)
 }
 
-// startInstall queues the install task and moves the machine (from ready or configuring) to
-// provisioning, in one transaction.
-func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel inventory.Release, from string) error {
+// installParams builds the install task of a release: a disk image streamed onto the disk,
+// or bootc's install-to-disk from Slate's registry.
+func (r *Reconciler) installParams(ctx context.Context, m inventory.Machine, rel inventory.Release) (string, []byte, error) {
 	p := r.Installer
-	if r.atLimit(ctx, m, TaskInstallImage, r.MaxInstalls, "installs") {
-		return nil
+	if rel.Kind == KindBootc {
+		host, err := registryHostOf(p.PublicURL)
+		if err != nil {
+			return "", nil, err
+		}
+		b, err := bootcInstallParams(rel, m, host)
+		return TaskInstallBootc, b, err
 	}
 	layer, comp, err := p.Images.DiskLayer(ctx, rel.ImageRef, rel.ImageDigest)
 	if err != nil {
-		r.explain(m.ID, "cannot read the release's image: "+err.Error())
+		return "", nil, fmt.Errorf("cannot read the release's image: %w", err)
+	}
+	b, err := json.Marshal(map[string]any{
+		"blob_url":     strings.TrimRight(p.PublicURL, "/") + "/v2/" + rel.ImageRef + "/blobs/" + layer,
+		"digest":       layer,
+		"compression":  comp,
+		"target":       map[string]any{"serial": m.Labels["install-disk-serial"]},
+		"release":      rel.Name + "@" + rel.Version,
+		"image_digest": rel.ImageDigest,
+	})
+	return TaskInstallImage, b, err
+}
+
+// startInstall queues the install task and moves the machine to provisioning (from ready or
+// configuring), in one transaction. A deployed machine moves to updating, or rolling-back
+// when the release is one it ran before; its running system is asked to reboot first (the
+// reboot is queued ahead of the install, so the node takes it and the deploy environment
+// then takes the install).
+func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel inventory.Release, from string) error {
+	if r.atLimit(ctx, m, r.MaxInstalls, "installs", TaskInstallImage, TaskInstallBootc) {
+		return nil
+	}
+	kind, params, err := r.installParams(ctx, m, rel)
+	if err != nil {
+		r.explain(m.ID, "cannot install "+rel.Name+"@"+rel.Version+": "+err.Error())
 		return err
 	}
-	params, _ := json.Marshal(map[string]any{
-		"blob_url":    strings.TrimRight(p.PublicURL, "/") + "/v2/" + rel.ImageRef + "/blobs/" + layer,
-		"digest":      layer,
-		"compression": comp,
-		"target":      map[string]any{"serial": m.Labels["install-disk-serial"]},
-		"release":     rel.Name + "@" + rel.Version,
-	})
+	to, why := Provisioning, fmt.Sprintf("installing release %s@%s", rel.Name, rel.Version)
+	if from == Deployed {
+		to, why = Updating, fmt.Sprintf("updating from %s to %s@%s", m.BootedRelease, rel.Name, rel.Version)
+		if r.ranBefore(ctx, m, rel) {
+			to, why = RollingBack, fmt.Sprintf("rolling back from %s to %s@%s", m.BootedRelease, rel.Name, rel.Version)
+		}
+	}
 	err = r.store.Update(ctx, func(tx *inventory.Tx) error {
 		cur, err := tx.GetMachine(ctx, m.ID)
 		if err != nil || cur.State != from {
 			return err
 		}
-		if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskInstallImage, params); err != nil {
+		if from == Deployed {
+			if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskReboot, json.RawMessage(`{}`)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, params); err != nil {
 			return err
 		}
-		_, err = TransitionTx(ctx, tx, m.ID, Provisioning, "slate", fmt.Sprintf("installing release %s@%s", rel.Name, rel.Version), "")
+		_, err = TransitionTx(ctx, tx, m.ID, to, "slate", why, "")
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	r.explain(m.ID, "installing "+rel.Name+"@"+rel.Version)
+	r.explain(m.ID, why)
 	r.notify(m.ID)
 	return nil
+}
+
+// ranBefore says whether the machine had this release installed before (then going to it
+// is a roll-back): an earlier install task of it succeeded.
+func (r *Reconciler) ranBefore(ctx context.Context, m inventory.Machine, rel inventory.Release) bool {
+	ts, err := r.store.ListTasks(ctx, m.ID, 200)
+	if err != nil {
+		return false
+	}
+	for _, t := range ts {
+		if !isInstall(t.Kind) || t.State != inventory.TaskSucceeded {
+			continue
+		}
+		var p struct {
+			Release string `json:"release"`
+		}
+		if json.Unmarshal(t.Params, &p) == nil && p.Release == rel.Name+"@"+rel.Version {
+			return true
+		}
+	}
+	return false
+}
+
+// stepDeployed starts an update (or roll-back) when the machine should run another release
+// than the one its node reports.
+func (r *Reconciler) stepDeployed(ctx context.Context, m inventory.Machine) error {
+	if m.DesiredRelease == "" || r.Installer == nil {
+		r.explain(m.ID, "running "+m.BootedRelease)
+		return nil
+	}
+	rel, err := r.Installer.Releases.GetRelease(ctx, m.DesiredRelease)
+	if err != nil {
+		r.explain(m.ID, "running "+m.BootedRelease+"; desired release "+m.DesiredRelease+" not found")
+		return nil
+	}
+	if releaseMatches(m, rel) {
+		r.explain(m.ID, "running "+rel.Name+"@"+rel.Version+", as desired")
+		return nil
+	}
+	if rel.State != ReleaseApproved {
+		r.explain(m.ID, fmt.Sprintf("running %s; desired release %s@%s is %s: only an approved release is installed", m.BootedRelease, rel.Name, rel.Version, rel.State))
+		return nil
+	}
+	return r.startInstall(ctx, m, rel, Deployed)
 }
 
 func (r *Reconciler) stepProvisioning(ctx context.Context, m inventory.Machine) error {
@@ -121,50 +212,69 @@ func (r *Reconciler) stepProvisioning(ctx context.Context, m inventory.Machine) 
 	if err != nil {
 		return err
 	}
-	if r.following(ts, m, TaskInstallImage, "installing") || r.following(ts, m, TaskReboot, "rebooting into the installed system") {
+	// ts is newest first: the install is the newest install task, and a reboot counts only
+	// if it came after it (an update's first reboot, out of the old system, comes before).
+	install, reboot := -1, -1
+	for i := range ts {
+		if isInstall(ts[i].Kind) && install < 0 {
+			install = i
+		}
+		if ts[i].Kind == TaskReboot && reboot < 0 && install < 0 {
+			reboot = i
+		}
+	}
+	if install >= 0 && ts[install].State == inventory.TaskPending {
+		if t, ok := openTask(ts, TaskReboot); ok {
+			r.explain(m.ID, "waiting for the running system to take its reboot task ("+t.State+"): is its slate-agent node running?")
+			return nil
+		}
+	}
+	if r.following(ts, m, TaskInstallImage, "installing") || r.following(ts, m, TaskInstallBootc, "installing (bootc)") ||
+		r.following(ts, m, TaskReboot, "rebooting into the installed system") {
 		return nil
 	}
-	if r.Installer != nil {
-		if rel, err := r.Installer.Releases.GetRelease(ctx, m.DesiredRelease); err == nil && releaseMatches(m.BootedRelease, rel) {
-			_, err := r.machines.Transition(ctx, m.ID, Deployed, "slate", fmt.Sprintf("the node reports release %s@%s", rel.Name, rel.Version))
+	if r.Installer != nil && install >= 0 && ts[install].State == inventory.TaskSucceeded {
+		if rel, err := r.Installer.Releases.GetRelease(ctx, m.DesiredRelease); err == nil && releaseMatches(m, rel) {
+			_, err := r.machines.Transition(ctx, m.ID, Deployed, "slate", fmt.Sprintf("the node reports release %s@%s (digest %s)", rel.Name, rel.Version, rel.ImageDigest))
 			return err
 		}
 	}
-	var install, reboot *inventory.Task
-	for i := range ts {
-		if ts[i].Kind == TaskInstallImage && install == nil {
-			install = &ts[i]
-		}
-		if ts[i].Kind == TaskReboot && reboot == nil {
-			reboot = &ts[i]
-		}
-	}
 	switch {
-	case install == nil:
-		r.explain(m.ID, "provisioning: no install task (moved here by hand?): move it back to ready to install again")
-	case install.State == inventory.TaskSucceeded && (reboot == nil || reboot.CreatedAt.Before(install.CreatedAt)):
+	case install < 0:
+		r.explain(m.ID, m.State+": no install task (moved here by hand?): move it back to ready to install again")
+	case ts[install].State == inventory.TaskSucceeded && reboot < 0:
 		return r.queue(ctx, m, TaskReboot, "installed: rebooting into the installed system")
+	case m.BootedDigest != "" && m.BootedRelease != "":
+		r.explain(m.ID, fmt.Sprintf("installed: the node reports %s (digest %s), not the desired release yet", m.BootedRelease, m.BootedDigest))
 	default:
 		r.explain(m.ID, "installed: waiting for the node to report the release it booted")
 	}
 	return nil
 }
 
-// installedFromDisk says whether the newest install of a provisioning machine succeeded (it
-// must then boot from its disk, not the deploy environment again).
+// installedFromDisk says whether the newest install of a machine being installed succeeded
+// (it must then boot from its disk, not the deploy environment again).
 func installedFromDisk(ctx context.Context, r Reader, m inventory.Machine) bool {
 	lt, ok := r.(interface {
 		LatestTask(ctx context.Context, machineID, kind string) (inventory.Task, bool, error)
 	})
-	if !ok || m.State != Provisioning {
+	if !ok || (m.State != Provisioning && m.State != Updating && m.State != RollingBack) {
 		return false
 	}
-	t, ok, err := lt.LatestTask(ctx, m.ID, TaskInstallImage)
-	return err == nil && ok && t.State == inventory.TaskSucceeded
+	img, okImg, err1 := lt.LatestTask(ctx, m.ID, TaskInstallImage)
+	bc, okBc, err2 := lt.LatestTask(ctx, m.ID, TaskInstallBootc)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	t := img
+	if !okImg || (okBc && bc.CreatedAt.After(img.CreatedAt)) {
+		t = bc
+	}
+	return (okImg || okBc) && t.State == inventory.TaskSucceeded
 }
 
-// startConfigure applies a release's BIOS profile in the background (a BMC reset and the
-// verification take minutes); one at a time per machine.
+// startConfigure applies a release's firmware baseline and BIOS profile in the background
+// (update tasks, resets and verification take minutes); one at a time per machine.
 func (r *Reconciler) startConfigure(m inventory.Machine, rel inventory.Release) {
 	r.mu.Lock()
 	if r.configuring == nil {
@@ -176,7 +286,7 @@ func (r *Reconciler) startConfigure(m inventory.Machine, rel inventory.Release) 
 	}
 	r.configuring[m.ID] = true
 	r.mu.Unlock()
-	r.explain(m.ID, fmt.Sprintf("applying the BIOS profile of %s@%s through the BMC", rel.Name, rel.Version))
+	r.explain(m.ID, configureWhat(rel))
 	go func() {
 		defer func() {
 			r.mu.Lock()
@@ -184,18 +294,30 @@ func (r *Reconciler) startConfigure(m inventory.Machine, rel inventory.Release) 
 			r.mu.Unlock()
 			r.MachineChanged(m.ID)
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute+firmwareTimeout(rel))
 		defer cancel()
-		res, err := r.applyBIOS(ctx, m, rel)
-		if err != nil {
-			r.log.Warn("BIOS profile not applied", "machine", m.ID, "err", err)
-			r.machines.Fail(ctx, m.ID, "slate", "BIOS profile not applied: "+err.Error(), "")
-			return
+		// Firmware before the BIOS profile: a BIOS firmware update may restore BIOS defaults,
+		// which would undo a profile applied before it.
+		if len(rel.FirmwareBaseline) > 0 {
+			if err := r.applyFirmware(ctx, m, rel); err != nil {
+				r.log.Warn("firmware baseline not applied", "machine", m.ID, "err", err)
+				r.machines.Fail(ctx, m.ID, "slate", "firmware baseline not applied: "+err.Error(), "")
+				return
+			}
 		}
-		_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
-			_, e := tx.Audit(ctx, "slate", "bios.apply", m.ID, "ok", map[string]any{"profile": res.Profile, "state": res.State})
-			return e
-		})
+		if len(rel.BIOSProfile) > 0 {
+			r.explain(m.ID, fmt.Sprintf("applying the BIOS profile of %s@%s through the BMC", rel.Name, rel.Version))
+			res, err := r.applyBIOS(ctx, m, rel)
+			if err != nil {
+				r.log.Warn("BIOS profile not applied", "machine", m.ID, "err", err)
+				r.machines.Fail(ctx, m.ID, "slate", "BIOS profile not applied: "+err.Error(), "")
+				return
+			}
+			_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
+				_, e := tx.Audit(ctx, "slate", "bios.apply", m.ID, "ok", map[string]any{"profile": res.Profile, "state": res.State})
+				return e
+			})
+		}
 		if err := r.startInstall(ctx, m, rel, Configuring); err != nil {
 			r.log.Warn("install after configure", "machine", m.ID, "err", err)
 		}
@@ -203,14 +325,7 @@ func (r *Reconciler) startConfigure(m inventory.Machine, rel inventory.Release) 
 }
 
 func (r *Reconciler) applyBIOS(ctx context.Context, m inventory.Machine, rel inventory.Release) (redfish.BIOSResult, error) {
-	if r.box == nil {
-		return redfish.BIOSResult{}, fmt.Errorf("no secret key to read the BMC password")
-	}
-	cred, err := r.store.BMCCredentials(ctx, r.box, m.ID)
-	if err != nil {
-		return redfish.BIOSResult{}, err
-	}
-	c, err := r.machines.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint)
+	c, err := r.dialMachineBMC(ctx, m)
 	if err != nil {
 		return redfish.BIOSResult{}, err
 	}

@@ -27,16 +27,16 @@ const (
 
 // openCounter counts open tasks of a kind across machines (*inventory.Store has it).
 type openCounter interface {
-	CountOpenTasks(ctx context.Context, kind string) (int, error)
+	CountOpenTasks(ctx context.Context, kinds ...string) (int, error)
 }
 
 // atLimit says whether limit tasks of kind already run (and explains the wait).
-func (r *Reconciler) atLimit(ctx context.Context, m inventory.Machine, kind string, limit int, what string) bool {
+func (r *Reconciler) atLimit(ctx context.Context, m inventory.Machine, limit int, what string, kinds ...string) bool {
 	c, ok := r.store.(openCounter)
 	if limit <= 0 || !ok {
 		return false
 	}
-	n, err := c.CountOpenTasks(ctx, kind)
+	n, err := c.CountOpenTasks(ctx, kinds...)
 	if err != nil || n < limit {
 		return false
 	}
@@ -182,7 +182,7 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		return r.queue(ctx, m, TaskInspect, "inspection queued")
 	case Ready:
 		return r.stepReady(ctx, m)
-	case Provisioning:
+	case Provisioning, Updating, RollingBack:
 		return r.stepProvisioning(ctx, m)
 	case Configuring:
 		return r.stepConfiguring(ctx, m)
@@ -210,7 +210,7 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		// Inspect it (read-only) so the technician sees what it is before accepting it.
 		return r.queue(ctx, m, TaskInspect, "discovered: inspecting it so you can decide to enroll it")
 	case Deployed:
-		r.explain(m.ID, "running "+m.BootedRelease)
+		return r.stepDeployed(ctx, m)
 	case Failed:
 		r.explain(m.ID, "failed while "+m.FailedFrom+": "+m.FailedReason+" — retry when fixed")
 	}

@@ -79,6 +79,13 @@ func (n *NewRelease) Validate() error {
 	if n.ImageDigest != "" && !digestRE.MatchString(n.ImageDigest) {
 		return inventory.Errorf(inventory.ErrInvalid, "image_digest %q must be sha256:<64 hex digits>", n.ImageDigest)
 	}
+	// A baseline that does not parse would only show up when a machine is configured, long
+	// after the author could have fixed it.
+	if len(n.FirmwareBaseline) > 0 {
+		if _, err := parseBaseline(n.Name, n.Version, n.FirmwareBaseline); err != nil {
+			return inventory.Errorf(inventory.ErrInvalid, "firmware_baseline: %v", err)
+		}
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@
 //	POST /agent/v1/tasks/{id}/result     Result              → 200 ResultReply (repeat-safe)
 //	PUT  /agent/v1/facts                 Facts               → 200 FactsReply
 //	POST /agent/v1/heartbeat             Heartbeat           → 200 HeartbeatReply
+//	POST /agent/v1/tasks/{id}/node-token -                   → 200 NodeToken (install tasks)
 //
 // Errors are {"error": "..."} with 400 (bad body), 401 (token), 404 (not this machine's), 409.
 package agentproto
@@ -96,6 +97,17 @@ type Heartbeat struct {
 	// BootedRelease is the image digest bootc booted, or the release the installer wrote.
 	BootedRelease string `json:"booted_release,omitempty"`
 	ReleaseSource string `json:"release_source,omitempty"` // "bootc" or "release-file"
+	// InstalledRelease and ImageDigest are what the installer recorded on the disk (disk
+	// images): Slate checks the booted system agrees with them and with the release.
+	InstalledRelease string `json:"installed_release,omitempty"`
+	ImageDigest      string `json:"image_digest,omitempty"`
+}
+
+// NodeToken is the long-lived token an install task leaves on the installed disk for
+// `slate-agent node`; issuing one revokes the machine's earlier node tokens.
+type NodeToken struct {
+	Token     string `json:"token"`
+	MachineID string `json:"machine_id"`
 }
 
 // HeartbeatReply tells a node how often to come back.

@@ -198,6 +198,7 @@ func run(ctx context.Context, log *slog.Logger, version string, start time.Time)
 	reg := agent.BuiltinRegistry(inspect.Inspector{Opt: inspect.Options{Root: "/", Probe: true, KeepRaw: true}}, sysPower{log: log})
 	agent.RegisterWipe(reg, cfg.Machine, version, log)
 	agent.RegisterInstall(reg, client, func() ([]agent.Disk, error) { return agent.SysDisks("/sys") }, "/dev", log)
+	agent.RegisterBootc(reg, client, agent.BootcOptions{Disks: func() ([]agent.Disk, error) { return agent.SysDisks("/sys") }, DevDir: "/dev", Log: log})
 	loop := &agent.Loop{API: checkMachine{client, cfg.Machine, log}, Registry: reg, Log: base,
 		Register: agentproto.Register{Mode: "deploy", AgentVersion: version, BootID: agent.BootID("/"), MACs: macs(), Addresses: addrs}}
 	err := loop.Run(ctx)

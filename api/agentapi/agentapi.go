@@ -133,6 +133,7 @@ func New(store Store, opt Options) *Handler {
 	h.mux.HandleFunc("POST "+p+"/tasks/{id}/result", h.auth(h.result))
 	h.mux.HandleFunc("PUT "+p+"/facts", h.auth(h.facts))
 	h.mux.HandleFunc("POST "+p+"/heartbeat", h.auth(h.heartbeat))
+	h.mux.HandleFunc("POST "+p+"/tasks/{id}/node-token", h.auth(h.nodeToken))
 	h.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Sprintf("no agent API endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -453,16 +454,23 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
 	if in.BootedRelease != "" {
 		err := h.store.Update(r.Context(), func(tx *inventory.Tx) error {
 			m, err := tx.GetMachine(r.Context(), id)
-			if err != nil || m.BootedRelease == in.BootedRelease {
+			if err != nil || (m.BootedRelease == in.BootedRelease && m.BootedDigest == in.ImageDigest) {
 				return err
 			}
-			rel := in.BootedRelease
-			if _, err := tx.UpdateMachine(r.Context(), id, inventory.MachinePatch{BootedRelease: &rel}); err != nil {
+			rel, digest := in.BootedRelease, in.ImageDigest
+			if _, err := tx.UpdateMachine(r.Context(), id, inventory.MachinePatch{BootedRelease: &rel, BootedDigest: &digest}); err != nil {
 				return err
 			}
 			changed = true
-			_, err = tx.Audit(r.Context(), "agent", "machine.booted_release", id, "ok",
-				map[string]any{"from": m.BootedRelease, "to": rel, "source": in.ReleaseSource})
+			outcome := "ok"
+			details := map[string]any{"from": m.BootedRelease, "to": rel, "source": in.ReleaseSource, "digest": digest}
+			if in.InstalledRelease != "" && in.InstalledRelease != rel {
+				// The disk says one release was installed, the running system is another: it
+				// did not boot what Slate wrote (another disk first in the boot order?).
+				outcome = "mismatch"
+				details["installed_release"] = in.InstalledRelease
+			}
+			_, err = tx.Audit(r.Context(), "agent", "machine.booted_release", id, outcome, details)
 			return err
 		})
 		if err != nil {
@@ -480,4 +488,37 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
 		h.opt.Notify.MachineChanged(id)
 	}
 	writeJSON(w, http.StatusOK, agentproto.HeartbeatReply{IntervalSeconds: int(h.opt.HeartbeatInterval.Seconds())})
+}
+
+// leavesSystem says whether a task kind leaves an installed system behind, and so may ask
+// for the token that system will report with.
+func leavesSystem(kind string) bool { return kind == "install-image" || kind == "install-bootc" }
+
+// nodeToken issues the installed system's token to the machine's running install task: a
+// deploy environment doing anything else cannot mint long-lived credentials.
+func (h *Handler) nodeToken(w http.ResponseWriter, r *http.Request, id string) {
+	taskID := r.PathValue("id")
+	var tok string
+	err := h.store.Update(r.Context(), func(tx *inventory.Tx) error {
+		t, err := tx.GetTask(r.Context(), taskID)
+		if err != nil {
+			return err
+		}
+		if t.MachineID != id {
+			return inventory.Errorf(inventory.ErrNotFound, "task %s is not this machine's", taskID)
+		}
+		if !leavesSystem(t.Kind) || t.State != inventory.TaskRunning {
+			return inventory.Errorf(inventory.ErrConflict, "task %s is a %s task in state %s: only a running install task gets a node token", taskID, t.Kind, t.State)
+		}
+		if tok, err = tx.IssueNodeToken(r.Context(), id); err != nil {
+			return err
+		}
+		_, err = tx.Audit(r.Context(), "agent", "agent.node_token", id, "ok", map[string]any{"task": taskID})
+		return err
+	})
+	if err != nil {
+		h.storeErr(w, id, "node token", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, agentproto.NodeToken{Token: tok, MachineID: id})
 }
