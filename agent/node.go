@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"slate/agent/agentproto"
+	"slate/image"
 )
 
 // ParseBootcStatus returns the digest of the image bootc booted, from `bootc status
@@ -71,6 +72,9 @@ type Node struct {
 	ReleasePath string        // default /etc/slate/release.json
 	// Run runs a command and returns its stdout (tests fake bootc).
 	Exec func(ctx context.Context, name string, args ...string) ([]byte, error)
+	// Installed is the installer's record on the disk (disk images): reported beside the
+	// release the running system names, so Slate can check the two agree.
+	Installed image.NodeConfig
 }
 
 // BootedRelease says what this node booted, and from where it learnt it.
@@ -133,7 +137,8 @@ func (n *Node) Run(ctx context.Context) error {
 			n.Log.Warn("booted release unknown", "err", err)
 		}
 		reply, err := n.Client.Heartbeat(ctx, agentproto.Heartbeat{Mode: "node", BootID: n.BootID,
-			UptimeSeconds: int64(time.Since(start).Seconds()), BootedRelease: rel, ReleaseSource: src})
+			UptimeSeconds: int64(time.Since(start).Seconds()), BootedRelease: rel, ReleaseSource: src,
+			InstalledRelease: n.Installed.Release, ImageDigest: n.Installed.Digest})
 		if err != nil && ctx.Err() == nil {
 			n.Log.Error("heartbeat refused", "err", err)
 		}

@@ -4,3 +4,6 @@ DEB_PACKAGES += skopeo
 DEB_PACKAGES += fdisk
 # The bootc install contract test builds its image around a static busybox.
 DEB_PACKAGES += busybox-static
+# The lab's bootable test disk image (scripts/mktestimage.sh): syslinux for BIOS, systemd-boot
+# for UEFI, a FAT ESP built with mtools, no loop device and no mount.
+DEB_PACKAGES += syslinux syslinux-common systemd-boot-efi mtools dosfstools

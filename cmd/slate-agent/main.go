@@ -22,11 +22,19 @@ import (
 	"slate/agent"
 	"slate/agent/initsys"
 	"slate/agent/inspect"
+	"slate/image"
 )
 
 var version = "dev"
 
 func main() {
+	if os.Getpid() == 1 && len(os.Args) > 1 && os.Args[1] == "node" {
+		// An installed system whose init hands over to us (the lab's test image).
+		fs := flag.NewFlagSet("node", flag.ContinueOnError)
+		rel := fs.String("release-file", "/etc/slate/release.json", "the release the system carries")
+		_ = fs.Parse(os.Args[2:])
+		initsys.Node(version, *rel) // never returns
+	}
 	if os.Getpid() == 1 || (len(os.Args) > 1 && os.Args[1] == "init") {
 		initsys.Deploy(version) // never returns
 	}
@@ -59,8 +67,9 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   slate-agent                 deploy environment init (PID 1)
-  slate-agent node [-config /etc/slate/agent.json]
+  slate-agent node [-config /etc/slate/agent.json | -config-partition]
                               installed-OS mode: heartbeat, booted release, tasks Slate asks for
+                              (as PID 1: also mounts, loads drivers, brings the network up)
   slate-agent inspect [-root /] [-probe]
                               print this machine's hardware facts as JSON
   slate-agent version
@@ -78,17 +87,27 @@ type nodeConfig struct {
 func runNode(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	cfgPath := fs.String("config", "/etc/slate/agent.json", "agent config written by the installer ({\"url\":…, \"token\":…})")
+	fromPart := fs.Bool("config-partition", false, "read the installer's record from the slate-config partition instead (disk images)")
 	interval := fs.Duration("interval", time.Minute, "heartbeat interval until Slate says otherwise")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(*cfgPath)
-	if err != nil {
-		return fmt.Errorf("read agent config: %w (the installer writes it)", err)
-	}
 	var cfg nodeConfig
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("agent config %s: %w", *cfgPath, err)
+	var installed image.NodeConfig
+	var err error
+	if *fromPart {
+		if installed, err = initsys.ReadNodeConfig("/sys", "/dev"); err != nil {
+			return err
+		}
+		cfg = nodeConfig{URL: installed.URL, Token: installed.Token}
+	} else {
+		b, err := os.ReadFile(*cfgPath)
+		if err != nil {
+			return fmt.Errorf("read agent config: %w (the installer writes it)", err)
+		}
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return fmt.Errorf("agent config %s: %w", *cfgPath, err)
+		}
 	}
 	if cfg.URL == "" || cfg.Token == "" {
 		return fmt.Errorf("agent config %s needs url and token", *cfgPath)
@@ -110,6 +129,7 @@ func runNode(ctx context.Context, args []string) error {
 		MACs:        macs,
 		Interval:    *interval,
 		ReleasePath: cfg.ReleaseFile,
+		Installed:   installed,
 	}
 	err = n.Run(ctx)
 	if ctx.Err() != nil {
