@@ -18,6 +18,8 @@ type BMC interface {
 	// PowerCycle activates firmware that a BMC stages until the next reset.
 	PowerCycle(ctx context.Context) error
 	BootOnceNow(ctx context.Context, o redfish.BootOverride) error
+	// SetBootOnce sets the next boot's target without resetting (the agent reboots itself).
+	SetBootOnce(ctx context.Context, o redfish.BootOverride) error
 	Inventory(ctx context.Context) (redfish.Inventory, error)
 	ApplyBIOS(ctx context.Context, p redfish.BIOSProfile) (redfish.BIOSResult, error)
 	PlanFirmware(ctx context.Context, b redfish.FirmwareBaseline) ([]redfish.FirmwareStep, error)

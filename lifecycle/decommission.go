@@ -193,6 +193,12 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 		}
 	}
 	if plan == nil || plan.State != inventory.TaskSucceeded || plan.CreatedAt.Before(m.UpdatedAt) {
+		if m.BootedRelease != "" && !r.hasBMC(m) {
+			// An installed system may be running: its node takes a reboot first (queued
+			// ahead, in the same transaction), and the deploy environment then plans. With
+			// a BMC, queue power-cycles it into the network boot instead.
+			return r.queueAll(ctx, m, "rebooting the installed system into the deploy environment to plan the wipe", TaskReboot, TaskWipePlan)
+		}
 		return r.queue(ctx, m, TaskWipePlan, "probing drives to plan the wipe")
 	}
 	var p wipe.Plan

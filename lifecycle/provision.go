@@ -144,7 +144,7 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 		if err != nil || cur.State != from {
 			return err
 		}
-		if from == Deployed {
+		if from == Deployed && !r.hasBMC(m) {
 			if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskReboot, json.RawMessage(`{}`)); err != nil {
 				return err
 			}
@@ -160,8 +160,15 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 	}
 	r.explain(m.ID, why)
 	r.notify(m.ID)
+	if from == Deployed && r.hasBMC(m) {
+		// The running system is power-cycled into the network boot by its BMC.
+		return r.netboot(ctx, m)
+	}
 	return nil
 }
+
+// hasBMC says whether Slate can drive the machine's power and boot through a BMC.
+func (r *Reconciler) hasBMC(m inventory.Machine) bool { return m.BMC != nil && r.machines.dial != nil }
 
 // ranBefore says whether the machine had this release installed before (then going to it
 // is a roll-back): an earlier install task of it succeeded.
@@ -243,7 +250,16 @@ func (r *Reconciler) stepProvisioning(ctx context.Context, m inventory.Machine) 
 	case install < 0:
 		r.explain(m.ID, m.State+": no install task (moved here by hand?): move it back to ready to install again")
 	case ts[install].State == inventory.TaskSucceeded && reboot < 0:
-		return r.queue(ctx, m, TaskReboot, "installed: rebooting into the installed system")
+		// The disk next (a one-time boot through the BMC), then the agent reboots itself.
+		r.bootNext(ctx, m, redfish.BootDisk)
+		if err := r.store.Update(ctx, func(tx *inventory.Tx) error {
+			_, err := tx.CreateTask(ctx, "slate", m.ID, TaskReboot, nil)
+			return err
+		}); err != nil {
+			return err
+		}
+		r.explain(m.ID, "installed: rebooting into the installed system")
+		r.notify(m.ID)
 	case m.BootedDigest != "" && m.BootedRelease != "":
 		r.explain(m.ID, fmt.Sprintf("installed: the node reports %s (digest %s), not the desired release yet", m.BootedRelease, m.BootedDigest))
 	default:

@@ -266,9 +266,18 @@ func (r *Reconciler) startInspection(ctx context.Context, m inventory.Machine) e
 }
 
 func (r *Reconciler) queue(ctx context.Context, m inventory.Machine, kind, why string) error {
+	return r.queueAll(ctx, m, why, kind)
+}
+
+// queueAll queues tasks in one transaction; the agent takes them in this order.
+func (r *Reconciler) queueAll(ctx context.Context, m inventory.Machine, why string, kinds ...string) error {
 	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
-		_, err := tx.CreateTask(ctx, "slate", m.ID, kind, nil)
-		return err
+		for _, kind := range kinds {
+			if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, nil); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -285,6 +294,34 @@ func (r *Reconciler) notify(id string) {
 	if r.machines.notify != nil {
 		r.machines.notify.MachineChanged(id)
 	}
+}
+
+// bootNext sets, through the machine's BMC, what its next boot starts — its disk after an
+// install, the network before an update — without resetting it: the agent reboots by itself
+// (the reboot task). Without a BMC nothing is set: the boot order (network first) and Slate's
+// iPXE script decide. A BMC failure is audited and logged, not fatal: the script still
+// answers.
+func (r *Reconciler) bootNext(ctx context.Context, m inventory.Machine, target redfish.BootTarget) {
+	if m.BMC == nil || r.machines.dial == nil {
+		return
+	}
+	err := func() error {
+		c, err := r.dialMachineBMC(ctx, m)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		return c.SetBootOnce(ctx, redfish.BootOverride{Target: target})
+	}()
+	outcome, details := "ok", map[string]any{"target": string(target), "bmc": m.BMC.Address}
+	if err != nil {
+		outcome, details["error"] = "failed", err.Error()
+		r.log.Warn("one-time boot not set", "machine", m.ID, "target", target, "err", err)
+	}
+	_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
+		_, e := tx.Audit(ctx, "slate", "bmc.boot-next", m.ID, outcome, details)
+		return e
+	})
 }
 
 // netboot powers a machine on with a one-time PXE boot when it has a BMC; without one, the UI

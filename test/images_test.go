@@ -157,6 +157,20 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 	if st != 400 || !strings.Contains(body, "DIGEST_INVALID") {
 		t.Fatalf("blob with a lying digest: %d %s", st, body)
 	}
+
+	// Garbage collection from the CLI: admins only; the tagged, released image stays.
+	if out, err := runAs(olga, "registry", "gc", "--dry-run"); err == nil || !strings.Contains(out, "may not") {
+		t.Fatalf("an operator's registry gc: %v\n%s", err, out)
+	}
+	if out := mustRun("registry", "gc", "--dry-run"); !strings.Contains(out, "Would remove (dry run) 0 manifests") {
+		t.Fatalf("registry gc --dry-run:\n%s", out)
+	}
+	if out := mustRun("registry", "gc"); !strings.Contains(out, "Removed 0 manifests") || !strings.Contains(out, "kept 1 manifest ") {
+		t.Fatalf("registry gc:\n%s", out)
+	}
+	if out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0"); err != nil || strings.TrimSpace(out) != digest {
+		t.Fatalf("pull after garbage collection: %v %q", err, out)
+	}
 }
 
 func regDo(t *testing.T, method, url, tok, ctype string, body []byte) (int, string) {

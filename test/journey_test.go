@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,9 @@ import (
 	"slate/inventory"
 	"slate/lab"
 )
+
+// labCount keeps the namespaces of labs started by one test process apart.
+var labCount atomic.Int64
 
 // labSlate is one lab with Slate running inside it, shared by the journey subtests.
 type labSlate struct {
@@ -57,8 +61,9 @@ func copyFile(t *testing.T, src, dst string) {
 }
 
 // startLab brings up a lab whose Slate answers DHCP on the bridge, serves TFTP and HTTP boot
-// and the deploy environment, and auto-enrolls the lab's MACs.
-func startLab(t *testing.T, vms int, firmware string) *labSlate {
+// and the deploy environment, and auto-enrolls the lab's MACs; tweak changes the options
+// (e.g. VMs left off for enrollment by BMC).
+func startLab(t *testing.T, vms int, firmware string, tweak ...func(*lab.Options)) *labSlate {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "qemu-system-x86_64", "qemu-system-x86")
@@ -73,11 +78,15 @@ func startLab(t *testing.T, vms int, firmware string) *labSlate {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Namespace: fmt.Sprintf("st-jny-%d", os.Getpid()%100000), StateDir: state, VMs: vms,
+	o := lab.Options{Namespace: fmt.Sprintf("st-jny-%d-%d", os.Getpid()%100000, labCount.Add(1)), StateDir: state, VMs: vms,
 		Firmware: firmware, Disks: []string{lab.DiskNVMe, lab.DiskSATA, lab.DiskVirtio}, DiskSize: "256M", MemoryMB: 1024, CPUs: 2,
 		Accel: "tcg", PowerOn: true, SlateBinary: slate(t), HostUI: "127.0.0.1:0",
 		SlateSettings: map[string]any{"auto_enroll_mac_prefixes": []string{"52:54:00"}, "reconcile_interval": "1s"},
-		SlateEnv:      []string{"SLATE_ADMIN_PASSWORD=journey-pw-1"}})
+		SlateEnv:      []string{"SLATE_ADMIN_PASSWORD=journey-pw-1"}}
+	for _, f := range tweak {
+		f(&o)
+	}
+	l, err := lab.Up(ctx, o)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
@@ -200,7 +209,7 @@ func TestNetbootDiscoverInspect(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	t.Run("decommission", func(t *testing.T) { decommissionVM(t, ls, info.VMs[0]) })
+	t.Run("decommission", func(t *testing.T) { decommissionVM(t, ls, info.VMs[0], 0) })
 	log, _ := os.ReadFile(info.SlateLog)
 	for _, want := range []string{"service=dhcp", "service=boot"} {
 		if !strings.Contains(string(log), want) {
@@ -230,7 +239,7 @@ func apiPost(t *testing.T, base, token, path string, body any, out any) (int, st
 // decommissionVM: a ready VM with NVMe, SATA and virtio disks is decommissioned end to end —
 // plan, typed confirmation, NVMe Format (user data erase) and overwrite + verify of the
 // others, signed certificates, sanitized, retired — and its disk images read back erased.
-func decommissionVM(t *testing.T, ls *labSlate, vm lab.VMInfo) {
+func decommissionVM(t *testing.T, ls *labSlate, vm lab.VMInfo, index int) {
 	start := time.Now()
 	// Put data on every disk (from the host) so that erasure is visible.
 	junk := make([]byte, 1<<20)
@@ -284,7 +293,7 @@ func decommissionVM(t *testing.T, ls *labSlate, vm lab.VMInfo) {
 		}
 	}
 	t.Logf("wipe plan after %s: %v", time.Since(start).Round(time.Second), methods)
-	if len(methods) != 3 || !strings.Contains(methods["SLATELAB0001N0"], "format") {
+	if len(methods) != 3 || !strings.Contains(methods[fmt.Sprintf("SLATELAB%04dN0", index+1)], "format") {
 		t.Fatalf("plan methods: %v (want NVMe by Format, the others by overwrite)", methods)
 	}
 	if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/wipe/confirm", map[string]string{"plan_digest": wp.Digest, "machine_name": m.Name}, nil); st != 201 {
