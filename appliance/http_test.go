@@ -271,6 +271,8 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"unknown route", "GET", "/api/v1/nothing-here", "", ``, 404, "no API route"},
 		{"patch unknown field", "PATCH", "/api/v1/machines/" + m.ID, "application/json", `{"state":"deployed"}`, 400, `unknown field "state"`},
 		{"patch bad MAC", "PATCH", "/api/v1/machines/" + m.ID, "application/json", `{"macs":["nope"]}`, 422, "not a MAC"},
+		{"patch booted release by hand", "PATCH", "/api/v1/machines/" + m.ID, "application/json", `{"booted_release":"hmi@1"}`, 422, "reported by the machine's own agent"},
+		{"patch unknown desired release", "PATCH", "/api/v1/machines/" + m.ID, "application/json", `{"desired_release":"nope@9"}`, 422, "no such release"},
 		{"short password", "POST", "/api/v1/users", "application/json", `{"username":"bob","password":"short","role":"operator"}`, 403, ""},
 	}
 	for _, c := range cases {

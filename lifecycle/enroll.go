@@ -144,10 +144,18 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 // Update changes a machine's descriptive fields, audited.
 func (l *Machines) Update(ctx context.Context, actor, id string, p inventory.MachinePatch) (inventory.Machine, error) {
 	var out inventory.Machine
+	if p.BootedRelease != nil || p.BootedDigest != nil {
+		return out, inventory.Errorf(inventory.ErrInvalid, "booted_release and booted_digest are reported by the machine's own agent, not set by hand: set desired_release instead")
+	}
 	err := l.store.Update(ctx, func(tx *inventory.Tx) error {
 		before, err := tx.GetMachine(ctx, id)
 		if err != nil {
 			return err
+		}
+		if p.DesiredRelease != nil && strings.TrimSpace(*p.DesiredRelease) != "" {
+			if _, err := tx.GetRelease(ctx, strings.TrimSpace(*p.DesiredRelease)); err != nil {
+				return inventory.Errorf(inventory.ErrInvalid, "desired_release %q: no such release (give name@version or its id; see slate release list)", *p.DesiredRelease)
+			}
 		}
 		out, err = tx.UpdateMachine(ctx, before.ID, p)
 		if err != nil {

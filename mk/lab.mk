@@ -7,3 +7,9 @@ DEB_PACKAGES += iproute2 qemu-system-x86 qemu-utils seabios ovmf ipxe ipxe-qemu 
 # Root, ≈2 minutes under TCG: two VMs netboot (SeaBIOS PXE and OVMF HTTP boot).
 lab-test:
 	$(GO) test -count=1 -timeout 10m ./lab/...
+
+# The whole journey in the lab (also part of `make test`): two VMs enrolled by BMC are
+# deployed, updated, rolled back and decommissioned; it prints the time of each phase.
+.PHONY: e2e
+e2e: deps build
+	$(GO) test -count=1 -timeout 20m -run 'TestE2EJourney' -v ./test/

@@ -86,6 +86,7 @@ func machineCommands() *command {
 		{name: "show", summary: "show one machine", run: machineShow},
 		{name: "enroll", summary: "enroll a machine by MAC, serial and/or BMC", run: machineEnroll},
 		{name: "transition", summary: "move a machine to another state (or retry a failed one)", run: machineTransition},
+		{name: "provision", summary: "set the release a machine should run (installs, updates or rolls back)", run: machineProvision},
 		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
 	}}
 }
@@ -231,6 +232,7 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	row("Desired release", m.DesiredRelease)
 	row("Booted release", m.BootedRelease)
+	row("Booted digest", m.BootedDigest)
 	row("Created", m.CreatedAt.Local().Format(time.RFC3339))
 	row("Updated", m.UpdatedAt.Local().Format(time.RFC3339))
 	tw.Flush()
@@ -319,6 +321,31 @@ func machineTransition(ctx context.Context, env *cliEnv, args []string) error {
 		return printJSON(env.stdout, m)
 	}
 	fmt.Fprintf(env.stdout, "%s is now %s.\n", m.Name, m.State)
+	return nil
+}
+
+func machineProvision(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine provision", "slate machine provision <id|name> <release name@version>")
+	server, asJSON := apiFlags(fs)
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return errors.New("give a machine and a release (name@version; see slate release list)")
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var m inventory.Machine
+	if err := c.do(ctx, "PATCH", "/machines/"+url.PathEscape(fs.Arg(0)), nil,
+		map[string]string{"desired_release": fs.Arg(1)}, &m); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, m)
+	}
+	fmt.Fprintf(env.stdout, "%s should now run %s (it is %s; follow it with: slate machine watch %s).\n", m.Name, m.DesiredRelease, m.State, m.Name)
 	return nil
 }
 
