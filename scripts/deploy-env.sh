@@ -17,11 +17,14 @@ GO=${GO:-go}
 export GOFLAGS=-mod=mod
 mkdir -p "$OUT" "$CACHE"
 
-# Storage and network drivers of common servers (plus virtio for VMs, USB storage, efivarfs);
-# their dependencies are added by the builder from each module's modinfo.
+# Storage and network drivers of common servers (plus virtio for VMs, USB storage, efivarfs),
+# and what `bootc install to-disk` formats and mounts (ext4, xfs, vfat, dm-crypt: the deploy
+# environment has no modprobe for the kernel to load them on demand, so the agent loads them
+# at start); their dependencies are added by the builder from each module's modinfo.
 MODULES="nvme,ahci,megaraid_sas,mpt3sas,virtio_blk,virtio_scsi,virtio_pci,sd_mod,\
 e1000,e1000e,igb,ixgbe,i40e,ice,bnxt_en,mlx5_core,tg3,virtio_net,\
-xhci_pci,usb_storage,virtio_rng,efivarfs${DEPLOYENV_MODULES:+,$DEPLOYENV_MODULES}"
+xhci_pci,usb_storage,virtio_rng,efivarfs,crc32c_generic,ext4,xfs,vfat,nls_cp437,nls_iso8859_1,dm_crypt\
+${DEPLOYENV_MODULES:+,$DEPLOYENV_MODULES}"
 
 pkg=${KERNEL_PACKAGE:-}
 if [ -z "$pkg" ]; then

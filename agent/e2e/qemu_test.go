@@ -277,6 +277,10 @@ func (l *lab) boot(t *testing.T, vm vmSpec) {
 				t.Log("serial: " + line[i:])
 			}
 		}
+		// The file systems an installer needs are loadable (there is no modprobe later).
+		if strings.Contains(string(b), "file-system modules not loaded") {
+			t.Errorf("%s: the deploy environment could not load its file-system modules (see the serial lines above)", vm.name)
+		}
 	}
 	t.Logf("%s: QEMU start → ready in %.1f s (TCG)", vm.name, ready.Seconds())
 	fmt.Printf("agent e2e %s: QEMU start -> ready %.1f s\n", vm.name, ready.Seconds())

@@ -116,6 +116,17 @@ func loadDrivers(ctx context.Context, log *slog.Logger) {
 	t := time.Now()
 	loaded, errs := l.LoadForDevices(ctx, 6)
 	log.Info("drivers loaded", "modules", loaded, "failed", len(errs), "took", time.Since(t).Round(time.Millisecond))
+	// File systems an installer formats and mounts (bootc: ext4 or xfs, vfat for the ESP,
+	// dm-crypt for LUKS): there is no modprobe for the kernel to ask for them later.
+	var fsFailed []string
+	for _, m := range []string{"crc32c_generic", "ext4", "xfs", "vfat", "nls_cp437", "nls_iso8859_1", "dm_crypt"} {
+		if err := l.LoadModule(m); err != nil {
+			fsFailed = append(fsFailed, m+": "+err.Error())
+		}
+	}
+	if len(fsFailed) > 0 {
+		log.Warn("file-system modules not loaded (bootc installs may fail)", "errors", fsFailed)
+	}
 	if _, err := os.Stat("/sys/firmware/efi"); err == nil {
 		if err := l.LoadModule("efivarfs"); err != nil {
 			log.Warn("efivarfs", "err", err)
