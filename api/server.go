@@ -38,6 +38,8 @@ type Deps struct {
 	TaskQueued func(machineID string)
 	// TokenTTL is how long an API token lives.
 	TokenTTL time.Duration
+	// Registry garbage-collects the embedded registry.
+	Registry RegistryCollector
 }
 
 // Route is one entry of the API: the role matrix is the Roles column.
@@ -94,6 +96,7 @@ func New(d Deps) *Server {
 	s.routes = append(s.routes, s.releaseRoutes()...)
 	s.routes = append(s.routes, s.taskRoutes()...)
 	s.routes = append(s.routes, s.decommissionRoutes()...)
+	s.routes = append(s.routes, s.registryRoutes()...)
 	s.routes = append(s.routes, Route{Method: "GET", Path: "/events", Summary: "Server-sent events: the id of each machine that changes (?machine=ID to follow one)", Roles: all, handler: s.events})
 	return s
 }

@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/crc32"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"slate/internal/testenv"
 )
@@ -141,6 +143,56 @@ func TestWriteImageGrowsGPTAndVerifies(t *testing.T) {
 	f.Close()
 	if err != nil || again {
 		t.Fatalf("repairing a repaired GPT: %v %v", again, err)
+	}
+}
+
+// TestWriteImageUnalignedTail: an uncompressed image whose size is not a multiple of 4 KiB
+// goes to the disk through O_DIRECT for its aligned body and the ordinary descriptor for
+// its tail; the disk then holds exactly the image, the raw digest is the stream's, and the
+// phases are announced in order.
+func TestWriteImageUnalignedTail(t *testing.T) {
+	const n = 8<<20 + 1536
+	raw := gptImage(t, n)
+	dev := loop(t, n)
+	var phases []string
+	res, err := WriteImage(context.Background(), bytes.NewReader(raw), dev, WriteOptions{Digest: digestOf(raw), BufferSize: 1 << 20,
+		Phase: func(p string) { phases = append(phases, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Written != n || "sha256:"+res.RawSHA256 != digestOf(raw) || res.GPTRepaired || strings.Join(phases, ",") != "write,verify,gpt" {
+		t.Fatalf("result: %+v, phases %v", res, phases)
+	}
+	got, err := os.ReadFile(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, raw) {
+		t.Fatal("the disk does not hold the image")
+	}
+}
+
+// TestWriteImageCancelledWhileTheSourceStalls: a cancelled install returns at once even when
+// the network stalls mid-image, and leaves nothing bootable behind.
+func TestWriteImageCancelledWhileTheSourceStalls(t *testing.T) {
+	raw := gptImage(t, 8<<20)
+	dev := loop(t, 16<<20)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write(raw[:5<<20]) // then nothing more: the pipe stalls
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := WriteImage(ctx, pr, dev, WriteOptions{Digest: digestOf(raw), BufferSize: 1 << 20})
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Fatalf("cancelled install: %v after %v", err, time.Since(start))
+	}
+	head := make([]byte, 1<<20)
+	f, _ := os.Open(dev)
+	f.ReadAt(head, 0)
+	f.Close()
+	if !bytes.Equal(head, make([]byte, 1<<20)) {
+		t.Fatal("a cancelled install left its boot sectors on the disk")
 	}
 }
 

@@ -45,6 +45,9 @@ type Registry struct {
 	log  *slog.Logger
 	root string
 
+	// Write requests hold it shared, a garbage collection exclusively: see GC.
+	gcMu sync.RWMutex
+
 	// Clients send credentials with every request; argon2id is deliberately slow, so a
 	// verified (user, password) pair is remembered briefly by its hash.
 	mu    sync.Mutex
@@ -111,6 +114,12 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if want == Push {
+		release, ok := r.holdOffGC(w)
+		if !ok {
+			r.log.Info("registry: write refused during garbage collection", "method", req.Method, "path", req.URL.Path, "subject", name)
+			return
+		}
+		defer release()
 		r.log.Info("registry: write", "method", req.Method, "path", req.URL.Path, "subject", name)
 	}
 	r.app.ServeHTTP(w, req)

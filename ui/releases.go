@@ -1,17 +1,30 @@
 package ui
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"slate/image"
 	"slate/inventory"
 	"slate/lifecycle"
 )
 
+// RegistryCollector garbage-collects the embedded registry, keeping tagged images and every
+// release's image, and audits the run.
+type RegistryCollector interface {
+	CollectGarbage(ctx context.Context, actor string, dryRun bool) (image.GCReport, error)
+}
+
 func (u *UI) releasesView(c echo.Context, s session, status int, fl *flash) error {
+	return u.releasesPage(c, s, status, fl, nil)
+}
+
+func (u *UI) releasesPage(c echo.Context, s session, status int, fl *flash, gc *image.GCReport) error {
 	rs, err := u.d.Store.ListReleases(c.Request().Context(), "")
 	if err != nil {
 		return err
@@ -23,7 +36,8 @@ func (u *UI) releasesView(c echo.Context, s session, status int, fl *flash) erro
 	return u.render(c, status, "releases", struct {
 		layoutData
 		Releases []inventory.Release
-	}{ld, rs})
+		GC       *image.GCReport
+	}{ld, rs, gc})
 }
 
 func (u *UI) releases(c echo.Context, s session) error {
@@ -59,4 +73,44 @@ func (u *UI) releaseAction(c echo.Context, s session) error {
 		return u.releasesView(c, s, http.StatusConflict, &flash{"error", errText(err)})
 	}
 	return c.Redirect(http.StatusSeeOther, "/releases?ok="+url.QueryEscape(r.Name+"@"+r.Version+" is now "+r.State+"."))
+}
+
+// registryGCPost runs (or rehearses) a registry garbage collection and shows its report on
+// the releases page: the report is the answer, so there is no redirect.
+func (u *UI) registryGCPost(c echo.Context, s session) error {
+	if u.d.Registry == nil {
+		return u.errorPage(c, s, http.StatusServiceUnavailable, "This Slate has no registry to collect.")
+	}
+	dry := c.FormValue("dry_run") != ""
+	rep, err := u.d.Registry.CollectGarbage(c.Request().Context(), s.user.Username, dry)
+	if err != nil {
+		u.d.Logger.Error("ui: registry garbage collection failed", "user", s.user.Username, "err", err)
+		return u.releasesView(c, s, http.StatusInternalServerError, &flash{"error", "Garbage collection failed: " + errText(err)})
+	}
+	verb := "Removed"
+	if dry {
+		verb = "Dry run: would remove"
+	}
+	msg := fmt.Sprintf("%s %s and %s, %s.", verb, plural(len(rep.Manifests), "manifest"), plural(len(rep.Blobs), "blob"), humanBytes(rep.BytesFreed))
+	return u.releasesPage(c, s, http.StatusOK, &flash{"ok", msg}, &rep)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -60,6 +60,8 @@ type Deps struct {
 	Why func(machineID string) string
 	// Vendors lists the BMC vendor profiles offered on the enroll form.
 	Vendors []string
+	// Registry garbage-collects the embedded registry (admins, from the releases page).
+	Registry RegistryCollector
 }
 
 // UI serves the pages.
@@ -80,6 +82,7 @@ func New(d Deps) (*UI, error) {
 	funcs := template.FuncMap{
 		"ago":       ago,
 		"hasPrefix": strings.HasPrefix,
+		"bytes":     humanBytes,
 		"json": func(v any) string {
 			b, _ := json.Marshal(v)
 			return string(b)
@@ -146,6 +149,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/releases", u.page(roleAny, u.releases))
 	e.POST("/releases", u.page(roleWrite, u.releasePost))
 	e.POST("/releases/:id/:verb", u.page(roleWrite, u.releaseAction))
+	e.POST("/registry/gc", u.page(roleAdmin, u.registryGCPost))
 	e.GET("/audit", u.page(roleAudit, u.audit))
 	e.GET("/users", u.page(roleAdmin, u.users))
 	e.POST("/users", u.page(roleAdmin, u.usersPost))

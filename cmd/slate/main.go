@@ -39,6 +39,7 @@ func commands() []*command {
 		auditCommands(),
 		userCommands(),
 		releaseCommands(),
+		registryCommands(),
 		bmcCommands(),
 		certCommands(),
 		labCommands(),

@@ -108,6 +108,13 @@ curl_pull() {
   rm -f "$W/pulled.raw"
   el "$t0" "$t1"
 }
+curl_null() {   # the registry's read path alone: nothing written on the client's side
+  local t0 t1
+  t0=$(now)
+  curl -sf -u "$creds" -o /dev/null "http://$addr/v2/bench/raw/blobs/sha256:$lsum"
+  t1=$(now)
+  el "$t0" "$t1"
+}
 # Each round starts from an empty registry, so that a push uploads the whole layer rather
 # than finding it there: the image is deleted and garbage-collected (timed, as a figure too).
 collect() {
@@ -133,9 +140,9 @@ copy() {
 for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then p=$(push); c1=$(copy); l=$(pull); c2=$(copy)
   else c1=$(copy); p=$(push); c2=$(copy); l=$(pull); fi
-  g=$(collect); k=$(local_copy); cu=$(curl_push); dl=$(curl_pull); collect orphan >/dev/null
-  echo "registry round $r: push $(mbps "$p") MB/s, pull $(mbps "$l") MB/s, cp $(mbps "$c1") / $(mbps "$c2") MB/s, skopeo oci:→dir: $(mbps "$k") MB/s, curl upload $(mbps "$cu") MB/s, curl download $(mbps "$dl") MB/s; gc of the deleted image $g s"
-  echo "$(mbps "$p") $(mbps "$l") $(mbps "$c1") $(mbps "$c2") $(mbps "$k") $(mbps "$cu") $(mbps "$dl")" >> "$W/rounds"
+  g=$(collect); k=$(local_copy); cu=$(curl_push); dl=$(curl_pull); dn=$(curl_null); collect orphan >/dev/null
+  echo "registry round $r: push $(mbps "$p") MB/s, pull $(mbps "$l") MB/s, cp $(mbps "$c1") / $(mbps "$c2") MB/s, skopeo oci:→dir: $(mbps "$k") MB/s, curl upload $(mbps "$cu") MB/s, curl download $(mbps "$dl") MB/s (to /dev/null $(mbps "$dn")); gc of the deleted image $g s"
+  echo "$(mbps "$p") $(mbps "$l") $(mbps "$c1") $(mbps "$c2") $(mbps "$k") $(mbps "$cu") $(mbps "$dl") $(mbps "$dn")" >> "$W/rounds"
 done
 med() { awk -v c="$1" '{print $c}' "$W/rounds" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -149,3 +156,4 @@ echo "registry skopeo oci:→dir: + sync (no registry: the client's floor) $K MB
 U=$(med 6); D=$(med 7)
 echo "registry curl blob upload + sync   $U MB/s   ratio vs cp $(ratio "$U" "$C")"
 echo "registry curl blob download + sync $D MB/s   ratio vs cp $(ratio "$D" "$C")"
+echo "registry curl blob download to /dev/null $(med 8) MB/s (the registry's read path alone)"

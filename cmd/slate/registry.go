@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"slate/image"
+)
+
+func registryCommands() *command {
+	return &command{name: "registry", summary: "the embedded image registry: garbage collection", subs: []*command{
+		{name: "gc", summary: "remove images no tag or release references, and unreferenced blobs (admin)", run: registryGC},
+	}}
+}
+
+func registryGC(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "registry gc", "slate registry gc [--dry-run] [--json]")
+	server, asJSON := apiFlags(fs)
+	dry := fs.Bool("dry-run", false, "only report what would be removed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("registry gc takes no arguments, got %q", fs.Args())
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	// The collection first waits for pushes in flight (a large layer can take minutes).
+	c.http.Timeout = 30 * time.Minute
+	var rep image.GCReport
+	if err := c.do(ctx, "POST", "/registry/gc", nil, map[string]bool{"dry_run": *dry}, &rep); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, rep)
+	}
+	verb := "Removed"
+	if rep.DryRun {
+		verb = "Would remove (dry run)"
+	}
+	fmt.Fprintf(env.stdout, "%s %s and %s, freeing %d bytes (%.1f MiB); kept %s and %s.\n",
+		verb, count(len(rep.Manifests), "manifest"), count(len(rep.Blobs), "blob"), rep.BytesFreed, float64(rep.BytesFreed)/(1<<20),
+		count(rep.ManifestsKept, "manifest"), count(rep.BlobsKept, "blob"))
+	for _, m := range rep.Manifests {
+		fmt.Fprintln(env.stdout, "  "+m)
+	}
+	return nil
+}
+
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
