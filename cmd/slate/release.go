@@ -30,7 +30,7 @@ func releaseCreate(ctx context.Context, env *cliEnv, args []string) error {
 	img := fs.String("image", "", "image in Slate's registry pinned by digest: REPO@sha256:<hex>")
 	kind := fs.String("kind", "bootc", "bootc (container image) or disk (raw disk image)")
 	bios := fs.String("bios-profile", "", "JSON file: BIOS attribute → value")
-	fw := fs.String("firmware-baseline", "", "JSON file: component → {version, image}")
+	fw := fs.String("firmware-baseline", "", `JSON file: {"name", "version", "components": [{"component", "version", "image_uri"}]}`)
 	var kargs multi
 	fs.Var(&kargs, "karg", "kernel argument (repeatable)")
 	notes := fs.String("notes", "", "release notes")
