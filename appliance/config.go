@@ -5,6 +5,7 @@ package appliance
 
 import (
 	"fmt"
+	"slate/lifecycle"
 
 	"net"
 	"net/url"
@@ -46,6 +47,12 @@ type Config struct {
 	MaxConcurrentWipes    int `yaml:"max_concurrent_wipes"`
 	// ReconcileInterval is how often every machine is looked at (changes also wake it).
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// AutoEnroll enrolls a discovered machine whose inspected DMI fields match a rule.
+	AutoEnroll []lifecycle.AutoEnrollRule `yaml:"auto_enroll"`
+	// BootTimeout is how long a queued task waits for a BMC machine to take it before Slate
+	// powers it into a network boot again (the wait doubles), BootRetries how often.
+	BootTimeout time.Duration `yaml:"boot_timeout"`
+	BootRetries int           `yaml:"boot_retries"`
 }
 
 // Defaults returns the configuration with nothing set by the operator.
@@ -97,6 +104,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentInstalls < 0 || c.MaxConcurrentWipes < 0 {
 		return &FieldError{"max_concurrent_installs", "limits cannot be negative (0 means no limit)"}
+	}
+	for i, r := range c.AutoEnroll {
+		if err := r.Validate(); err != nil {
+			return &FieldError{fmt.Sprintf("auto_enroll[%d]", i), err.Error()}
+		}
+	}
+	if c.BootTimeout != 0 && (c.BootTimeout < time.Minute || c.BootTimeout > 24*time.Hour) {
+		return &FieldError{"boot_timeout", fmt.Sprintf("%s must be between 1m and 24h", c.BootTimeout)}
+	}
+	if c.BootRetries < 0 || c.BootRetries > 20 {
+		return &FieldError{"boot_retries", fmt.Sprintf("%d must be between 0 (default 3) and 20", c.BootRetries)}
 	}
 	if c.ReconcileInterval != 0 && (c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > time.Hour) {
 		return &FieldError{"reconcile_interval", fmt.Sprintf("%s must be between 100ms and 1h", c.ReconcileInterval)}

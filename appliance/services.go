@@ -99,6 +99,8 @@ func (a *Appliance) buildServices() error {
 		Lifecycle: lifecycle.TaskHook{Certifier: cert}})
 	a.Reconciler = lifecycle.NewReconciler(a.Store, a.Lifecycle, a.Secrets, a.log.With("service", "reconciler"), a.cfg.ReconcileInterval)
 	a.Reconciler.AutoEnrollMACPrefixes = a.cfg.AutoEnrollMACPrefixes
+	a.Reconciler.AutoEnrollRules = a.cfg.AutoEnroll
+	a.Reconciler.BootTimeout, a.Reconciler.BootRetries = a.cfg.BootTimeout, a.cfg.BootRetries
 	a.Reconciler.AutoConfirmWipe = a.cfg.Wipe.AutoConfirm
 	a.Reconciler.MaxInstalls, a.Reconciler.MaxWipes = a.cfg.MaxConcurrentInstalls, a.cfg.MaxConcurrentWipes
 	if a.cfg.PublicURL != "" {

@@ -181,7 +181,7 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 	if err != nil {
 		return err
 	}
-	if r.following(ts, m, TaskWipe, "wiping") || r.following(ts, m, TaskWipePlan, "probing drives to plan the wipe") {
+	if r.following(ctx, ts, m, TaskWipe, "wiping") || r.following(ctx, ts, m, TaskWipePlan, "probing drives to plan the wipe") {
 		return nil
 	}
 	// The newest plan must be newer than the decommission request: drives change.

@@ -236,8 +236,8 @@ func (r *Reconciler) stepProvisioning(ctx context.Context, m inventory.Machine) 
 			return nil
 		}
 	}
-	if r.following(ts, m, TaskInstallImage, "installing") || r.following(ts, m, TaskInstallBootc, "installing (bootc)") ||
-		r.following(ts, m, TaskReboot, "rebooting into the installed system") {
+	if r.following(ctx, ts, m, TaskInstallImage, "installing") || r.following(ctx, ts, m, TaskInstallBootc, "installing (bootc)") ||
+		r.following(ctx, ts, m, TaskReboot, "rebooting into the installed system") {
 		return nil
 	}
 	if r.Installer != nil && install >= 0 && ts[install].State == inventory.TaskSucceeded {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +56,15 @@ type Reconciler struct {
 	log      *slog.Logger
 	interval time.Duration
 	wake     chan struct{}
+	// BootTimeout is how long a queued task waits for a BMC machine to take it before it is
+	// powered into a network boot again (doubling each time), BootRetries how often; then
+	// the machine fails. Defaults: DefaultBootTimeout, DefaultBootRetries.
+	BootTimeout time.Duration
+	BootRetries int
+	bootTries   map[string]int // task id → power-ons retried (in memory: a restart retries anew)
+	// AutoEnrollRules enroll a discovered machine once its discovery inspection shows DMI
+	// fields that match one of them.
+	AutoEnrollRules []AutoEnrollRule
 	// AutoEnrollMACPrefixes enrolls a discovered machine whose MAC starts with one of these
 	// (lower-case, colon form, e.g. "52:54:00:") without a technician.
 	AutoEnrollMACPrefixes []string
@@ -144,10 +155,13 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) error {
 
 // following explains an open task of kind (its progress while it runs, what it waits for
 // before) and reports whether there is one.
-func (r *Reconciler) following(ts []inventory.Task, m inventory.Machine, kind, doing string) bool {
+func (r *Reconciler) following(ctx context.Context, ts []inventory.Task, m inventory.Machine, kind, doing string) bool {
 	t, ok := openTask(ts, kind)
 	if !ok {
 		return false
+	}
+	if r.overdue(ctx, m, t) {
+		return true
 	}
 	if t.State == inventory.TaskRunning {
 		r.explain(m.ID, fmt.Sprintf("%s: %.0f %% %s", doing, t.Progress*100, t.Message))
@@ -175,7 +189,7 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		if err != nil {
 			return err
 		}
-		if r.following(ts, m, TaskInspect, "inspecting") {
+		if r.following(ctx, ts, m, TaskInspect, "inspecting") {
 			return nil
 		}
 		// Moved here by hand, or its task was cancelled: queue the inspection again.
@@ -194,7 +208,7 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		r.explain(m.ID, "retired: its certificates are under Certificates")
 	case Discovered:
 		if rule := r.autoEnrollRule(m); rule != "" {
-			_, err := r.machines.Transition(ctx, m.ID, Enrolled, "slate", "auto-enroll rule: MAC prefix "+rule)
+			_, err := r.machines.Transition(ctx, m.ID, Enrolled, "slate", "auto-enroll rule: "+rule)
 			return err
 		}
 		ts, err := r.store.ListTasks(ctx, m.ID, 20)
@@ -221,11 +235,65 @@ func (r *Reconciler) autoEnrollRule(m inventory.Machine) string {
 	for _, p := range r.AutoEnrollMACPrefixes {
 		for _, mac := range m.MACs {
 			if len(p) > 0 && len(mac) >= len(p) && mac[:len(p)] == p {
-				return p
+				return "MAC prefix " + p
 			}
 		}
 	}
+	for _, rule := range r.AutoEnrollRules {
+		if rule.Matches(m) {
+			return rule.String()
+		}
+	}
 	return ""
+}
+
+// AutoEnrollRule matches a discovered machine by the DMI fields its discovery inspection
+// found; every field given must match (shell patterns: "PowerEdge R6*"), and at least one
+// must be given.
+type AutoEnrollRule struct {
+	Vendor       string `yaml:"vendor" json:"vendor,omitempty"`
+	Model        string `yaml:"model" json:"model,omitempty"`
+	SerialPrefix string `yaml:"serial_prefix" json:"serial_prefix,omitempty"`
+}
+
+// Validate refuses an empty rule (it would enroll everything) and bad patterns.
+func (a AutoEnrollRule) Validate() error {
+	if a.Vendor == "" && a.Model == "" && a.SerialPrefix == "" {
+		return errors.New("a rule needs vendor, model or serial_prefix (an empty rule would enroll every machine)")
+	}
+	for _, p := range []string{a.Vendor, a.Model} {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("pattern %q: %v", p, err)
+		}
+	}
+	return nil
+}
+
+// Matches says whether the machine's inspected fields satisfy the rule. A machine not yet
+// inspected (no vendor, model or serial) matches nothing.
+func (a AutoEnrollRule) Matches(m inventory.Machine) bool {
+	if a.Validate() != nil {
+		return false
+	}
+	match := func(pattern, v string) bool {
+		if pattern == "" {
+			return true
+		}
+		ok, _ := path.Match(pattern, v)
+		return ok && v != ""
+	}
+	return match(a.Vendor, m.Vendor) && match(a.Model, m.Model) &&
+		(a.SerialPrefix == "" || (m.Serial != "" && strings.HasPrefix(m.Serial, a.SerialPrefix)))
+}
+
+func (a AutoEnrollRule) String() string {
+	var parts []string
+	for _, f := range [][2]string{{"vendor", a.Vendor}, {"model", a.Model}, {"serial prefix", a.SerialPrefix}} {
+		if f[1] != "" {
+			parts = append(parts, f[0]+" "+f[1])
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (r *Reconciler) waitingForBoot(m inventory.Machine) string {

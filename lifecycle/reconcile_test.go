@@ -64,3 +64,45 @@ func TestReconcilerStartsInspectionAndPowersOnThroughTheBMC(t *testing.T) {
 		t.Fatalf("auto-enroll not audited: %+v", ev)
 	}
 }
+
+// TestAutoEnrollByDMI: a discovered machine is enrolled once its discovery inspection shows
+// fields matching a rule — not before (nothing known yet), and not by a rule it fails.
+func TestAutoEnrollByDMI(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	r := NewReconciler(s, l, nil, slog.New(slog.DiscardHandler), 0)
+	r.AutoEnrollRules = []AutoEnrollRule{{Vendor: "Dell*", Model: "PowerEdge R6*"}, {SerialPrefix: "PLANT7-"}}
+	for _, bad := range []AutoEnrollRule{{}, {Vendor: "[Dell"}} {
+		if bad.Validate() == nil {
+			t.Errorf("rule %+v accepted", bad)
+		}
+	}
+	dell := newMachine(t, s, "dell", Discovered)
+	other := newMachine(t, s, "other", Discovered)
+	plant := newMachine(t, s, "plant", Discovered)
+	r.ReconcileOnce(ctx)
+	for _, m := range []inventory.Machine{dell, other, plant} {
+		if got, _ := s.GetMachine(ctx, m.ID); got.State != Discovered {
+			t.Fatalf("%s enrolled before anything was known of it: %s", m.Name, got.State)
+		}
+	}
+	set := func(m inventory.Machine, vendor, model, serial string) {
+		s.Update(ctx, func(tx *inventory.Tx) error {
+			_, err := tx.UpdateMachine(ctx, m.ID, inventory.MachinePatch{Vendor: &vendor, Model: &model, Serial: &serial})
+			return err
+		})
+	}
+	set(dell, "Dell Inc.", "PowerEdge R650", "ABC123")
+	set(other, "Dell Inc.", "PowerEdge T150", "XYZ")
+	set(plant, "Supermicro", "SYS-1029", "PLANT7-0042")
+	r.ReconcileOnce(ctx)
+	for m, want := range map[string]string{dell.ID: Enrolled, other.ID: Discovered, plant.ID: Enrolled} {
+		if got, _ := s.GetMachine(ctx, m); got.State != want {
+			t.Errorf("%s: %s, want %s", got.Name, got.State, want)
+		}
+	}
+	ev, _ := s.ListAudit(ctx, inventory.AuditFilter{Subject: dell.ID, Action: "machine.transition"})
+	if len(ev) == 0 || !strings.Contains(ev[0].Details["reason"].(string), "vendor Dell*, model PowerEdge R6*") {
+		t.Fatalf("audit: %+v", ev)
+	}
+}

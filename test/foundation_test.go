@@ -317,6 +317,9 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"bad value", "listen: \":0\"\ntoken_ttl: soon\n", nil, "line 2"},
 		{"invalid value", "listen: \":0\"\nlog_format: xml\n", nil, "line 2: configuration key log_format"},
 		{"bad listen", "listen: nowhere\n", nil, "line 1: configuration key listen"},
+		{"empty auto-enroll rule", "listen: \":0\"\nauto_enroll:\n  - vendor: \"\"\n", nil, "auto_enroll[0]"},
+		{"unknown auto-enroll field", "listen: \":0\"\nauto_enroll:\n  - vendr: Dell\n", nil, "vendr"},
+		{"boot timeout too short", "listen: \":0\"\nboot_timeout: 5s\n", nil, "boot_timeout"},
 		{"unknown env", "", []string{"SLATE_LISTN=:1"}, "SLATE_LISTN is not a Slate setting"},
 		{"bad env value", "", []string{"SLATE_LOG_LEVEL=loud"}, "log_level"},
 	}
