@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -32,42 +31,33 @@ type InstallImageParams struct {
 	ImageDigest string `json:"image_digest,omitempty"`
 }
 
-// DiskTarget chooses the disk to install on: by serial or WWN, else the smallest
-// non-removable disk of at least MinBytes.
-type DiskTarget struct {
-	Serial   string `json:"serial,omitempty"`
-	WWN      string `json:"wwn,omitempty"`
-	MinBytes int64  `json:"min_bytes,omitempty"`
-}
+// DiskTarget is the install rule (shared with Slate, which shows the disk before the install).
+type DiskTarget = agentproto.DiskTarget
 
 // Disk is what target selection needs to know of a block device.
 type Disk struct {
 	Name, Serial, WWN string
 	Bytes             int64
 	Removable         bool
+	Rotational        bool
 }
 
 // ChooseDisk applies a target rule to the machine's disks.
 func ChooseDisk(disks []Disk, t DiskTarget) (Disk, error) {
-	var cands []Disk
+	in := make([]agentproto.Disk, len(disks))
+	for i, d := range disks {
+		in[i] = agentproto.Disk{Name: d.Name, Serial: d.Serial, WWN: d.WWN, SizeBytes: d.Bytes, Removable: d.Removable, Rotational: d.Rotational}
+	}
+	c, err := agentproto.ChooseDisk(in, t)
+	if err != nil {
+		return Disk{}, err
+	}
 	for _, d := range disks {
-		switch {
-		case t.Serial != "" && d.Serial == t.Serial, t.WWN != "" && d.WWN == t.WWN:
+		if d.Name == c.Name {
 			return d, nil
-		case t.Serial == "" && t.WWN == "" && !d.Removable && d.Bytes >= t.MinBytes:
-			cands = append(cands, d)
 		}
 	}
-	if t.Serial != "" || t.WWN != "" {
-		return Disk{}, fmt.Errorf("no disk with serial %q / WWN %q on this machine", t.Serial, t.WWN)
-	}
-	if len(cands) == 0 {
-		return Disk{}, fmt.Errorf("no non-removable disk of at least %d bytes on this machine", t.MinBytes)
-	}
-	sort.Slice(cands, func(i, j int) bool {
-		return cands[i].Bytes < cands[j].Bytes || (cands[i].Bytes == cands[j].Bytes && cands[i].Name < cands[j].Name)
-	})
-	return cands[0], nil
+	return Disk{}, fmt.Errorf("disk %s vanished", c.Name)
 }
 
 // SysDisks lists the block devices under sysRoot (/sys) that can hold a system.
@@ -89,7 +79,8 @@ func SysDisks(sysRoot string) ([]Disk, error) {
 		if serial == "" {
 			serial = read("serial")
 		}
-		out = append(out, Disk{Name: n, Serial: serial, WWN: read("wwid"), Bytes: sectors * 512, Removable: read("removable") == "1"})
+		out = append(out, Disk{Name: n, Serial: serial, WWN: read("wwid"), Bytes: sectors * 512, Removable: read("removable") == "1",
+			Rotational: read("queue/rotational") == "1"})
 	}
 	return out, nil
 }

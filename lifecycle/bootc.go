@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slate/agent/agentproto"
 	"strings"
 
 	"slate/inventory"
@@ -16,17 +17,13 @@ const TaskInstallBootc = "install-bootc"
 // bootcTask is the install-bootc task's params; agent.BootcParams reads them (the test
 // decodes one into the other, so the two cannot drift apart).
 type bootcTask struct {
-	Image                 string     `json:"image"`         // <registry host:port>/<repo>
-	Digest                string     `json:"digest"`        // the manifest digest the release pins
-	TargetImgref          string     `json:"target_imgref"` // <repo>:<tag> the installed system follows
-	Target                diskTarget `json:"target"`
-	Kargs                 []string   `json:"kargs,omitempty"`
-	RootSSHAuthorizedKeys string     `json:"root_ssh_authorized_keys,omitempty"`
-	Release               string     `json:"release"`
-}
-
-type diskTarget struct {
-	Serial string `json:"serial,omitempty"`
+	Image                 string                `json:"image"`         // <registry host:port>/<repo>
+	Digest                string                `json:"digest"`        // the manifest digest the release pins
+	TargetImgref          string                `json:"target_imgref"` // <repo>:<tag> the installed system follows
+	Target                agentproto.DiskTarget `json:"target"`
+	Kargs                 []string              `json:"kargs,omitempty"`
+	RootSSHAuthorizedKeys string                `json:"root_ssh_authorized_keys,omitempty"`
+	Release               string                `json:"release"`
 }
 
 // bootcInstallParams builds the install-bootc params of a bootc release for a machine.
@@ -53,7 +50,7 @@ func bootcInstallParams(rel inventory.Release, m inventory.Machine, registryHost
 		Image:                 registryHost + "/" + rel.ImageRef,
 		Digest:                rel.ImageDigest,
 		TargetImgref:          rel.ImageRef + ":" + imageTag(rel.Version),
-		Target:                diskTarget{Serial: m.Labels["install-disk-serial"]},
+		Target:                installTarget(m),
 		Kargs:                 kargs,
 		RootSSHAuthorizedKeys: rel.Labels["root_ssh_authorized_keys"],
 		Release:               ref,

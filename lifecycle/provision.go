@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/redfish"
 )
@@ -111,7 +113,7 @@ func (r *Reconciler) installParams(ctx context.Context, m inventory.Machine, rel
 		"blob_url":     strings.TrimRight(p.PublicURL, "/") + "/v2/" + rel.ImageRef + "/blobs/" + layer,
 		"digest":       layer,
 		"compression":  comp,
-		"target":       map[string]any{"serial": m.Labels["install-disk-serial"]},
+		"target":       installTarget(m),
 		"release":      rel.Name + "@" + rel.Version,
 		"image_digest": rel.ImageDigest,
 	})
@@ -132,11 +134,17 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 		r.explain(m.ID, "cannot install "+rel.Name+"@"+rel.Version+": "+err.Error())
 		return err
 	}
-	to, why := Provisioning, fmt.Sprintf("installing release %s@%s", rel.Name, rel.Version)
+	onto, err := r.previewTarget(ctx, m)
+	if err != nil {
+		// Nothing starts: the technician fixes the rule (labels) or the machine.
+		r.explain(m.ID, fmt.Sprintf("cannot install %s@%s: %v: set the install-disk-* labels", rel.Name, rel.Version, err))
+		return nil
+	}
+	to, why := Provisioning, fmt.Sprintf("installing release %s@%s%s", rel.Name, rel.Version, onto)
 	if from == Deployed {
-		to, why = Updating, fmt.Sprintf("updating from %s to %s@%s", m.BootedRelease, rel.Name, rel.Version)
+		to, why = Updating, fmt.Sprintf("updating from %s to %s@%s%s", m.BootedRelease, rel.Name, rel.Version, onto)
 		if r.ranBefore(ctx, m, rel) {
-			to, why = RollingBack, fmt.Sprintf("rolling back from %s to %s@%s", m.BootedRelease, rel.Name, rel.Version)
+			to, why = RollingBack, fmt.Sprintf("rolling back from %s to %s@%s%s", m.BootedRelease, rel.Name, rel.Version, onto)
 		}
 	}
 	err = r.store.Update(ctx, func(tx *inventory.Tx) error {
@@ -165,6 +173,43 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 		return r.netboot(ctx, m)
 	}
 	return nil
+}
+
+// installTarget is the machine's install rule, from its labels: install-disk-serial or
+// install-disk-wwn, else install-disk-min-gb and install-disk-ssd=true for the smallest
+// matching non-removable disk.
+func installTarget(m inventory.Machine) agentproto.DiskTarget {
+	t := agentproto.DiskTarget{Serial: m.Labels["install-disk-serial"], WWN: m.Labels["install-disk-wwn"],
+		SSD: m.Labels["install-disk-ssd"] == "true"}
+	if gb, err := strconv.ParseFloat(m.Labels["install-disk-min-gb"], 64); err == nil && gb > 0 {
+		t.MinBytes = int64(gb * 1e9)
+	}
+	return t
+}
+
+// previewTarget says, from the machine's newest facts, which disk the install rule chooses
+// (" onto nvme0n1 (serial …, 256 MiB)"); an error when none matches. Without facts (never
+// inspected) the agent decides alone.
+func (r *Reconciler) previewTarget(ctx context.Context, m inventory.Machine) (string, error) {
+	fr, ok := r.store.(interface {
+		LatestFacts(ctx context.Context, machineID string) (inventory.Facts, error)
+	})
+	if !ok {
+		return "", nil
+	}
+	f, err := fr.LatestFacts(ctx, m.ID)
+	if err != nil {
+		return "", nil
+	}
+	var doc agentproto.Facts
+	if json.Unmarshal(f.Doc, &doc) != nil || len(doc.Disks) == 0 {
+		return "", nil
+	}
+	d, err := agentproto.ChooseDisk(doc.Disks, installTarget(m))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(" onto %s (serial %s, %d MiB)", d.Name, d.Serial, d.SizeBytes>>20), nil
 }
 
 // hasBMC says whether Slate can drive the machine's power and boot through a BMC.
