@@ -57,8 +57,9 @@ func buildTestImage(t *testing.T, release string) []byte {
 	return b
 }
 
-// pushDiskImage wraps a raw disk image as a one-layer OCI artifact, pushes it with skopeo
-// into Slate's registry and returns the manifest digest the registry has.
+// pushDiskImage wraps a raw disk image as a one-layer OCI artifact (as a build pipeline
+// would), pushes it with skopeo into Slate's registry and returns the manifest digest the
+// registry has.
 func pushDiskImage(t *testing.T, host, creds, repo, tag string, raw []byte, compress bool) string {
 	t.Helper()
 	skopeo := testenv.RequireCommand(t, "skopeo", "skopeo")
@@ -193,7 +194,15 @@ func TestE2EJourney(t *testing.T) {
 	host := strings.TrimPrefix(ls.base, "http://")
 	creds := "admin:journey-pw-1"
 	digest1 := pushDiskImage(t, host, creds, "plant/os", "1", img1, true)
-	digest2 := pushDiskImage(t, host, creds, "plant/os", "2", img2, false)
+	// Release 2 the way an operator without OCI tooling does it: slate registry push-disk.
+	raw2 := filepath.Join(t.TempDir(), "plant-os-2.img")
+	os.WriteFile(raw2, img2, 0o644)
+	out, err := run(t, []string{"SLATE_SERVER=" + ls.base, "SLATE_TOKEN=" + ls.token}, "registry", "push-disk", "--repo", "plant/os", "--tag", "2", raw2)
+	i := strings.Index(out, "plant/os@sha256:")
+	if err != nil || i < 0 {
+		t.Fatalf("slate registry push-disk: %v\n%s", err, out)
+	}
+	digest2 := strings.Fields(out[i+len("plant/os@"):])[0]
 	bios := map[string]any{"ProcVirtualization": "Disabled"} // the lab BMCs default to Enabled: applying it takes a reset
 	for v, d := range map[string]string{"1": digest1, "2": digest2} {
 		var rel inventory.Release
@@ -298,7 +307,7 @@ func TestE2EJourney(t *testing.T) {
 	}()
 	wg.Wait()
 	// The audit chain verifies, through the CLI as an operator would run it.
-	out, err := run(t, []string{"SLATE_SERVER=" + ls.base, "SLATE_TOKEN=" + ls.token}, "audit", "verify")
+	out, err = run(t, []string{"SLATE_SERVER=" + ls.base, "SLATE_TOKEN=" + ls.token}, "audit", "verify")
 	if err != nil || !strings.Contains(out, "audit chain intact") {
 		t.Fatalf("slate audit verify: %v\n%s", err, out)
 	}

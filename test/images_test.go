@@ -131,6 +131,56 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 			t.Fatal(out)
 		}
 	}
+	// slate registry push-disk: a raw (or compressed) disk image becomes a one-layer OCI
+	// artifact; an image without the slate-config partition, or not a disk image at all, is
+	// refused before anything is sent.
+	t.Run("push-disk", func(t *testing.T) {
+		sfdisk := testenv.RequireCommand(t, "sfdisk", "fdisk")
+		mk := func(parts string) string {
+			p := filepath.Join(t.TempDir(), "disk.img")
+			os.WriteFile(p, make([]byte, 4<<20), 0o644)
+			cmd := exec.Command(sfdisk, "--quiet", p)
+			cmd.Stdin = strings.NewReader("label: gpt\n" + parts)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("sfdisk: %v %s", err, out)
+			}
+			return p
+		}
+		good := mk("start=2048, size=1M, type=linux, name=\"root\"\nsize=1M, type=linux, name=\"slate-config\"\n")
+		bare := mk("start=2048, size=1M, type=linux, name=\"root\"\n")
+		junk := filepath.Join(t.TempDir(), "junk.img")
+		os.WriteFile(junk, []byte("not a disk"), 0o644)
+		for f, want := range map[string]string{bare: `no GPT partition named "slate-config"`, junk: "is not a GPT disk image"} {
+			if out, err := runAs(olga, "registry", "push-disk", "--repo", "plant/disk", "--tag", "bad", f); err == nil || !strings.Contains(out, want) {
+				t.Fatalf("push-disk %s: %v\n%s", filepath.Base(f), err, out)
+			}
+		}
+		aldo := append(env[:0:0], env...)
+		aldo[0] = "XDG_CONFIG_HOME=" + t.TempDir()
+		if out, err := runAs(aldo, "login", "--username", "aldo", "--password-file", pw); err != nil {
+			t.Fatal(out)
+		}
+		if out, err := runAs(aldo, "registry", "push-disk", "--repo", "plant/disk", "--tag", "1", good); err == nil {
+			t.Fatalf("an auditor pushed: %s", out)
+		}
+		out, err := runAs(olga, "registry", "push-disk", "--repo", "plant/disk", "--tag", "1", good)
+		if err != nil {
+			t.Fatalf("push-disk: %v\n%s", err, out)
+		}
+		i := strings.Index(out, "plant/disk@sha256:")
+		if i < 0 {
+			t.Fatalf("no digest printed:\n%s", out)
+		}
+		d := strings.Fields(out[i+len("plant/disk@"):])[0]
+		got, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--raw", "docker://"+s.addr+"/plant/disk:1")
+		if err != nil || !strings.Contains(got, "application/vnd.slate.disk.image.raw.v1") {
+			t.Fatalf("manifest: %v %s", err, got)
+		}
+		if md, err := execOut(skopeo, "manifest-digest", writeTemp(t, got)); err != nil || strings.TrimSpace(md) != d {
+			t.Fatalf("registry digest %q (%v), printed %s", md, err, d)
+		}
+	})
+
 	if out, err := runAs(olga, "release", "create", "--name", "line3-hmi", "--version", "1", "--image", "plant/hmi@"+digest, "--karg", "quiet"); err != nil {
 		t.Fatal(out)
 	}
@@ -202,7 +252,7 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 	if out := mustRun("registry", "gc", "--dry-run"); !strings.Contains(out, "Would remove (dry run) 0 manifests") {
 		t.Fatalf("registry gc --dry-run:\n%s", out)
 	}
-	if out := mustRun("registry", "gc"); !strings.Contains(out, "Removed 0 manifests") || !strings.Contains(out, "kept 2 manifests") { // the released one and the tagged podman push
+	if out := mustRun("registry", "gc"); !strings.Contains(out, "Removed 0 manifests") || !strings.Contains(out, "kept 3 manifests") { // the released one, the tagged podman and push-disk images
 		t.Fatalf("registry gc:\n%s", out)
 	}
 	if out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0"); err != nil || strings.TrimSpace(out) != digest {

@@ -9,7 +9,8 @@ import (
 )
 
 func registryCommands() *command {
-	return &command{name: "registry", summary: "the embedded image registry: garbage collection", subs: []*command{
+	return &command{name: "registry", summary: "the embedded image registry: push disk images, garbage collection", subs: []*command{
+		{name: "push-disk", summary: "push a raw disk image (optionally gzip/zstd) as a one-layer OCI artifact (operator)", run: registryPushDisk},
 		{name: "gc", summary: "remove images no tag or release references, and unreferenced blobs (admin)", run: registryGC},
 	}}
 }
