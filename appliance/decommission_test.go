@@ -89,7 +89,8 @@ func TestDecommissionToRetired(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	op, au := h.tok["operator"], h.tok["auditor"]
-	st, b := h.do("POST", "/api/v1/machines", op, map[string]any{"name": "old-hmi", "macs": []string{"52:54:00:de:c0:01"}, "serial": "HMI-9"})
+	st, b := h.do("POST", "/api/v1/machines", op, map[string]any{"name": "old-hmi", "macs": []string{"52:54:00:de:c0:01"}, "serial": "HMI-9",
+		"labels": map[string]string{"ip": "10.99.0.50", "line": "3"}})
 	if st != 201 {
 		t.Fatalf("%d %s", st, b)
 	}
@@ -168,6 +169,13 @@ func TestDecommissionToRetired(t *testing.T) {
 	}
 	if got, _ = h.a.Store.GetMachine(ctx, m.ID); got.State != lifecycle.Retired {
 		t.Fatalf("after reconcile: %s", got.State)
+	}
+	// Retired: its DHCP reservation is gone (other labels stay), its agent tokens revoked.
+	if _, ok := got.Labels["ip"]; ok || got.Labels["line"] != "3" {
+		t.Fatalf("labels after retirement: %v", got.Labels)
+	}
+	if _, err := h.a.Store.MachineForAgentToken(ctx, tok); err == nil {
+		t.Fatal("the agent token still works after retirement")
 	}
 	// The disk reads back as zeros from the host.
 	data, _ := os.ReadFile(img)

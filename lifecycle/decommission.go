@@ -231,7 +231,21 @@ func (r *Reconciler) retire(ctx context.Context, m inventory.Machine) error {
 		if err != nil {
 			return err
 		}
-		_, err = TransitionTx(ctx, tx, m.ID, Retired, "slate", fmt.Sprintf("sanitized and certified; %d DHCP lease(s) freed, %d agent token(s) revoked", n, tokens), "")
+		// Its DHCP reservation (the "ip" label) goes too: the address is free for another.
+		reservation := ""
+		if ip, ok := m.Labels["ip"]; ok {
+			labels := map[string]string{}
+			for k, v := range m.Labels {
+				if k != "ip" {
+					labels[k] = v
+				}
+			}
+			if _, err := tx.UpdateMachine(ctx, m.ID, inventory.MachinePatch{Labels: &labels}); err != nil {
+				return err
+			}
+			reservation = ", DHCP reservation " + ip + " removed"
+		}
+		_, err = TransitionTx(ctx, tx, m.ID, Retired, "slate", fmt.Sprintf("sanitized and certified; %d DHCP lease(s) freed%s, %d agent token(s) revoked", n, reservation, tokens), "")
 		return err
 	})
 	if err == nil {
