@@ -30,6 +30,8 @@ type Client struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Sleep waits d or until ctx ends; tests inject a fast one.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Kinds, when set, are the only task kinds asked for (an installed system's node agent).
+	Kinds []string
 }
 
 // StatusError is a final (not retried) refusal from Slate.
@@ -164,7 +166,11 @@ func (c *Client) Register(ctx context.Context, r agentproto.Register) (agentprot
 
 // NextTask long-polls for work; ok is false when there is none yet.
 func (c *Client) NextTask(ctx context.Context, wait time.Duration) (t agentproto.Task, ok bool, err error) {
-	nc, err := c.do(ctx, "next task", http.MethodGet, "/tasks/next?wait="+url.QueryEscape(wait.String()), nil, &t)
+	q := "/tasks/next?wait=" + url.QueryEscape(wait.String())
+	if len(c.Kinds) > 0 {
+		q += "&kinds=" + url.QueryEscape(strings.Join(c.Kinds, ","))
+	}
+	nc, err := c.do(ctx, "next task", http.MethodGet, q, nil, &t)
 	if err != nil || nc {
 		return t, false, err
 	}

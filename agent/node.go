@@ -127,6 +127,9 @@ func (n *Node) Run(ctx context.Context) error {
 		interval = time.Minute
 	}
 	start := time.Now()
+	// Ask only for what this node can run: the deploy environment's tasks (a wipe plan, an
+	// install) queued while it still runs are for the next boot, not for it to fail.
+	n.Client.Kinds = n.Registry.Kinds()
 	loop := &Loop{API: n.Client, Registry: n.Registry, Log: n.Log,
 		Register: agentproto.Register{Mode: "node", AgentVersion: n.Version, BootID: n.BootID, MACs: n.MACs}}
 	errc := make(chan error, 1)

@@ -169,14 +169,24 @@ func (s *Store) ListTasks(ctx context.Context, machineID string, limit int) ([]T
 // machine still marked running was lost on the way (the answer never arrived, or the machine
 // rebooted mid-task): it is handed out again first, until maxAttempts is reached, when it is
 // failed instead of looping forever. ok is false when there is nothing to do.
-func (s *Store) ClaimNextTask(ctx context.Context, machineID string, maxAttempts int) (task Task, ok bool, err error) {
+//
+// kinds, when given, are the task kinds the asking agent can run: an installed system's node
+// agent must not take (and fail) the deploy environment's tasks queued while it still runs.
+func (s *Store) ClaimNextTask(ctx context.Context, machineID string, maxAttempts int, kinds ...string) (task Task, ok bool, err error) {
 	if maxAttempts <= 0 {
 		maxAttempts = 3
 	}
+	filter, args := "", []any{machineID}
+	if len(kinds) > 0 {
+		filter = " AND kind IN (?" + strings.Repeat(",?", len(kinds)-1) + ")"
+		for _, k := range kinds {
+			args = append(args, k)
+		}
+	}
 	err = s.Update(ctx, func(tx *Tx) error {
 		for {
-			t, err := scanTask(tx.tx.QueryRowContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE machine_id = ? AND state IN ('running','pending')
-				ORDER BY CASE state WHEN 'running' THEN 0 ELSE 1 END, created_at, rowid LIMIT 1`, machineID))
+			t, err := scanTask(tx.tx.QueryRowContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE machine_id = ? AND state IN ('running','pending')`+filter+`
+				ORDER BY CASE state WHEN 'running' THEN 0 ELSE 1 END, created_at, rowid LIMIT 1`, args...))
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil
 			}

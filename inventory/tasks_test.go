@@ -232,3 +232,34 @@ func TestFinishSurvivesReopen(t *testing.T) {
 		t.Fatalf("cancel finished: %v", err)
 	}
 }
+
+// An agent asks only for the kinds it runs: tasks queued in one transaction are taken in
+// insertion order, and a node agent skips the deploy environment's tasks, leaving them for
+// the next boot.
+func TestClaimByKindInInsertionOrder(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTaskTestStore(t)
+	m := taskTestMachine(t, s, "m1", "52:54:00:00:00:01")
+	var plan, reboot Task
+	if err := s.Update(ctx, func(tx *Tx) error {
+		var err error
+		if plan, err = tx.CreateTask(ctx, "lc", m.ID, "wipe-plan", nil); err != nil {
+			return err
+		}
+		reboot, err = tx.CreateTask(ctx, "lc", m.ID, "reboot", nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.ClaimNextTask(ctx, m.ID, 3, "inspect"); ok {
+		t.Fatal("an agent got a kind it did not ask for")
+	}
+	c, ok, err := s.ClaimNextTask(ctx, m.ID, 3, "reboot", "inspect", "poweroff", "wait")
+	if err != nil || !ok || c.ID != reboot.ID {
+		t.Fatalf("node claim: %+v %v %v, want the reboot", c, ok, err)
+	}
+	s.FinishTask(ctx, m.ID, c.ID, TaskOutcome{State: TaskSucceeded}, nil)
+	if c, ok, _ := s.ClaimNextTask(ctx, m.ID, 3); !ok || c.ID != plan.ID {
+		t.Fatalf("deploy environment claim: %+v, want the wipe plan", c)
+	}
+}

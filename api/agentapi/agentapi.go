@@ -31,7 +31,7 @@ import (
 type Store interface {
 	MachineForAgentToken(ctx context.Context, tok string) (string, error)
 	GetMachine(ctx context.Context, idOrName string) (inventory.Machine, error)
-	ClaimNextTask(ctx context.Context, machineID string, maxAttempts int) (inventory.Task, bool, error)
+	ClaimNextTask(ctx context.Context, machineID string, maxAttempts int, kinds ...string) (inventory.Task, bool, error)
 	ReportTaskProgress(ctx context.Context, machineID, taskID string, progress float64, message string, lines []inventory.TaskLogLine) error
 	FinishTask(ctx context.Context, machineID, taskID string, o inventory.TaskOutcome, hook inventory.FinishHook) (inventory.Task, bool, error)
 	Update(ctx context.Context, fn func(*inventory.Tx) error) error
@@ -310,12 +310,17 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		wait = min(d, h.opt.MaxWait)
 	}
+	// kinds=a,b: the agent runs only these (a node agent is not the deploy environment).
+	var kinds []string
+	if k := r.URL.Query().Get("kinds"); k != "" {
+		kinds = strings.Split(k, ",")
+	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
 		// Take the wake channel before looking, so a task queued in between is not missed.
 		wake := h.wakeChan(id)
-		t, ok, err := h.store.ClaimNextTask(r.Context(), id, h.opt.MaxAttempts)
+		t, ok, err := h.store.ClaimNextTask(r.Context(), id, h.opt.MaxAttempts, kinds...)
 		if err != nil {
 			h.storeErr(w, id, "claim task", err)
 			return
