@@ -30,6 +30,9 @@ var qemuModules = []string{
 	"drivers/scsi/scsi_common", "drivers/scsi/scsi_mod", "drivers/ata/libata", "drivers/ata/libahci", "drivers/ata/ahci",
 	"drivers/scsi/sd_mod", "drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_pci_modern_dev",
 	"drivers/virtio/virtio_pci_legacy_dev", "drivers/virtio/virtio_pci", "drivers/block/virtio_blk",
+	// Entropy from the host: the check signs certificates (crypto/rand blocks until the kernel's
+	// pool is ready, which under TCG without an RNG can take minutes on a loaded machine).
+	"drivers/char/hw_random/virtio-rng",
 }
 
 // qemuKernel returns the path of an unpacked Debian kernel package (downloading it once).
@@ -132,9 +135,11 @@ func TestQEMUDecommission(t *testing.T) {
 		"-kernel", vmlinuz[0], "-initrd", initrd, "-append", "console=ttyS0 quiet panic=-1",
 		"-drive", "file="+images["nvme"]+",if=none,id=nv0,format=raw", "-device", "nvme,serial=deadbeef,drive=nv0",
 		"-drive", "file="+images["sata"]+",if=none,id=sata0,format=raw", "-device", "ahci,id=ahci0", "-device", "ide-hd,drive=sata0,bus=ahci0.0",
-		"-drive", "file="+images["virtio"]+",if=none,id=vd0,format=raw", "-device", "virtio-blk-pci,drive=vd0")
+		"-drive", "file="+images["virtio"]+",if=none,id=vd0,format=raw", "-device", "virtio-blk-pci,drive=vd0",
+		"-device", "virtio-rng-pci")
 	if out, err := vm.CombinedOutput(); err != nil {
-		t.Fatalf("qemu: %v\n%s", err, out)
+		log, _ := os.ReadFile(serial)
+		t.Fatalf("qemu: %v\n%s\n--- serial:\n%s", err, out, log)
 	}
 	log, _ := os.ReadFile(serial)
 	if !bytes.Contains(log, []byte("QEMUCHECK-END")) || bytes.Contains(log, []byte("QEMUCHECK-ERROR")) {
