@@ -77,6 +77,15 @@ func Deploy(version string) {
 	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	start := time.Now()
 	log.Info("slate-agent starting as init", "version", version)
+	mountKernelFS(log)
+	if b, _ := os.ReadFile("/proc/cmdline"); strings.Contains(string(b), "slate.debug") {
+		go dumpStacks(log)
+	}
+	forever(log, "deploy environment", func() { run(context.Background(), log, version, start) })
+}
+
+// mountKernelFS mounts what every init of ours needs and starts reaping orphans.
+func mountKernelFS(log *slog.Logger) {
 	mountAll(log, []mount{
 		{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 		{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
@@ -86,17 +95,18 @@ func Deploy(version string) {
 		{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
 	})
 	go reapChildren()
-	if b, _ := os.ReadFile("/proc/cmdline"); strings.Contains(string(b), "slate.debug") {
-		go dumpStacks(log)
-	}
+}
+
+// forever runs fn again after a crash or an end: PID 1 must never return.
+func forever(log *slog.Logger, what string, fn func()) {
 	for {
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
-					log.Error("deploy environment crashed; starting over", "panic", r, "stack", string(debug.Stack()))
+					log.Error(what+" crashed; starting over", "panic", r, "stack", string(debug.Stack()))
 				}
 			}()
-			run(context.Background(), log, version, start)
+			fn()
 		}()
 		time.Sleep(10 * time.Second)
 	}

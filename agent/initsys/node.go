@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"slate/agent"
 	"slate/agent/inspect"
@@ -25,25 +22,8 @@ func Node(version, releaseFile string) {
 	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	start := time.Now()
 	log.Info("slate-agent node starting as init", "version", version)
-	mountAll(log, []mount{
-		{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
-		{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
-		{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
-		{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
-		{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
-	})
-	go reapChildren()
-	for {
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					log.Error("node agent crashed; starting over", "panic", r, "stack", string(debug.Stack()))
-				}
-			}()
-			runNode(context.Background(), log, version, releaseFile, start)
-		}()
-		time.Sleep(10 * time.Second)
-	}
+	mountKernelFS(log)
+	forever(log, "node agent", func() { runNode(context.Background(), log, version, releaseFile, start) })
 }
 
 func runNode(ctx context.Context, log *slog.Logger, version, releaseFile string, start time.Time) {
