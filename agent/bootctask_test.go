@@ -254,7 +254,12 @@ func runBootcTask(t *testing.T, token, scratchParent string, p BootcParams) (Out
 	return out, rep, err
 }
 
-// hostMountPoints lists this namespace's mount points (to see none appear or vanish).
+// hostMountPoints lists the host's system mount points (/, /dev, /proc, /sys, /run and what is
+// below them, except the folders where other tests make their own mounts). The install binds
+// these recursively into its scratch root; a propagation mistake on unmount would take them
+// away from the host, which is what the comparison catches. Mounts other tests of the same run
+// make and remove (network namespaces under /run/netns, tmpfs under temp folders) are left
+// out: comparing the whole table failed whenever another package created a namespace meanwhile.
 func hostMountPoints(t *testing.T) []string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
@@ -263,12 +268,34 @@ func hostMountPoints(t *testing.T) []string {
 	}
 	var out []string
 	for line := range strings.Lines(string(b)) {
-		if f := strings.Fields(line); len(f) > 4 {
-			out = append(out, unescapeMount(f[4]))
+		f := strings.Fields(line)
+		if len(f) <= 4 {
+			continue
+		}
+		p := unescapeMount(f[4])
+		if systemMount(p) {
+			out = append(out, p)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+func systemMount(p string) bool {
+	if p == "/" {
+		return true
+	}
+	for _, skip := range []string{"/run/netns", "/run/slate-", "/tmp", "/var/tmp"} {
+		if p == skip || strings.HasPrefix(p, skip+"/") {
+			return false
+		}
+	}
+	for _, sys := range []string{"/dev", "/proc", "/sys", "/run"} {
+		if p == sys || strings.HasPrefix(p, sys+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func mountTable(t *testing.T, file string) map[string]string {
