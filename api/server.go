@@ -158,8 +158,10 @@ func (s *Server) guard(rt Route) echo.MiddlewareFunc {
 			if !slices.Contains(rt.Roles, u.Role) {
 				// Refused privileged actions are audited: someone tried.
 				if rt.Method != http.MethodGet {
-					_ = s.d.Store.Audit(c.Request().Context(), u.Username, "api.refused", rt.Method+" "+c.Request().URL.Path, "refused",
-						map[string]any{"role": u.Role, "needs": rt.Roles})
+					if err := s.d.Store.Audit(c.Request().Context(), u.Username, "api.refused", rt.Method+" "+c.Request().URL.Path, "refused",
+						map[string]any{"role": u.Role, "needs": rt.Roles}); err != nil {
+						s.d.Logger.Error("audit of a refused request not saved", "user", u.Username, "path", c.Request().URL.Path, "err", err)
+					}
 				}
 				return problem(http.StatusForbidden, "role %s may not %s %s (allowed: %s)", u.Role, rt.Method, rt.Path, strings.Join(rt.Roles, ", "))
 			}
@@ -191,10 +193,16 @@ func ErrorHandler(log *slog.Logger, html func(c echo.Context, status int, msg st
 			return
 		}
 		status, detail := statusOf(err)
-		if status >= 500 && status != http.StatusBadGateway {
+		switch {
+		case errors.Is(err, inventory.ErrStorage):
+			// Loud and specific: the operator reading the log must see that the disk, not a
+			// bug, lost this write.
+			log.Error("write not saved: storage failure", "method", c.Request().Method, "path", c.Request().URL.Path,
+				"status", status, "disk_full", inventory.IsDiskFull(err), "err", err)
+		case status >= 500 && status != http.StatusBadGateway:
 			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 			detail = "internal error; see Slate's log"
-		} else {
+		default:
 			log.Info("request refused", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "detail", detail)
 		}
 		if html != nil && !strings.HasPrefix(c.Request().URL.Path, "/api/") && !strings.HasPrefix(c.Request().URL.Path, "/agent/") {

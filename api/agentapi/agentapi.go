@@ -219,6 +219,17 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 
 // storeErr maps inventory errors to statuses; another machine's task is 404, as if absent.
 func (h *Handler) storeErr(w http.ResponseWriter, machineID, op string, err error) {
+	if errors.Is(err, inventory.ErrStorage) {
+		// Nothing was saved: say so with a status the agent retries on (5xx), and tell the
+		// operator in the log that the disk, not the agent, is the problem.
+		h.opt.Log.Error("agent API: "+op+" not saved: storage failure", "machine", machineID, "disk_full", inventory.IsDiskFull(err), "err", err)
+		status := http.StatusServiceUnavailable
+		if inventory.IsDiskFull(err) {
+			status = http.StatusInsufficientStorage
+		}
+		writeErr(w, status, op+" not saved: Slate's data directory cannot take writes; the agent will retry")
+		return
+	}
 	if !errors.Is(err, inventory.ErrNotFound) && !errors.Is(err, inventory.ErrConflict) && !errors.Is(err, inventory.ErrInvalid) &&
 		!errors.Is(err, lifecycle.ErrNotAllowed) {
 		h.opt.Log.Error("agent API: "+op, "machine", machineID, "err", err)
