@@ -57,7 +57,12 @@ func (r Route) Public() bool { return r.Roles == nil }
 
 var all = []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleAuditor}
 var writers = []string{inventory.RoleAdmin, inventory.RoleOperator}
-var readersOfAudit = []string{inventory.RoleAdmin, inventory.RoleAuditor}
+// readersOfAudit read the audit log and verify its chain, read-only. Operators are among
+// them: the technician who enrolls, moves and decommissions machines needs their history
+// (who did what, when, and why) and already sees each machine's events; hiding the rest of
+// the log from them protected nothing and made the role matrix inconsistent. Every
+// audit-reading route (here, in the UI and via the CLI) uses this one set.
+var readersOfAudit = all
 var adminOnly = []string{inventory.RoleAdmin}
 
 // Server is the API.
@@ -87,7 +92,7 @@ func New(d Deps) *Server {
 		{Method: "GET", Path: "/machines/:id", Summary: "One machine", Roles: all, handler: s.getMachine},
 		{Method: "PATCH", Path: "/machines/:id", Summary: "Update a machine's descriptive fields", Roles: writers, Body: inventory.MachinePatch{}, handler: s.updateMachine},
 		{Method: "POST", Path: "/machines/:id/transition", Summary: "Move a machine to another lifecycle state (or retry a failed one)", Roles: writers, Body: transitionRequest{}, handler: s.transition},
-		{Method: "GET", Path: "/machines/:id/audit", Summary: "Audit events about one machine", Roles: all, handler: s.machineAudit},
+		{Method: "GET", Path: "/machines/:id/audit", Summary: "Audit events about one machine", Roles: readersOfAudit, handler: s.machineAudit},
 		{Method: "GET", Path: "/audit", Summary: "List audit events, newest first", Roles: readersOfAudit, handler: s.listAudit},
 		{Method: "GET", Path: "/audit/verify", Summary: "Walk the audit hash chain", Roles: readersOfAudit, handler: s.verifyAudit},
 		{Method: "GET", Path: "/users", Summary: "List users", Roles: adminOnly, handler: s.listUsers},

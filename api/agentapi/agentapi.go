@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +96,7 @@ type Seen struct {
 type Handler struct {
 	store Store
 	opt   Options
-	mux   *http.ServeMux
+	mux   *patternMux
 
 	mu   sync.Mutex
 	wake map[string]chan struct{}
@@ -125,7 +126,7 @@ func New(store Store, opt Options) *Handler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	h := &Handler{store: store, opt: opt, mux: http.NewServeMux(), wake: map[string]chan struct{}{}, seen: map[string]Seen{}}
+	h := &Handler{store: store, opt: opt, mux: &patternMux{ServeMux: http.NewServeMux()}, wake: map[string]chan struct{}{}, seen: map[string]Seen{}}
 	p := agentproto.PathPrefix
 	h.mux.HandleFunc("POST "+p+"/register", h.auth(h.register))
 	h.mux.HandleFunc("GET "+p+"/tasks/next", h.auth(h.next))
@@ -139,6 +140,21 @@ func New(store Store, opt Options) *Handler {
 	})
 	return h
 }
+
+// patternMux is a ServeMux that remembers what it serves, so tests can require a case for
+// every endpoint (a new one without a test fails them).
+type patternMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *patternMux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, f)
+}
+
+// Endpoints lists the served patterns ("METHOD /agent/v1/…"), the catch-all included.
+func (h *Handler) Endpoints() []string { return slices.Clone(h.mux.patterns) }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
