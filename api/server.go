@@ -57,6 +57,7 @@ func (r Route) Public() bool { return r.Roles == nil }
 
 var all = []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleAuditor}
 var writers = []string{inventory.RoleAdmin, inventory.RoleOperator}
+
 // readersOfAudit read the audit log and verify its chain, read-only. Operators are among
 // them: the technician who enrolls, moves and decommissions machines needs their history
 // (who did what, when, and why) and already sees each machine's events; hiding the rest of

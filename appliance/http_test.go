@@ -28,10 +28,17 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessIn(t, t.TempDir(), appliance.Options{})
+}
+
+// newHarnessIn builds the harness on a given data directory (e.g. a small tmpfs).
+func newHarnessIn(t *testing.T, dataDir string, o appliance.Options) *harness {
+	t.Helper()
 	cfg := appliance.Defaults()
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dataDir
 	cfg.Listen = "127.0.0.1:0"
-	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"})
+	o.AdminPassword = "admin-pass-1"
+	a, err := appliance.New(context.Background(), cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
