@@ -92,7 +92,7 @@ func New(d Deps) *Server {
 		{Method: "POST", Path: "/machines", Summary: "Enroll a machine by MAC, serial and/or BMC", Roles: writers, Body: lifecycle.EnrollRequest{}, handler: s.enroll},
 		{Method: "GET", Path: "/machines/:id", Summary: "One machine", Roles: all, handler: s.getMachine},
 		{Method: "PATCH", Path: "/machines/:id", Summary: "Update a machine's descriptive fields", Roles: writers, Body: inventory.MachinePatch{}, handler: s.updateMachine},
-		{Method: "POST", Path: "/machines/:id/transition", Summary: "Move a machine to another lifecycle state (or retry a failed one)", Roles: writers, Body: transitionRequest{}, handler: s.transition},
+		{Method: "POST", Path: "/machines/:id/transition", Summary: "Move a machine to another lifecycle state (or retry a failed one); to decommissioning only with confirm_name equal to the machine's name", Roles: writers, Body: transitionRequest{}, handler: s.transition},
 		{Method: "GET", Path: "/machines/:id/audit", Summary: "Audit events about one machine", Roles: readersOfAudit, handler: s.machineAudit},
 		{Method: "GET", Path: "/audit", Summary: "List audit events, newest first", Roles: readersOfAudit, handler: s.listAudit},
 		{Method: "GET", Path: "/audit/verify", Summary: "Walk the audit hash chain", Roles: readersOfAudit, handler: s.verifyAudit},
