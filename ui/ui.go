@@ -166,6 +166,9 @@ var (
 	roleAdmin = []string{inventory.RoleAdmin}
 )
 
+// AuditRoles are the roles that open the audit log page (tests compare them with the API's).
+func AuditRoles() []string { return slices.Clone(roleAudit) }
+
 // Can says which parts of the UI the user sees.
 type Can struct{ Write, Audit, Admin bool }
 
