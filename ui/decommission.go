@@ -47,7 +47,8 @@ func (u *UI) decommissionPost(c echo.Context, s session) error {
 	}
 	back := "/machines/" + url.PathEscape(m.ID)
 	if strings.TrimSpace(c.FormValue("confirm_name")) != m.Name {
-		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Not decommissioned: type the machine's name exactly ("+m.Name+")."))
+		// Refused as the API refuses it (422), in red: not a banner that reads like success.
+		return u.errorPage(c, s, http.StatusUnprocessableEntity, "Not decommissioned: type the machine's name exactly ("+m.Name+").")
 	}
 	reason := strings.TrimSpace(c.FormValue("reason"))
 	if reason == "" {
