@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,7 +31,9 @@ func (s *Server) login(c echo.Context) error {
 	ctx := c.Request().Context()
 	u, err := s.d.Store.Authenticate(ctx, req.Username, req.Password)
 	if err != nil {
-		_ = s.d.Store.Audit(ctx, req.Username, "auth.login", "user:"+req.Username, "refused", map[string]any{"remote": c.RealIP()})
+		if aerr := s.d.Store.Audit(ctx, req.Username, "auth.login", "user:"+req.Username, "refused", map[string]any{"remote": c.RealIP()}); aerr != nil {
+			s.d.Logger.Error("audit of a refused login not saved", "user", req.Username, "err", aerr)
+		}
 		return problem(http.StatusUnauthorized, "wrong username or password")
 	}
 	var tok string
@@ -152,16 +155,27 @@ func (s *Server) enroll(c echo.Context) error {
 		return err
 	}
 	m, err := s.d.Lifecycle.Enroll(c.Request().Context(), s.d.Secrets, actor(c), req)
-	if err != nil && m.ID == "" {
+	out := EnrolledMachine{Machine: m}
+	var pe *lifecycle.PowerOnError
+	switch {
+	case errors.As(err, &pe):
+		// Enrolled (committed), but the power-on that was asked for failed: the machine
+		// exists, say why it is not booting (the failure is in the audit log too).
+		out.Warning = err.Error()
+		c.Response().Header().Set("Slate-Warning", out.Warning)
+	case err != nil:
+		// Anything else means nothing was stored, whatever fields m carries.
 		return err
 	}
-	if err != nil {
-		// Enrolled, but the power-on that was asked for failed: the machine exists, say why
-		// it is not booting (the failure is in the audit log too).
-		c.Response().Header().Set("Slate-Warning", err.Error())
-	}
 	c.Response().Header().Set("Location", "/api/v1/machines/"+m.ID)
-	return c.JSON(http.StatusCreated, m)
+	return c.JSON(http.StatusCreated, out)
+}
+
+// EnrolledMachine is the answer to an enrollment: the machine, and a warning when it was
+// enrolled but what was asked besides (powering it on) failed.
+type EnrolledMachine struct {
+	inventory.Machine
+	Warning string `json:"warning,omitempty"`
 }
 
 func (s *Server) updateMachine(c echo.Context) error {
@@ -179,6 +193,9 @@ func (s *Server) updateMachine(c echo.Context) error {
 type transitionRequest struct {
 	To     string `json:"to"` // a state, or "retry" to leave failed for the state it failed in
 	Reason string `json:"reason"`
+	// ConfirmName must equal the machine's name to start a decommission (it ends in wiping
+	// every disk): the same typed confirmation the web UI asks for.
+	ConfirmName string `json:"confirm_name,omitempty"`
 }
 
 func (s *Server) transition(c echo.Context) error {
@@ -190,17 +207,27 @@ func (s *Server) transition(c echo.Context) error {
 		return problem(http.StatusUnprocessableEntity, "reason is required: say why the machine moves (it goes in the audit log)")
 	}
 	ctx := c.Request().Context()
+	id := c.Param("id")
 	var m inventory.Machine
 	var err error
+	if req.To == lifecycle.Decommissioning {
+		if m, err = s.d.Store.GetMachine(ctx, c.Param("id")); err != nil {
+			return err
+		}
+		if strings.TrimSpace(req.ConfirmName) != m.Name {
+			return problem(http.StatusUnprocessableEntity, "confirm_name must be the machine's name (%s) to decommission it: decommissioning wipes every disk", m.Name)
+		}
+		id = m.ID // the machine whose name was confirmed, even if the name is reused meanwhile
+	}
 	switch {
 	case req.To == "retry":
-		m, err = s.d.Lifecycle.Retry(ctx, c.Param("id"), actor(c), req.Reason)
+		m, err = s.d.Lifecycle.Retry(ctx, id, actor(c), req.Reason)
 	case req.To == lifecycle.Failed:
-		m, err = s.d.Lifecycle.Fail(ctx, c.Param("id"), actor(c), req.Reason, "")
+		m, err = s.d.Lifecycle.Fail(ctx, id, actor(c), req.Reason, "")
 	case !lifecycle.ValidState(req.To):
 		return problem(http.StatusUnprocessableEntity, "to %q is not a lifecycle state (%s) nor \"retry\"", req.To, strings.Join(lifecycle.States(), ", "))
 	default:
-		m, err = s.d.Lifecycle.Transition(ctx, c.Param("id"), req.To, actor(c), req.Reason)
+		m, err = s.d.Lifecycle.Transition(ctx, id, req.To, actor(c), req.Reason)
 	}
 	if err != nil {
 		return err

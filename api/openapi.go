@@ -31,6 +31,12 @@ func (s *Server) OpenAPI() map[string]any {
 				"200": map[string]any{"description": "success"},
 			},
 		}
+		if rt.Method != "GET" {
+			// A write that did not commit never answers success; say which statuses mean that.
+			resp := op["responses"].(map[string]any)
+			resp["507"] = map[string]any{"description": "nothing was saved: Slate's data directory is full (problem+json)"}
+			resp["503"] = map[string]any{"description": "nothing was saved: Slate's data directory refused the write (read-only or failing; problem+json)"}
+		}
 		if rt.Public() {
 			op["security"] = []any{}
 		} else {

@@ -48,6 +48,14 @@ func statusOf(err error) (int, string) {
 			msg = "request body is larger than 1 MiB"
 		}
 		return he.Code, msg
+	case inventory.IsDiskFull(err):
+		// 507 Insufficient Storage (RFC 4918): the server cannot store what the request needs
+		// stored — exactly the case; clients and monitoring can tell it from a bug (500).
+		return http.StatusInsufficientStorage, StorageDetail(err)
+	case errors.Is(err, inventory.ErrStorage):
+		// Read-only or failing data directory: the service is unavailable for writes until
+		// an operator fixes it; 503 says "retry later", which is true once it is fixed.
+		return http.StatusServiceUnavailable, StorageDetail(err)
 	case errors.Is(err, lifecycle.ErrBMC):
 		return http.StatusBadGateway, err.Error()
 	case errors.Is(err, inventory.ErrNotFound):
@@ -100,4 +108,13 @@ func decode(c echo.Context, dst any) error {
 		return problem(http.StatusBadRequest, "malformed JSON: extra data after the object")
 	}
 	return nil
+}
+
+// StorageDetail is what a client is told about a write the store could not commit: that
+// nothing was saved and what to do, without the database path (that is in Slate's log).
+func StorageDetail(err error) string {
+	if inventory.IsDiskFull(err) {
+		return "nothing was saved: Slate's data directory is full; free space on it (see Slate's log), then retry"
+	}
+	return "nothing was saved: Slate's data directory refused the write (read-only or failing; see Slate's log); fix it, then retry"
 }

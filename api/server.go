@@ -57,7 +57,13 @@ func (r Route) Public() bool { return r.Roles == nil }
 
 var all = []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleAuditor}
 var writers = []string{inventory.RoleAdmin, inventory.RoleOperator}
-var readersOfAudit = []string{inventory.RoleAdmin, inventory.RoleAuditor}
+
+// readersOfAudit read the audit log and verify its chain, read-only. Operators are among
+// them: the technician who enrolls, moves and decommissions machines needs their history
+// (who did what, when, and why) and already sees each machine's events; hiding the rest of
+// the log from them protected nothing and made the role matrix inconsistent. Every
+// audit-reading route (here, in the UI and via the CLI) uses this one set.
+var readersOfAudit = all
 var adminOnly = []string{inventory.RoleAdmin}
 
 // Server is the API.
@@ -86,8 +92,8 @@ func New(d Deps) *Server {
 		{Method: "POST", Path: "/machines", Summary: "Enroll a machine by MAC, serial and/or BMC", Roles: writers, Body: lifecycle.EnrollRequest{}, handler: s.enroll},
 		{Method: "GET", Path: "/machines/:id", Summary: "One machine", Roles: all, handler: s.getMachine},
 		{Method: "PATCH", Path: "/machines/:id", Summary: "Update a machine's descriptive fields", Roles: writers, Body: inventory.MachinePatch{}, handler: s.updateMachine},
-		{Method: "POST", Path: "/machines/:id/transition", Summary: "Move a machine to another lifecycle state (or retry a failed one)", Roles: writers, Body: transitionRequest{}, handler: s.transition},
-		{Method: "GET", Path: "/machines/:id/audit", Summary: "Audit events about one machine", Roles: all, handler: s.machineAudit},
+		{Method: "POST", Path: "/machines/:id/transition", Summary: "Move a machine to another lifecycle state (or retry a failed one); to decommissioning only with confirm_name equal to the machine's name", Roles: writers, Body: transitionRequest{}, handler: s.transition},
+		{Method: "GET", Path: "/machines/:id/audit", Summary: "Audit events about one machine", Roles: readersOfAudit, handler: s.machineAudit},
 		{Method: "GET", Path: "/audit", Summary: "List audit events, newest first", Roles: readersOfAudit, handler: s.listAudit},
 		{Method: "GET", Path: "/audit/verify", Summary: "Walk the audit hash chain", Roles: readersOfAudit, handler: s.verifyAudit},
 		{Method: "GET", Path: "/users", Summary: "List users", Roles: adminOnly, handler: s.listUsers},
@@ -158,8 +164,10 @@ func (s *Server) guard(rt Route) echo.MiddlewareFunc {
 			if !slices.Contains(rt.Roles, u.Role) {
 				// Refused privileged actions are audited: someone tried.
 				if rt.Method != http.MethodGet {
-					_ = s.d.Store.Audit(c.Request().Context(), u.Username, "api.refused", rt.Method+" "+c.Request().URL.Path, "refused",
-						map[string]any{"role": u.Role, "needs": rt.Roles})
+					if err := s.d.Store.Audit(c.Request().Context(), u.Username, "api.refused", rt.Method+" "+c.Request().URL.Path, "refused",
+						map[string]any{"role": u.Role, "needs": rt.Roles}); err != nil {
+						s.d.Logger.Error("audit of a refused request not saved", "user", u.Username, "path", c.Request().URL.Path, "err", err)
+					}
 				}
 				return problem(http.StatusForbidden, "role %s may not %s %s (allowed: %s)", u.Role, rt.Method, rt.Path, strings.Join(rt.Roles, ", "))
 			}
@@ -191,10 +199,16 @@ func ErrorHandler(log *slog.Logger, html func(c echo.Context, status int, msg st
 			return
 		}
 		status, detail := statusOf(err)
-		if status >= 500 && status != http.StatusBadGateway {
+		switch {
+		case errors.Is(err, inventory.ErrStorage):
+			// Loud and specific: the operator reading the log must see that the disk, not a
+			// bug, lost this write.
+			log.Error("write not saved: storage failure", "method", c.Request().Method, "path", c.Request().URL.Path,
+				"status", status, "disk_full", inventory.IsDiskFull(err), "err", err)
+		case status >= 500 && status != http.StatusBadGateway:
 			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 			detail = "internal error; see Slate's log"
-		} else {
+		default:
 			log.Info("request refused", "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "detail", detail)
 		}
 		if html != nil && !strings.HasPrefix(c.Request().URL.Path, "/api/") && !strings.HasPrefix(c.Request().URL.Path, "/agent/") {

@@ -47,6 +47,9 @@ type Options struct {
 	Now func() time.Time
 	// Version is Slate's version, put on certificates.
 	Version string
+	// ReadyProbeEvery is how often /readyz may commit its write probe (0: every 5 s); in
+	// between it answers from the last probe, so polling it does not wear the disk.
+	ReadyProbeEvery time.Duration
 }
 
 // Appliance is a running Slate.
@@ -68,6 +71,7 @@ type Appliance struct {
 	pages      *ui.UI
 	certifier  *certifier
 	version    string
+	probe      *inventory.WriteProbe
 	Registry   *prometheus.Registry
 	echo       *echo.Echo
 
@@ -100,7 +104,11 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
-	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry(), version: o.Version}
+	if o.ReadyProbeEvery <= 0 {
+		o.ReadyProbeEvery = 5 * time.Second
+	}
+	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry(), version: o.Version,
+		probe: store.NewWriteProbe(o.ReadyProbeEvery)}
 	a.Lifecycle = lifecycle.New(store, a.Hub)
 	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger.With("bmc", address))
@@ -223,8 +231,16 @@ func (a *Appliance) buildHTTP() error {
 	})
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", func(c echo.Context) error {
-		if err := a.Store.IntegrityCheck(c.Request().Context()); err != nil {
+		ctx := c.Request().Context()
+		if err := a.Store.IntegrityCheck(ctx); err != nil {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		}
+		// Reading is not enough: a full disk leaves every read working while each write is
+		// lost. A small committed write (rate-limited) says whether Slate can keep records.
+		if err := a.probe.Check(ctx); err != nil {
+			a.log.Error("not ready: the store cannot write", "disk_full", inventory.IsDiskFull(err), "err", err)
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready",
+				"reason": "the store cannot write: " + api.StorageDetail(err)})
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
@@ -320,6 +336,9 @@ func (r registryAuth) Bearer(ctx context.Context, token string) (string, image.A
 	}
 	return "agent:" + id, image.Pull, nil
 }
+
+// AgentEndpoints lists the agent API's endpoints (tests require a case for each).
+func (a *Appliance) AgentEndpoints() []string { return a.agent.Endpoints() }
 
 // Echo is the echo instance behind the API and UI (tests compare its routes with the
 // OpenAPI description).

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,7 +97,26 @@ func TestDecommissionToRetired(t *testing.T) {
 	}
 	var m inventory.Machine
 	json.Unmarshal(b, &m)
-	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "decommissioning", "reason": "line 3 rebuilt"}); st != 200 {
+	// The API asks for the same typed name as the UI: without it, or with another machine's
+	// name, nothing moves.
+	for _, confirm := range []string{"", "other-hmi", "old-hmi "[:3]} {
+		st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "decommissioning", "reason": "line 3 rebuilt", "confirm_name": confirm})
+		if st != 422 || !strings.Contains(string(b), "confirm_name must be the machine's name (old-hmi)") {
+			t.Fatalf("decommission with confirm_name %q: %d %s, want 422 naming the machine", confirm, st, b)
+		}
+		if got, _ := h.a.Store.GetMachine(ctx, m.ID); got.State != "enrolled" {
+			t.Fatalf("decommission with confirm_name %q moved the machine to %s", confirm, got.State)
+		}
+	}
+	// The web form refuses the wrong name the same way, in red.
+	st, b, _ = h.send(h.formReq("/machines/"+m.ID+"/decommission", h.uiSession("olga"), url.Values{"confirm_name": {"old-hm"}})())
+	if st != 422 || !strings.Contains(string(b), `class="flash error"`) || !strings.Contains(string(b), "type the machine&#39;s name exactly (old-hmi)") {
+		t.Fatalf("UI decommission with the wrong name: %d %.600s", st, b)
+	}
+	if got, _ := h.a.Store.GetMachine(ctx, m.ID); got.State != "enrolled" {
+		t.Fatalf("UI decommission with the wrong name moved the machine to %s", got.State)
+	}
+	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "decommissioning", "reason": "line 3 rebuilt", "confirm_name": "old-hmi"}); st != 200 {
 		t.Fatalf("%d %s", st, b)
 	}
 	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {

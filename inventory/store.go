@@ -234,14 +234,22 @@ type Tx struct {
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
+		if se := s.storageErr("begin transaction", err); se != err {
+			return se
+		}
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	t := &Tx{tx: tx, s: s, now: s.now()}
 	if err := fn(t); err != nil {
 		tx.Rollback()
-		return err
+		// A statement can hit the full disk before the commit does (the page cache spills):
+		// that is a storage failure too, not the caller's fault.
+		return s.storageErr("write", err)
 	}
 	if err := tx.Commit(); err != nil {
+		if se := s.storageErr("commit", err); se != err {
+			return se
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil

@@ -96,14 +96,17 @@ func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretB
 		outcome = "failed"
 		err = &bmcError{fmt.Errorf("machine %s: one-time %s boot through BMC %s: %w", machineID, target, cred.Address, err)}
 	}
-	_ = l.store.Update(ctx, func(tx *inventory.Tx) error {
+	if aerr := l.store.Update(ctx, func(tx *inventory.Tx) error {
 		details := map[string]any{"target": string(target), "bmc": cred.Address}
 		if err != nil {
 			details["error"] = err.Error()
 		}
 		_, e := tx.Audit(ctx, actor, "bmc.boot-once", machineID, outcome, details)
 		return e
-	})
+	}); aerr != nil {
+		// The BMC acted (or failed), but the record of it was lost: say so to the caller.
+		return errors.Join(err, fmt.Errorf("machine %s: the power-on through BMC %s was not audited: %w", machineID, cred.Address, aerr))
+	}
 	return err
 }
 

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -146,10 +147,13 @@ func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDig
 		return err
 	})
 	if refusal != nil {
-		_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
+		if aerr := r.store.Update(ctx, func(tx *inventory.Tx) error {
 			_, e := tx.Audit(ctx, actor, "wipe.confirm", machineRef, "refused", map[string]any{"reason": refusal.Error()})
 			return e
-		})
+		}); aerr != nil {
+			// The refusal stands; that its record was lost must not be silent.
+			err = errors.Join(err, fmt.Errorf("the refusal was not audited: %w", aerr))
+		}
 	}
 	if err == nil {
 		r.notify(out.MachineID)

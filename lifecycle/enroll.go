@@ -128,18 +128,37 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 		}
 		return nil
 	})
-	if err == nil && l.notify != nil {
+	if err != nil {
+		// The transaction set out's fields before the commit failed: return none of them, so
+		// no caller can mistake a machine that was never stored for an enrolled one.
+		return inventory.Machine{}, err
+	}
+	if l.notify != nil {
 		l.notify.MachineChanged(out.ID)
 	}
-	if err == nil && r.PowerOn && r.BMCAddress != "" {
+	if r.PowerOn && r.BMCAddress != "" {
 		if st, ok := l.store.(CredentialsReader); ok {
 			if perr := l.PowerOnForNetboot(ctx, box, st, actor, out.ID, redfish.BootPXE); perr != nil {
-				return out, fmt.Errorf("enrolled %s, but could not power it on: %w", out.Name, perr)
+				return out, &PowerOnError{Machine: out, Err: perr}
 			}
 		}
 	}
-	return out, err
+	return out, nil
 }
+
+// PowerOnError is Enroll's answer when the machine was enrolled (committed) but the
+// power-on asked for failed: the enrollment stands, the caller reports success with this as
+// a warning. Any other error from Enroll means nothing was stored.
+type PowerOnError struct {
+	Machine inventory.Machine
+	Err     error
+}
+
+func (e *PowerOnError) Error() string {
+	return fmt.Sprintf("enrolled %s, but could not power it on: %v", e.Machine.Name, e.Err)
+}
+
+func (e *PowerOnError) Unwrap() error { return e.Err }
 
 // Update changes a machine's descriptive fields, audited.
 func (l *Machines) Update(ctx context.Context, actor, id string, p inventory.MachinePatch) (inventory.Machine, error) {

@@ -374,10 +374,12 @@ func (r *Reconciler) startConfigure(m inventory.Machine, rel inventory.Release) 
 				r.machines.Fail(ctx, m.ID, "slate", "BIOS profile not applied: "+err.Error(), "")
 				return
 			}
-			_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
+			if aerr := r.store.Update(ctx, func(tx *inventory.Tx) error {
 				_, e := tx.Audit(ctx, "slate", "bios.apply", m.ID, "ok", map[string]any{"profile": res.Profile, "state": res.State})
 				return e
-			})
+			}); aerr != nil {
+				r.log.Error("audit of an applied BIOS profile not saved", "machine", m.ID, "err", aerr)
+			}
 		}
 		if err := r.startInstall(ctx, m, rel, Configuring); err != nil {
 			r.log.Warn("install after configure", "machine", m.ID, "err", err)

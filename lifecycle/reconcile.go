@@ -386,10 +386,12 @@ func (r *Reconciler) bootNext(ctx context.Context, m inventory.Machine, target r
 		outcome, details["error"] = "failed", err.Error()
 		r.log.Warn("one-time boot not set", "machine", m.ID, "target", target, "err", err)
 	}
-	_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
+	if aerr := r.store.Update(ctx, func(tx *inventory.Tx) error {
 		_, e := tx.Audit(ctx, "slate", "bmc.boot-next", m.ID, outcome, details)
 		return e
-	})
+	}); aerr != nil {
+		r.log.Error("audit of a one-time boot not saved", "machine", m.ID, "target", target, "err", aerr)
+	}
 }
 
 // netboot powers a machine on with a one-time PXE boot when it has a BMC; without one, the UI

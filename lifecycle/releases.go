@@ -2,6 +2,8 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -152,10 +154,13 @@ func (r *Releases) Approve(ctx context.Context, actor, ref string) (inventory.Re
 		return err
 	})
 	if refusal != nil {
-		_ = r.store.Update(ctx, func(tx *inventory.Tx) error {
+		if aerr := r.store.Update(ctx, func(tx *inventory.Tx) error {
 			_, e := tx.Audit(ctx, actor, "release.approve", out.ID, "refused", map[string]any{"reason": refusal.Error()})
 			return e
-		})
+		}); aerr != nil {
+			// The refusal stands; that its record was lost must not be silent.
+			err = errors.Join(err, fmt.Errorf("the refusal was not audited: %w", aerr))
+		}
 	}
 	return out, err
 }

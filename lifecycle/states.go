@@ -166,11 +166,14 @@ func (l *Machines) move(ctx context.Context, machine, to, actor, reason, task st
 	})
 	if refused != nil {
 		// The refusal itself is audited, in its own transaction (the move's was rolled back).
-		_ = l.store.Update(ctx, func(tx *inventory.Tx) error {
+		if aerr := l.store.Update(ctx, func(tx *inventory.Tx) error {
 			_, e := tx.Audit(ctx, actor, "machine.transition", refused.Machine, "refused",
 				map[string]any{"from": refused.From, "to": refused.To, "reason": reason})
 			return e
-		})
+		}); aerr != nil {
+			// The refusal stands; that its record was lost must not be silent.
+			err = errors.Join(err, fmt.Errorf("the refusal was not audited: %w", aerr))
+		}
 	}
 	if err == nil && l.notify != nil {
 		l.notify.MachineChanged(out.ID)

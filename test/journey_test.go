@@ -261,7 +261,7 @@ func decommissionVM(t *testing.T, ls *labSlate, vm lab.VMInfo, index int) {
 		t.Fatalf("machine %s not found", vm.MAC)
 	}
 	m := l.Items[0]
-	if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/transition", map[string]string{"to": "decommissioning", "reason": "journey test"}, nil); st != 200 {
+	if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/transition", map[string]string{"to": "decommissioning", "reason": "journey test", "confirm_name": m.Name}, nil); st != 200 {
 		t.Fatalf("decommission: %d %s", st, b)
 	}
 	var wp struct {

@@ -47,14 +47,15 @@ func (u *UI) decommissionPost(c echo.Context, s session) error {
 	}
 	back := "/machines/" + url.PathEscape(m.ID)
 	if strings.TrimSpace(c.FormValue("confirm_name")) != m.Name {
-		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Not decommissioned: type the machine's name exactly ("+m.Name+")."))
+		// Refused as the API refuses it (422), in red: not a banner that reads like success.
+		return u.errorPage(c, s, http.StatusUnprocessableEntity, "Not decommissioned: type the machine's name exactly ("+m.Name+").")
 	}
 	reason := strings.TrimSpace(c.FormValue("reason"))
 	if reason == "" {
 		reason = "decommissioned from the web UI"
 	}
 	if _, err := u.d.Lifecycle.Transition(ctx, m.ID, lifecycle.Decommissioning, s.user.Username, reason); err != nil {
-		return u.errorPage(c, s, http.StatusConflict, "Not decommissioned: "+errText(err))
+		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not decommissioned: "+errText(err))
 	}
 	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(m.Name+" is being decommissioned: Slate will probe its drives and show the wipe plan here."))
 }
@@ -67,7 +68,8 @@ func (u *UI) wipeConfirmPost(c echo.Context, s session) error {
 	id := c.Param("id")
 	t, err := u.d.Decommission.ConfirmWipe(c.Request().Context(), s.user.Username, id, c.FormValue("plan_digest"), c.FormValue("confirm_name"))
 	if err != nil {
-		return c.Redirect(http.StatusSeeOther, "/machines/"+url.PathEscape(id)+"?ok="+url.QueryEscape("Wipe not started: "+errText(err)))
+		// A refusal is an error page (red), not a redirect to a success banner.
+		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Wipe not started: "+errText(err))
 	}
 	return c.Redirect(http.StatusSeeOther, "/machines/"+url.PathEscape(id)+"?ok="+url.QueryEscape("Wipe confirmed (task "+t.ID+"): erasing every drive."))
 }

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -233,11 +234,13 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 		}
 	}
 	m, err := u.d.Lifecycle.Enroll(c.Request().Context(), u.d.Secrets, s.user.Username, req)
-	if err != nil && m.ID != "" {
+	var pe *lifecycle.PowerOnError
+	if errors.As(err, &pe) {
+		// Enrolled (committed); only the power-on failed.
 		return c.Redirect(http.StatusSeeOther, "/machines/"+m.ID+"?ok="+url.QueryEscape("Enrolled "+m.Name+", but: "+err.Error()))
 	}
 	if err != nil {
-		return u.enrollForm(c, s, http.StatusUnprocessableEntity, form, &flash{"error", "Not enrolled: " + errText(err)})
+		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, &flash{"error", "Not enrolled: " + errText(err)})
 	}
 	return c.Redirect(http.StatusSeeOther, "/machines/"+m.ID+"?ok="+url.QueryEscape("Enrolled "+m.Name+"."))
 }
@@ -260,7 +263,7 @@ func (u *UI) transitionPost(c echo.Context, s session) error {
 		m, err = u.d.Lifecycle.Transition(ctx, id, to, s.user.Username, reason)
 	}
 	if err != nil {
-		return u.errorPage(c, s, http.StatusConflict, "Not moved: "+errText(err))
+		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not moved: "+errText(err))
 	}
 	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(fmt.Sprintf("%s is now %s.", m.Name, m.State)))
 }
@@ -315,7 +318,7 @@ func (u *UI) usersPost(c echo.Context, s session) error {
 	nu, err := u.d.Store.AddUser(c.Request().Context(), s.user.Username, c.FormValue("username"), c.FormValue("password"),
 		c.FormValue("role"), strings.TrimSpace(c.FormValue("full_name")))
 	if err != nil {
-		return u.usersView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not added: " + errText(err)})
+		return u.usersView(c, s, statusFor(err, http.StatusUnprocessableEntity), &flash{"error", "Not added: " + errText(err)})
 	}
 	return c.Redirect(http.StatusSeeOther, "/users?ok="+url.QueryEscape("Added "+nu.Username+" ("+nu.Role+")."))
 }
@@ -361,7 +364,7 @@ func (u *UI) releaseSetPost(c echo.Context, s session) error {
 	}
 	ref := rel.Name + "@" + rel.Version
 	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, id, inventory.MachinePatch{DesiredRelease: &ref}); err != nil {
-		return u.errorPage(c, s, http.StatusConflict, "Not set: "+errText(err))
+		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not set: "+errText(err))
 	}
 	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Desired release set to "+ref+": Slate installs it when the machine is ready."))
 }

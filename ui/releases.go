@@ -52,7 +52,7 @@ func (u *UI) releasePost(c echo.Context, s session) error {
 	}
 	r, err := u.d.Releases.Create(c.Request().Context(), s.user.Username, n)
 	if err != nil {
-		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not created: " + errText(err)})
+		return u.releasesView(c, s, statusFor(err, http.StatusUnprocessableEntity), &flash{"error", "Not created: " + errText(err)})
 	}
 	return c.Redirect(http.StatusSeeOther, "/releases?ok="+url.QueryEscape("Created draft "+r.Name+"@"+r.Version+"."))
 }
@@ -70,7 +70,7 @@ func (u *UI) releaseAction(c echo.Context, s session) error {
 		return u.errorPage(c, s, http.StatusNotFound, "No such release action.")
 	}
 	if err != nil {
-		return u.releasesView(c, s, http.StatusConflict, &flash{"error", errText(err)})
+		return u.releasesView(c, s, statusFor(err, http.StatusConflict), &flash{"error", errText(err)})
 	}
 	return c.Redirect(http.StatusSeeOther, "/releases?ok="+url.QueryEscape(r.Name+"@"+r.Version+" is now "+r.State+"."))
 }
@@ -85,7 +85,7 @@ func (u *UI) registryGCPost(c echo.Context, s session) error {
 	rep, err := u.d.Registry.CollectGarbage(c.Request().Context(), s.user.Username, dry)
 	if err != nil {
 		u.d.Logger.Error("ui: registry garbage collection failed", "user", s.user.Username, "err", err)
-		return u.releasesView(c, s, http.StatusInternalServerError, &flash{"error", "Garbage collection failed: " + errText(err)})
+		return u.releasesView(c, s, statusFor(err, http.StatusInternalServerError), &flash{"error", "Garbage collection failed: " + errText(err)})
 	}
 	verb := "Removed"
 	if dry {

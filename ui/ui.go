@@ -160,9 +160,14 @@ func (u *UI) Mount(e *echo.Echo) {
 var (
 	roleAny   = []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleAuditor}
 	roleWrite = []string{inventory.RoleAdmin, inventory.RoleOperator}
-	roleAudit = []string{inventory.RoleAdmin, inventory.RoleAuditor}
+	// roleAudit matches the API's readers of the audit log: operators need the history of
+	// what they work on (see api.readersOfAudit).
+	roleAudit = []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleAuditor}
 	roleAdmin = []string{inventory.RoleAdmin}
 )
+
+// AuditRoles are the roles that open the audit log page (tests compare them with the API's).
+func AuditRoles() []string { return slices.Clone(roleAudit) }
 
 // Can says which parts of the UI the user sees.
 type Can struct{ Write, Audit, Admin bool }
@@ -206,8 +211,10 @@ func (u *UI) page(roles []string, h handler) echo.HandlerFunc {
 		}
 		if !slices.Contains(roles, usr.Role) {
 			if c.Request().Method == http.MethodPost {
-				_ = u.d.Store.Audit(c.Request().Context(), usr.Username, "ui.refused", "POST "+c.Request().URL.Path, "refused",
-					map[string]any{"role": usr.Role})
+				if err := u.d.Store.Audit(c.Request().Context(), usr.Username, "ui.refused", "POST "+c.Request().URL.Path, "refused",
+					map[string]any{"role": usr.Role}); err != nil {
+					u.d.Logger.Error("ui: audit of a refused form not saved", "user", usr.Username, "path", c.Request().URL.Path, "err", err)
+				}
 			}
 			return u.errorPage(c, s, http.StatusForbidden, fmt.Sprintf("Your role (%s) may not open this page.", usr.Role))
 		}
@@ -252,12 +259,27 @@ func (u *UI) render(c echo.Context, status int, page string, data any) error {
 }
 
 func (u *UI) errorPage(c echo.Context, s session, status int, msg string) error {
+	ld := u.layout(c, s, http.StatusText(status), "")
+	// An error page never carries a success banner (a ?ok= left in the URL): it is red.
+	ld.Flash = &flash{"error", msg}
 	return u.render(c, status, "error", struct {
 		layoutData
 		Status     int
 		StatusText string
 		Message    string
-	}{u.layout(c, s, http.StatusText(status), ""), status, http.StatusText(status), msg})
+	}{ld, status, http.StatusText(status), msg})
+}
+
+// statusFor is the HTTP status of a failed form post: a write the store could not commit is
+// a server error (507 disk full, 503 otherwise), never the 4xx of a refused request.
+func statusFor(err error, refused int) int {
+	switch {
+	case inventory.IsDiskFull(err):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, inventory.ErrStorage):
+		return http.StatusServiceUnavailable
+	}
+	return refused
 }
 
 // ErrorHTML renders errors of UI paths (for the server's error handler).
@@ -320,7 +342,9 @@ func (u *UI) loginPost(c echo.Context) error {
 	}
 	usr, err := u.d.Store.Authenticate(ctx, username, c.FormValue("password"))
 	if err != nil {
-		_ = u.d.Store.Audit(ctx, username, "auth.login", "user:"+username, "refused", map[string]any{"remote": c.RealIP(), "via": "ui"})
+		if aerr := u.d.Store.Audit(ctx, username, "auth.login", "user:"+username, "refused", map[string]any{"remote": c.RealIP(), "via": "ui"}); aerr != nil {
+			u.d.Logger.Error("ui: audit of a refused login not saved", "user", username, "err", aerr)
+		}
 		return u.renderLogin(c, http.StatusUnauthorized, loginData{CSRF: u.csrfFor("pre:" + pre), Error: "Wrong username or password.", Username: username, Next: next})
 	}
 	var tok string
@@ -342,19 +366,32 @@ func (u *UI) loginPost(c echo.Context) error {
 
 func (u *UI) logout(c echo.Context, s session) error {
 	ctx := c.Request().Context()
-	_ = u.d.Store.Update(ctx, func(tx *inventory.Tx) error {
+	err := u.d.Store.Update(ctx, func(tx *inventory.Tx) error {
 		if err := tx.RevokeToken(ctx, s.token); err != nil {
 			return err
 		}
 		_, err := tx.Audit(ctx, s.user.Username, "auth.logout", "user:"+s.user.Username, "ok", map[string]any{"via": "ui"})
 		return err
 	})
+	if err != nil {
+		// The session was not revoked: saying "logged out" would leave a live session behind
+		// a technician who believes it ended.
+		u.d.Logger.Error("ui: logout not saved", "user", s.user.Username, "err", err)
+		return u.errorPage(c, s, statusFor(err, http.StatusInternalServerError), "Not logged out: "+errText(err))
+	}
 	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	return c.Redirect(http.StatusSeeOther, "/login")
 }
 
 // errText turns a domain error into a sentence for a flash message.
 func errText(err error) string {
+	if errors.Is(err, inventory.ErrStorage) {
+		// The database path and driver code are for the log, not the page.
+		if inventory.IsDiskFull(err) {
+			return "nothing was saved: Slate's data directory is full. Free space on it (see Slate's log), then try again."
+		}
+		return "nothing was saved: Slate's data directory refused the write (read-only or failing; see Slate's log). Fix it, then try again."
+	}
 	msg := err.Error()
 	for _, p := range []string{"invalid: ", "conflict: "} {
 		msg = strings.ReplaceAll(msg, p, "")

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +96,7 @@ type Seen struct {
 type Handler struct {
 	store Store
 	opt   Options
-	mux   *http.ServeMux
+	mux   *patternMux
 
 	mu   sync.Mutex
 	wake map[string]chan struct{}
@@ -125,7 +126,7 @@ func New(store Store, opt Options) *Handler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	h := &Handler{store: store, opt: opt, mux: http.NewServeMux(), wake: map[string]chan struct{}{}, seen: map[string]Seen{}}
+	h := &Handler{store: store, opt: opt, mux: &patternMux{ServeMux: http.NewServeMux()}, wake: map[string]chan struct{}{}, seen: map[string]Seen{}}
 	p := agentproto.PathPrefix
 	h.mux.HandleFunc("POST "+p+"/register", h.auth(h.register))
 	h.mux.HandleFunc("GET "+p+"/tasks/next", h.auth(h.next))
@@ -139,6 +140,21 @@ func New(store Store, opt Options) *Handler {
 	})
 	return h
 }
+
+// patternMux is a ServeMux that remembers what it serves, so tests can require a case for
+// every endpoint (a new one without a test fails them).
+type patternMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *patternMux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, f)
+}
+
+// Endpoints lists the served patterns ("METHOD /agent/v1/…"), the catch-all included.
+func (h *Handler) Endpoints() []string { return slices.Clone(h.mux.patterns) }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
@@ -219,6 +235,17 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 
 // storeErr maps inventory errors to statuses; another machine's task is 404, as if absent.
 func (h *Handler) storeErr(w http.ResponseWriter, machineID, op string, err error) {
+	if errors.Is(err, inventory.ErrStorage) {
+		// Nothing was saved: say so with a status the agent retries on (5xx), and tell the
+		// operator in the log that the disk, not the agent, is the problem.
+		h.opt.Log.Error("agent API: "+op+" not saved: storage failure", "machine", machineID, "disk_full", inventory.IsDiskFull(err), "err", err)
+		status := http.StatusServiceUnavailable
+		if inventory.IsDiskFull(err) {
+			status = http.StatusInsufficientStorage
+		}
+		writeErr(w, status, op+" not saved: Slate's data directory cannot take writes; the agent will retry")
+		return
+	}
 	if !errors.Is(err, inventory.ErrNotFound) && !errors.Is(err, inventory.ErrConflict) && !errors.Is(err, inventory.ErrInvalid) &&
 		!errors.Is(err, lifecycle.ErrNotAllowed) {
 		h.opt.Log.Error("agent API: "+op, "machine", machineID, "err", err)

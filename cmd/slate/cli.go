@@ -7,13 +7,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"slate/inventory"
 	"slate/lifecycle"
@@ -287,21 +290,42 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	var m inventory.Machine
+	var m struct {
+		inventory.Machine
+		Warning string `json:"warning"`
+	}
 	if err := c.do(ctx, "POST", "/machines", nil, req, &m); err != nil {
-		return fmt.Errorf("enroll: %w", err)
+		// Non-zero exit: a 5xx means nothing was stored (e.g. Slate's disk is full).
+		return fmt.Errorf("not enrolled: %w", err)
 	}
 	if *asJSON {
 		return printJSON(env.stdout, m)
 	}
 	fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
+	if m.Warning != "" {
+		fmt.Fprintf(env.stderr, "Warning: %s\n", m.Warning)
+	}
 	return nil
 }
 
+// isTerminal says whether r is an interactive terminal (prompts are shown only there;
+// scripts must pass flags).
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	// A character device is not enough (/dev/null is one): ask for the terminal's settings.
+	var tio syscall.Termios
+	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&tio)))
+	return errno == 0
+}
+
 func machineTransition(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "machine transition", "slate machine transition <id|name> <state|retry> --reason TEXT")
+	fs := newFlagSet(env, "machine transition", "slate machine transition <id|name> <state|retry> --reason TEXT [--confirm NAME]")
 	server, asJSON := apiFlags(fs)
 	reason := fs.String("reason", "", "why (goes in the audit log; required)")
+	confirm := fs.String("confirm", "", "to decommission: the machine's name, typed again (asked for on a terminal when not given)")
 	if err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -312,9 +336,25 @@ func machineTransition(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	body := map[string]string{"to": fs.Arg(1), "reason": *reason}
+	if fs.Arg(1) == lifecycle.Decommissioning {
+		// Decommissioning ends in wiping every disk: the name is typed, as in the web UI.
+		name := *confirm
+		if name == "" {
+			if !isTerminal(env.stdin) {
+				return fmt.Errorf("decommissioning %s wipes every disk: confirm with --confirm <the machine's name>", fs.Arg(0))
+			}
+			fmt.Fprintf(env.stderr, "Decommissioning wipes every disk of %s. Type the machine's name to confirm: ", fs.Arg(0))
+			line, err := bufio.NewReader(env.stdin).ReadString('\n')
+			if err != nil && line == "" {
+				return errors.New("not decommissioned: no name typed")
+			}
+			name = strings.TrimSpace(line)
+		}
+		body["confirm_name"] = name
+	}
 	var m inventory.Machine
-	if err := c.do(ctx, "POST", "/machines/"+url.PathEscape(fs.Arg(0))+"/transition", nil,
-		map[string]string{"to": fs.Arg(1), "reason": *reason}, &m); err != nil {
+	if err := c.do(ctx, "POST", "/machines/"+url.PathEscape(fs.Arg(0))+"/transition", nil, body, &m); err != nil {
 		return err
 	}
 	if *asJSON {
