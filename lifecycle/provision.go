@@ -156,6 +156,10 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 			if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskReboot, json.RawMessage(`{}`)); err != nil {
 				return err
 			}
+			// The node reboots into the network boot: that boot is Slate's, expect it.
+			if _, err := r.machines.ExpectBootTx(ctx, tx, "slate", m.ID, "reboot task queued: the running system reboots into the deploy environment"); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, params); err != nil {
 			return err

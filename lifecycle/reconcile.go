@@ -344,6 +344,12 @@ func (r *Reconciler) queueAll(ctx context.Context, m inventory.Machine, why stri
 			if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, nil); err != nil {
 				return err
 			}
+			if kind == TaskReboot && !r.hasBMC(m) {
+				// The running system reboots into the network boot: that boot is Slate's.
+				if _, err := r.machines.ExpectBootTx(ctx, tx, "slate", m.ID, "reboot task queued: the running system reboots into the deploy environment"); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
