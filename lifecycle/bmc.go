@@ -113,8 +113,8 @@ func (l *Machines) ExpectBoot(ctx context.Context, actor, idOrName string) (inve
 		if err != nil {
 			return err
 		}
-		if m.State == Retired || m.State == Discovered {
-			return inventory.Errorf(inventory.ErrConflict, "machine %s is %s: Slate boots nothing for it, so there is no boot to expect (enrol it first)", m.Name, m.State)
+		if m.State == Retired {
+			return inventory.Errorf(inventory.ErrConflict, "machine %s is retired: Slate boots nothing for it, so there is no boot to expect (re-enroll it first)", m.Name)
 		}
 		e, err = l.ExpectBootTx(ctx, tx, actor, m.ID, "a technician powers it on by hand")
 		return err
