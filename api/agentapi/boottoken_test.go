@@ -142,4 +142,3 @@ func TestNodeTokenNotBoundToAnAddress(t *testing.T) {
 		t.Fatalf("node token: %d %s", code, body)
 	}
 }
-
