@@ -298,7 +298,7 @@ func (a AutoEnrollRule) String() string {
 
 func (r *Reconciler) waitingForBoot(m inventory.Machine) string {
 	if m.BMC == nil {
-		return "waiting for a technician to power it on (network boot)"
+		return "waiting for a technician to power it on (network boot): announce it first (\"I will power this machine on\" on its page, or slate machine expect-boot), or it gets no agent token"
 	}
 	r.mu.Lock()
 	at, ok := r.poweredA[m.ID]
@@ -402,7 +402,7 @@ func (r *Reconciler) bootNext(ctx context.Context, m inventory.Machine, target r
 // says a technician must.
 func (r *Reconciler) netboot(ctx context.Context, m inventory.Machine) error {
 	if m.BMC == nil || r.machines.dial == nil {
-		r.explain(m.ID, "waiting for a technician to power it on (network boot)")
+		r.explain(m.ID, "waiting for a technician to power it on (network boot): announce it first (\"I will power this machine on\" on its page, or slate machine expect-boot), or it gets no agent token")
 		return nil
 	}
 	r.explain(m.ID, "powering on through the BMC for a network boot")
