@@ -42,6 +42,15 @@ func (t *Tx) ExpectBoot(ctx context.Context, machineID, actor, reason string, wi
 	return e, nil
 }
 
+// ForgetBootExpectation withdraws a machine's expected boot (the reset that would have
+// started it did not happen).
+func (t *Tx) ForgetBootExpectation(ctx context.Context, machineID string) error {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM boot_expectations WHERE machine_id = ?`, machineID); err != nil {
+		return fmt.Errorf("withdraw the expected boot of machine %s: %w", machineID, err)
+	}
+	return nil
+}
+
 // BootExpected returns the live expectation of a machine's network boot (ok false: none, or
 // its window has passed).
 func (s *Store) BootExpected(ctx context.Context, machineID string) (BootExpectation, bool, error) {

@@ -61,3 +61,26 @@ func TestDecommissionRebootArmsTheExpectedBoot(t *testing.T) {
 		t.Fatal("a retired machine's boot was expected")
 	}
 }
+
+// fakeResetBMC records the order of arm and reset.
+type fakeResetBMC struct {
+	firmwareBMC
+	order *[]string
+}
+
+func (f fakeResetBMC) PowerCycle(context.Context) error { *f.order = append(*f.order, "reset"); return nil }
+
+// The reset that activates staged firmware arms the expected boot before it resets; if arming
+// fails, the machine is not reset (its boot would get no token).
+func TestFirmwareResetArmsTheExpectedBootFirst(t *testing.T) {
+	var order []string
+	ok := expectingReset{fakeResetBMC{order: &order}, func(context.Context) error { order = append(order, "arm"); return nil }}
+	if err := ok.PowerCycle(context.Background()); err != nil || strings.Join(order, ",") != "arm,reset" {
+		t.Fatalf("order %v, err %v; want arm,reset", order, err)
+	}
+	order = nil
+	bad := expectingReset{fakeResetBMC{order: &order}, func(context.Context) error { return context.DeadlineExceeded }}
+	if err := bad.PowerCycle(context.Background()); err == nil || len(order) != 0 {
+		t.Fatalf("a failed arm still reset the machine: %v %v", order, err)
+	}
+}
