@@ -68,7 +68,10 @@ type fakeResetBMC struct {
 	order *[]string
 }
 
-func (f fakeResetBMC) PowerCycle(context.Context) error { *f.order = append(*f.order, "reset"); return nil }
+func (f fakeResetBMC) PowerCycle(context.Context) error {
+	*f.order = append(*f.order, "reset")
+	return nil
+}
 
 // The reset that activates staged firmware arms the expected boot before it resets; if arming
 // fails, the machine is not reset (its boot would get no token).
