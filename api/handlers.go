@@ -135,6 +135,9 @@ func (s *Server) listMachines(c echo.Context) error {
 type MachineView struct {
 	inventory.Machine
 	Why string `json:"why,omitempty"`
+	// BootExpected is set while a network boot of the machine is expected (only such a boot
+	// gets an agent token).
+	BootExpected *inventory.BootExpectation `json:"boot_expected,omitempty"`
 }
 
 func (s *Server) getMachine(c echo.Context) error {
@@ -146,7 +149,24 @@ func (s *Server) getMachine(c echo.Context) error {
 	if s.d.Why != nil {
 		v.Why = s.d.Why(m.ID)
 	}
+	e, ok, err := s.d.Store.BootExpected(c.Request().Context(), m.ID)
+	if err != nil {
+		return err
+	}
+	if ok {
+		v.BootExpected = &e
+	}
 	return c.JSON(http.StatusOK, v)
+}
+
+// expectBoot arms the expectation of a machine's network boot that a technician starts by
+// hand (a machine without a BMC, or one powered on at the rack).
+func (s *Server) expectBoot(c echo.Context) error {
+	e, err := s.d.Lifecycle.ExpectBoot(c.Request().Context(), actor(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, e)
 }
 
 func (s *Server) enroll(c echo.Context) error {

@@ -94,6 +94,7 @@ func New(d Deps) *Server {
 		{Method: "PATCH", Path: "/machines/:id", Summary: "Update a machine's descriptive fields", Roles: writers, Body: inventory.MachinePatch{}, handler: s.updateMachine},
 		{Method: "POST", Path: "/machines/:id/transition", Summary: "Move a machine to another lifecycle state (or retry a failed one); to decommissioning only with confirm_name equal to the machine's name", Roles: writers, Body: transitionRequest{}, handler: s.transition},
 		{Method: "GET", Path: "/machines/:id/audit", Summary: "Audit events about one machine", Roles: readersOfAudit, handler: s.machineAudit},
+		{Method: "POST", Path: "/machines/:id/expect-boot", Summary: "Announce that you will power the machine on by hand: its network boot is expected (and gets an agent token) for the boot window", Roles: writers, handler: s.expectBoot},
 		{Method: "GET", Path: "/audit", Summary: "List audit events, newest first", Roles: readersOfAudit, handler: s.listAudit},
 		{Method: "GET", Path: "/audit/verify", Summary: "Walk the audit hash chain", Roles: readersOfAudit, handler: s.verifyAudit},
 		{Method: "GET", Path: "/users", Summary: "List users", Roles: adminOnly, handler: s.listUsers},

@@ -110,6 +110,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry(), version: o.Version,
 		probe: store.NewWriteProbe(o.ReadyProbeEvery)}
 	a.Lifecycle = lifecycle.New(store, a.Hub)
+	a.Lifecycle.SetBootWindow(cfg.BootExpectWindow)
 	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger.With("bmc", address))
 	})

@@ -54,7 +54,8 @@ func TestEnrollByBMC(t *testing.T) {
 	for _, e := range ev {
 		actions = append(actions, e.Action+":"+e.Outcome)
 	}
-	if strings.Join(actions, ",") != "bmc.boot-once:ok,machine.enroll:ok" {
+	// The power-on arms the expected boot first: its script fetch gets the agent token.
+	if strings.Join(actions, ",") != "bmc.boot-once:ok,boot.expected:ok,machine.enroll:ok" {
 		t.Fatalf("audit: %v", actions)
 	}
 	// The same BMC again is the same machine: refused, not duplicated.

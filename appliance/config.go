@@ -53,6 +53,14 @@ type Config struct {
 	// powers it into a network boot again (the wait doubles), BootRetries how often.
 	BootTimeout time.Duration `yaml:"boot_timeout"`
 	BootRetries int           `yaml:"boot_retries"`
+	// BootExpectWindow is how long a network boot Slate started (BMC power-on, queued reboot)
+	// or a technician announced stays expected: only an expected boot's script fetch gets an
+	// agent token (default 15m).
+	BootExpectWindow time.Duration `yaml:"boot_expect_window"`
+	// AgentTokenActivation is how long a per-boot agent token waits for the deploy
+	// environment's first call before it dies unused (default 10m); once used it lives
+	// boot.agent_token_ttl from its issue.
+	AgentTokenActivation time.Duration `yaml:"agent_token_activation"`
 }
 
 // Defaults returns the configuration with nothing set by the operator.
@@ -115,6 +123,12 @@ func (c *Config) Validate() error {
 	}
 	if c.BootRetries < 0 || c.BootRetries > 20 {
 		return &FieldError{"boot_retries", fmt.Sprintf("%d must be between 0 (default 3) and 20", c.BootRetries)}
+	}
+	if c.BootExpectWindow != 0 && (c.BootExpectWindow < time.Minute || c.BootExpectWindow > 24*time.Hour) {
+		return &FieldError{"boot_expect_window", fmt.Sprintf("%s must be between 1m and 24h (0: 15m)", c.BootExpectWindow)}
+	}
+	if c.AgentTokenActivation != 0 && (c.AgentTokenActivation < time.Minute || c.AgentTokenActivation > 2*time.Hour) {
+		return &FieldError{"agent_token_activation", fmt.Sprintf("%s must be between 1m and 2h (0: 10m)", c.AgentTokenActivation)}
 	}
 	if c.ReconcileInterval != 0 && (c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > time.Hour) {
 		return &FieldError{"reconcile_interval", fmt.Sprintf("%s must be between 100ms and 1h", c.ReconcileInterval)}

@@ -51,6 +51,47 @@ func (d directory) RecordDiscovered(ctx context.Context, disc dhcp.Discovery) er
 	return err
 }
 
+// DefaultAgentTokenActivation is how long a per-boot token waits for its first use.
+const DefaultAgentTokenActivation = 10 * time.Minute
+
+// bootTokens adapts the inventory store to pxe.TokenIssuer: a token only for an expected boot,
+// bound to the fetching address (and, with Slate's own DHCP, to the address it leased).
+type bootTokens struct {
+	store        *inventory.Store
+	activation   time.Duration
+	requireLease bool
+}
+
+func (b bootTokens) IssueBootToken(ctx context.Context, machineID, mac string, src netip.Addr, ttl time.Duration) (string, error) {
+	tok, err := b.store.IssueBootToken(ctx, inventory.BootTokenRequest{MachineID: machineID, MAC: mac, Source: src,
+		TTL: ttl, Activation: b.activation, RequireLease: b.requireLease})
+	var lm *inventory.LeaseMismatchError
+	switch {
+	case errors.Is(err, inventory.ErrNoBootExpected):
+		return "", fmt.Errorf("%w: %v", pxe.ErrNoBootExpected, err)
+	case errors.As(err, &lm):
+		return "", fmt.Errorf("%w: %v", pxe.ErrSourceNotLeased, err)
+	}
+	return tok, err
+}
+
+// allAuthoritative says whether Slate hands out every boot address itself (each configured
+// DHCP interface is authoritative): then a script fetch must come from a leased address.
+// With proxy interfaces the plant's DHCP hands out addresses and Slate knows no lease.
+func allAuthoritative(c dhcp.Config) bool {
+	n := 0
+	for _, ic := range c.Interfaces {
+		switch ic.Mode {
+		case dhcp.ModeAuthoritative:
+			n++
+		case dhcp.ModeOff:
+		default:
+			return false
+		}
+	}
+	return n > 0
+}
+
 // agentNotifier fans the agent API's events out to the live UI and the reconciler.
 type agentNotifier struct{ a *Appliance }
 
@@ -69,7 +110,12 @@ func (a *Appliance) buildServices() error {
 	if bootCfg.PublicURL == "" {
 		bootCfg.PublicURL = a.cfg.PublicURL
 	}
-	boot, err := pxe.NewHTTP(bootCfg, pxe.LifecyclePlanner{Machines: a.Store}, a.Store, a.log.With("service", "boot"))
+	activation := a.cfg.AgentTokenActivation
+	if activation <= 0 {
+		activation = DefaultAgentTokenActivation
+	}
+	issuer := bootTokens{store: a.Store, activation: activation, requireLease: allAuthoritative(a.cfg.DHCP)}
+	boot, err := pxe.NewHTTP(bootCfg, pxe.LifecyclePlanner{Machines: a.Store}, issuer, a.log.With("service", "boot"))
 	if err != nil {
 		return fmt.Errorf("boot configuration: %w", err)
 	}

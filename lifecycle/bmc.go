@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"slate/inventory"
 	"slate/redfish"
@@ -76,7 +77,59 @@ func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.I
 	return inv, nil
 }
 
+// DefaultBootWindow is how long an expected network boot may take to fetch its script when
+// the configuration says nothing (boot_expect_window).
+const DefaultBootWindow = 15 * time.Minute
+
+// SetBootWindow sets how long an expected network boot stays expected (0: DefaultBootWindow).
+func (l *Machines) SetBootWindow(d time.Duration) { l.bootWindow = d }
+
+// BootWindow is how long an expected network boot stays expected.
+func (l *Machines) BootWindow() time.Duration {
+	if l.bootWindow <= 0 {
+		return DefaultBootWindow
+	}
+	return l.bootWindow
+}
+
+// ExpectBootTx arms the expectation of the machine's network boot inside tx and audits it
+// (boot.expected, with who and why): only an expected boot gets an agent token.
+func (l *Machines) ExpectBootTx(ctx context.Context, tx *inventory.Tx, actor, machineID, reason string) (inventory.BootExpectation, error) {
+	e, err := tx.ExpectBoot(ctx, machineID, actor, reason, l.BootWindow())
+	if err != nil {
+		return e, err
+	}
+	_, err = tx.Audit(ctx, actor, "boot.expected", machineID, "ok",
+		map[string]any{"until": e.ExpiresAt.Format(time.RFC3339), "reason": reason})
+	return e, err
+}
+
+// ExpectBoot is a technician announcing that they will power the machine on by hand: its
+// network boot is expected (and gets an agent token) for the boot window.
+func (l *Machines) ExpectBoot(ctx context.Context, actor, idOrName string) (inventory.BootExpectation, error) {
+	var e inventory.BootExpectation
+	err := l.store.Update(ctx, func(tx *inventory.Tx) error {
+		m, err := tx.GetMachine(ctx, idOrName)
+		if err != nil {
+			return err
+		}
+		if m.State == Retired {
+			return inventory.Errorf(inventory.ErrConflict, "machine %s is retired: Slate boots nothing for it, so there is no boot to expect (re-enroll it first)", m.Name)
+		}
+		e, err = l.ExpectBootTx(ctx, tx, actor, m.ID, "a technician powers it on by hand")
+		return err
+	})
+	if err != nil {
+		return e, err
+	}
+	if l.notify != nil {
+		l.notify.MachineChanged(e.MachineID)
+	}
+	return e, nil
+}
+
 // PowerOnForNetboot sets a one-time network boot and powers the machine on through its BMC.
+// The boot is expected (armed) first, so its script fetch gets the agent token.
 func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretBox, st CredentialsReader, actor, machineID string, target redfish.BootTarget) error {
 	if l.dial == nil {
 		return errors.New("power on: no BMC support configured")
@@ -84,6 +137,13 @@ func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretB
 	cred, err := st.BMCCredentials(ctx, box, machineID)
 	if err != nil {
 		return err
+	}
+	if err := l.store.Update(ctx, func(tx *inventory.Tx) error {
+		_, err := l.ExpectBootTx(ctx, tx, actor, machineID, fmt.Sprintf("powered on through its BMC for a one-time %s boot", target))
+		return err
+	}); err != nil {
+		// A boot Slate does not expect would get no token: do not start it.
+		return fmt.Errorf("machine %s: not powered on: recording the expected boot failed: %w", machineID, err)
 	}
 	c, err := l.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint)
 	if err != nil {

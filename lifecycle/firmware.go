@@ -168,7 +168,12 @@ func (r *Reconciler) applyFirmware(ctx context.Context, m inventory.Machine, rel
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	comps, err := updateFirmware(ctx, c, base, func(msg string) { r.explain(m.ID, msg) })
+	comps, err := updateFirmware(ctx, expectingReset{c, func(ctx context.Context) error {
+		return r.store.Update(ctx, func(tx *inventory.Tx) error {
+			_, err := r.machines.ExpectBootTx(ctx, tx, "slate", m.ID, "power-cycled through its BMC to activate staged firmware")
+			return err
+		})
+	}}, base, func(msg string) { r.explain(m.ID, msg) })
 	outcome, updated := "ok", 0
 	for _, fc := range comps {
 		if fc.State == fwUpdated {
@@ -193,6 +198,20 @@ func (r *Reconciler) applyFirmware(ctx context.Context, m inventory.Machine, rel
 	}
 	r.log.Info("firmware baseline applied", "machine", m.ID, "baseline", base.Name, "updated", updated)
 	return nil
+}
+
+// expectingReset arms the expected network boot before the BMC resets the machine: the
+// machine is configuring, so it boots the deploy environment again and needs a token.
+type expectingReset struct {
+	firmwareBMC
+	arm func(ctx context.Context) error
+}
+
+func (e expectingReset) PowerCycle(ctx context.Context) error {
+	if err := e.arm(ctx); err != nil {
+		return fmt.Errorf("recording the expected boot: %w", err)
+	}
+	return e.firmwareBMC.PowerCycle(ctx)
 }
 
 // firmwareBMC is what the firmware step uses of a BMC.

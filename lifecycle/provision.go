@@ -156,6 +156,10 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 			if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskReboot, json.RawMessage(`{}`)); err != nil {
 				return err
 			}
+			// The node reboots into the network boot: that boot is Slate's, expect it.
+			if _, err := r.machines.ExpectBootTx(ctx, tx, "slate", m.ID, "reboot task queued: the running system reboots into the deploy environment"); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, params); err != nil {
 			return err
@@ -393,7 +397,21 @@ func (r *Reconciler) applyBIOS(ctx context.Context, m inventory.Machine, rel inv
 		return redfish.BIOSResult{}, err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
+	// Applying a profile that changes anything resets the machine through its BMC; it then
+	// boots the deploy environment again (it is configuring) and needs a token: expect it.
+	if err := r.store.Update(ctx, func(tx *inventory.Tx) error {
+		_, err := r.machines.ExpectBootTx(ctx, tx, "slate", m.ID, "reset through its BMC to apply the BIOS profile")
+		return err
+	}); err != nil {
+		return redfish.BIOSResult{}, fmt.Errorf("recording the expected boot before the BIOS reset: %w", err)
+	}
 	res, err := c.ApplyBIOS(ctx, redfish.BIOSProfile{Name: rel.Name + "@" + rel.Version, Attributes: rel.BIOSProfile})
+	if len(res.Diff.Changes) == 0 || len(res.Diff.Unknown) > 0 {
+		// Nothing to change, or refused before staging: no reset, so no boot to expect.
+		if ferr := r.store.Update(ctx, func(tx *inventory.Tx) error { return tx.ForgetBootExpectation(ctx, m.ID) }); ferr != nil {
+			r.log.Warn("withdraw the expected boot (no BIOS reset happened)", "machine", m.ID, "err", ferr)
+		}
+	}
 	if err != nil {
 		return res, err
 	}

@@ -224,6 +224,11 @@ func TestConfigureBIOSThenInstall(t *testing.T) {
 		if got.State != want {
 			t.Fatalf("profile %v: machine %s (%s), want %s", prof, got.State, got.FailedReason, want)
 		}
+		// The BIOS reset is a network boot Slate started (the machine boots the deploy
+		// environment again); a refused profile resets nothing and expects nothing.
+		if e, ok, _ := s.BootExpected(ctx, m.ID); (i == 0) != (ok && strings.Contains(e.Reason, "BIOS")) {
+			t.Fatalf("profile %v: expected boot %v %+v", prof, ok, e)
+		}
 		if i == 0 {
 			bios := bmc.Get("/redfish/v1/Systems/437XR1138R2/Bios")
 			if attrs, _ := bios["Attributes"].(map[string]any); attrs["ProcHyperthreading"] != "Disabled" {

@@ -298,7 +298,7 @@ func (a AutoEnrollRule) String() string {
 
 func (r *Reconciler) waitingForBoot(m inventory.Machine) string {
 	if m.BMC == nil {
-		return "waiting for a technician to power it on (network boot)"
+		return "waiting for a technician to power it on (network boot): announce it first (\"I will power this machine on\" on its page, or slate machine expect-boot), or it gets no agent token"
 	}
 	r.mu.Lock()
 	at, ok := r.poweredA[m.ID]
@@ -343,6 +343,12 @@ func (r *Reconciler) queueAll(ctx context.Context, m inventory.Machine, why stri
 		for _, kind := range kinds {
 			if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, nil); err != nil {
 				return err
+			}
+			if kind == TaskReboot && !r.hasBMC(m) {
+				// The running system reboots into the network boot: that boot is Slate's.
+				if _, err := r.machines.ExpectBootTx(ctx, tx, "slate", m.ID, "reboot task queued: the running system reboots into the deploy environment"); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -398,7 +404,7 @@ func (r *Reconciler) bootNext(ctx context.Context, m inventory.Machine, target r
 // says a technician must.
 func (r *Reconciler) netboot(ctx context.Context, m inventory.Machine) error {
 	if m.BMC == nil || r.machines.dial == nil {
-		r.explain(m.ID, "waiting for a technician to power it on (network boot)")
+		r.explain(m.ID, "waiting for a technician to power it on (network boot): announce it first (\"I will power this machine on\" on its page, or slate machine expect-boot), or it gets no agent token")
 		return nil
 	}
 	r.explain(m.ID, "powering on through the BMC for a network boot")

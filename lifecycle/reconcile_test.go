@@ -53,6 +53,16 @@ func TestReconcilerStartsInspectionAndPowersOnThroughTheBMC(t *testing.T) {
 	if boots := bmc.Boots(); len(boots) != 1 || boots[0] != "Pxe" {
 		t.Fatalf("BMC boots %v, want one PXE boot", boots)
 	}
+	// Only the boot Slate started through the BMC is expected (and so gets an agent token);
+	// the machines nobody powered on are not.
+	if e, ok, err := s.BootExpected(ctx, withBMC.ID); err != nil || !ok || e.Actor != "slate" || !strings.Contains(e.Reason, "BMC") {
+		t.Fatalf("the BMC power-on armed no expected boot: %+v %v %v", e, ok, err)
+	}
+	for _, id := range []string{bare.ID, disc.ID, other.ID} {
+		if e, ok, _ := s.BootExpected(ctx, id); ok {
+			t.Fatalf("a boot nobody started is expected: %+v", e)
+		}
+	}
 	if why := r.Why(bare.ID); !strings.Contains(why, "technician to power it on") {
 		t.Fatalf("why (no BMC): %q", why)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"slate/inventory"
 )
@@ -110,6 +111,8 @@ type Machines struct {
 	store  Store
 	notify Notifier
 	dial   BMCDialer
+	// bootWindow is how long an expected network boot may take to fetch its script.
+	bootWindow time.Duration
 }
 
 // New returns the lifecycle service. notify may be nil.

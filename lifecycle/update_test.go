@@ -76,6 +76,14 @@ func TestUpdateThenRollBack(t *testing.T) {
 			if st := state(); st != wantVia || !strings.Contains(r.Why(m.ID), "reboot task") {
 				t.Fatalf("explanation %q", r.Why(m.ID))
 			}
+			// The reboot Slate queued is a network boot Slate expects (no BMC here).
+			if e, ok, err := s.BootExpected(ctx, m.ID); err != nil || !ok || !strings.Contains(e.Reason, "reboot task") {
+				t.Fatalf("release %s: the queued reboot armed no expected boot: %+v %v %v", v, e, ok, err)
+			}
+		} else if _, ok, _ := s.BootExpected(ctx, m.ID); ok {
+			t.Fatalf("release %s: a first install (the deploy environment already runs) expects a boot", v)
+		}
+		if fromDeployed {
 			finish(TaskReboot) // the running node takes its reboot first
 		}
 		finish(TaskInstallImage)

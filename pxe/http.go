@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,8 +225,27 @@ func (h *HTTP) serveMachine(w http.ResponseWriter, r *http.Request, macText stri
 			w.WriteHeader(http.StatusOK)
 			return attrs
 		}
-		tok, err := h.tokens.IssueAgentToken(ctx, plan.MachineID, h.cfg.AgentTokenTTL)
+		src, err := sourceAddr(r)
 		if err != nil {
+			h.log.Warn("script fetch with an unreadable source address; no token", "mac", mac, "machine", plan.MachineID, "remote", r.RemoteAddr)
+			httpError(w, http.StatusBadRequest, "Slate cannot tell which address this request came from")
+			return attrs
+		}
+		tok, err := h.tokens.IssueBootToken(ctx, plan.MachineID, mac, src, h.cfg.AgentTokenTTL)
+		switch {
+		case errors.Is(err, ErrNoBootExpected):
+			h.log.Warn("deploy script fetched while no boot is expected: no agent token", "mac", mac, "machine", plan.MachineID, "remote", src.String())
+			attrs = append(attrs, "token", "none: no boot expected")
+			tmpl, d.Message = h.scripts.noToken, consoleText("Slate does not expect machine "+plan.MachineID+" to boot now, so it gets no agent token. "+
+				"Power it on from Slate (its BMC), or announce the boot on its page (I will power this machine on) or with: slate machine expect-boot "+plan.MachineID+
+				". This machine asks again in a minute.")
+		case errors.Is(err, ErrSourceNotLeased):
+			h.log.Warn("deploy script fetched from an address Slate did not lease to the MAC: no agent token", "mac", mac, "machine", plan.MachineID,
+				"remote", src.String(), "err", err)
+			attrs = append(attrs, "token", "none: source not leased")
+			tmpl, d.Message = h.scripts.noToken, consoleText("Slate gives no agent token: this request came from "+src.String()+
+				", not the address Slate leased to "+mac+". Let the machine take its address from Slate's DHCP, then boot again.")
+		case err != nil:
 			h.log.Error("issue agent token", "mac", mac, "machine", plan.MachineID, "err", err)
 			httpError(w, http.StatusServiceUnavailable, "Slate could not issue this machine's agent token; it will ask again")
 			return attrs
@@ -244,6 +264,16 @@ func (h *HTTP) serveMachine(w http.ResponseWriter, r *http.Request, macText stri
 	}
 	writeScript(w, b)
 	return attrs
+}
+
+// sourceAddr is the address a request came from (the TCP peer: boot clients talk to Slate
+// directly, and a header could be forged).
+func sourceAddr(r *http.Request) (netip.Addr, error) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr().Unmap(), nil
 }
 
 // deployEnvMissing says what to do when the deploy environment is not on disk ("" when fine).

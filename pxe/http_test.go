@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,6 +47,26 @@ func (f *fakePlanner) set(mac string, p Plan) {
 	f.plans[mac] = p
 }
 
+// storeTokens adapts the inventory store to TokenIssuer as appliance/ does (pxe cannot
+// import appliance): inventory's refusals become pxe's errors.
+type storeTokens struct {
+	store        *inventory.Store
+	requireLease bool
+}
+
+func (b storeTokens) IssueBootToken(ctx context.Context, machineID, mac string, src netip.Addr, ttl time.Duration) (string, error) {
+	tok, err := b.store.IssueBootToken(ctx, inventory.BootTokenRequest{MachineID: machineID, MAC: mac, Source: src,
+		TTL: ttl, Activation: 10 * time.Minute, RequireLease: b.requireLease})
+	var lm *inventory.LeaseMismatchError
+	switch {
+	case errors.Is(err, inventory.ErrNoBootExpected):
+		return "", fmt.Errorf("%w: %v", ErrNoBootExpected, err)
+	case errors.As(err, &lm):
+		return "", fmt.Errorf("%w: %v", ErrSourceNotLeased, err)
+	}
+	return tok, err
+}
+
 type httpEnv struct {
 	srv     *httptest.Server
 	store   *inventory.Store
@@ -74,7 +95,7 @@ func newHTTPEnv(t *testing.T, withDeployEnv bool) *httpEnv {
 	}
 	log, lb := newLog()
 	env.log = lb
-	h, err := NewHTTP(Config{DataDir: env.data, PublicURL: "http://10.99.0.1:8080"}, env.planner, env.store, log, WithIPXE(ipxeFS(t)))
+	h, err := NewHTTP(Config{DataDir: env.data, PublicURL: "http://10.99.0.1:8080"}, env.planner, storeTokens{store: env.store}, log, WithIPXE(ipxeFS(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +120,21 @@ func (e *httpEnv) machine(t *testing.T, mac, state string) string {
 	return id
 }
 
+// expect announces the machine's boot as a technician does (the API's expect-boot).
+func (e *httpEnv) expect(t *testing.T, id string) {
+	t.Helper()
+	if _, err := lifecycle.New(e.store, nil).ExpectBoot(context.Background(), "technician", id); err != nil {
+		t.Fatalf("expect the boot of %s: %v", id, err)
+	}
+}
+
+// tokenOwner checks a token from the script as the agent API does, from loopback (where the
+// test's fetch came from).
+func (e *httpEnv) tokenOwner(tok string) (string, error) {
+	at, err := e.store.AuthenticateAgentToken(context.Background(), tok, netip.MustParseAddr("127.0.0.1"))
+	return at.MachineID, err
+}
+
 func (e *httpEnv) get(t *testing.T, path string, hdr ...string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
@@ -121,7 +157,7 @@ var tokenRE = regexp.MustCompile(`slate\.token=(\S+)`)
 func TestMachineScriptsForEveryStateAndFirmware(t *testing.T) {
 	env := newHTTPEnv(t, true)
 	log, _ := newLog()
-	h, err := NewHTTP(Config{DataDir: env.data, PublicURL: "http://10.99.0.1:8080"}, LifecyclePlanner{Machines: env.store}, env.store, log, WithIPXE(ipxeFS(t)))
+	h, err := NewHTTP(Config{DataDir: env.data, PublicURL: "http://10.99.0.1:8080"}, LifecyclePlanner{Machines: env.store}, storeTokens{store: env.store}, log, WithIPXE(ipxeFS(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +177,9 @@ func TestMachineScriptsForEveryStateAndFirmware(t *testing.T) {
 		seen[act] = true
 		for _, fw := range []struct{ platform, name string }{{"pcbios", FirmwareBIOS}, {"efi", FirmwareUEFI}} {
 			t.Run(st+"/"+fw.name, func(t *testing.T) {
+				if act == ActionDeploy {
+					env.expect(t, id)
+				}
 				resp, s := env.get(t, "/boot/machine/"+mac+".ipxe?platform="+fw.platform+"&buildarch=x86_64")
 				if resp.StatusCode != 200 || !strings.HasPrefix(s, "#!ipxe\n") {
 					t.Fatalf("status %d, script:\n%s", resp.StatusCode, s)
@@ -172,6 +211,9 @@ func TestMachineScriptsForEveryStateAndFirmware(t *testing.T) {
 		env.planner.set(mac, Plan{MachineID: id, State: lifecycle.Ready, Action: a, Message: "m"})
 		for _, fw := range []struct{ platform, name string }{{"pcbios", FirmwareBIOS}, {"efi", FirmwareUEFI}} {
 			t.Run("action-"+string(a)+"/"+fw.name, func(t *testing.T) {
+				if a == ActionDeploy {
+					env.expect(t, id)
+				}
 				_, s := env.get(t, "/boot/machine/"+mac+".ipxe?platform="+fw.platform)
 				checkActionScript(t, env, s, a, fw.name, id)
 			})
@@ -188,7 +230,7 @@ func checkActionScript(t *testing.T, env *httpEnv, s string, act Action, fw, id 
 		if m == nil {
 			t.Fatalf("deploy script carries no token:\n%s", s)
 		}
-		owner, err := env.store.MachineForAgentToken(context.Background(), m[1])
+		owner, err := env.tokenOwner(m[1])
 		if err != nil || owner != id {
 			t.Fatalf("token in the script belongs to %q (%v), want %s", owner, err, id)
 		}
@@ -245,6 +287,8 @@ func TestTokensAreBoundToTheirMachine(t *testing.T) {
 	idB := env.machine(t, macB, lifecycle.Provisioning)
 	env.planner.set(macA, Plan{MachineID: idA, State: lifecycle.Provisioning, Action: ActionDeploy, Task: "install"})
 	env.planner.set(macB, Plan{MachineID: idB, State: lifecycle.Provisioning, Action: ActionDeploy, Task: "install"})
+	env.expect(t, idA)
+	env.expect(t, idB)
 
 	_, sA := env.get(t, "/boot/machine/"+macA+".ipxe?platform=efi")
 	_, sB := env.get(t, "/boot/machine/"+strings.ToUpper(strings.ReplaceAll(macB, ":", "-"))+".ipxe?platform=efi")
@@ -256,18 +300,19 @@ func TestTokensAreBoundToTheirMachine(t *testing.T) {
 		t.Fatal("a script names the other machine")
 	}
 	for tok, want := range map[string]string{tokA: idA, tokB: idB} {
-		if got, err := env.store.MachineForAgentToken(context.Background(), tok); err != nil || got != want {
+		if got, err := env.tokenOwner(tok); err != nil || got != want {
 			t.Fatalf("token bound to %q (%v), want %s", got, err, want)
 		}
 	}
 	// Each boot gets a fresh token.
+	env.expect(t, idA)
 	_, sA2 := env.get(t, "/boot/machine/"+macA+".ipxe?platform=efi")
 	if tokenRE.FindStringSubmatch(sA2)[1] == tokA {
 		t.Fatal("a second boot got the same token")
 	}
 	// Tokens expire (default TTL 2h).
 	*env.now = env.now.Add(2*time.Hour + time.Minute)
-	if _, err := env.store.MachineForAgentToken(context.Background(), tokA); !errors.Is(err, inventory.ErrNotFound) {
+	if _, err := env.tokenOwner(tokA); !errors.Is(err, inventory.ErrNotFound) {
 		t.Fatalf("token still valid after its TTL: %v", err)
 	}
 	// The log names machine and MAC, never the token.
@@ -417,7 +462,7 @@ func (s *sendfileRecorder) ReadFrom(src io.Reader) (int64, error) {
 func TestLargeFilesReachSendfile(t *testing.T) {
 	env := newHTTPEnv(t, true)
 	log, lb := newLog()
-	h, err := NewHTTP(Config{DataDir: env.data, PublicURL: "http://x"}, env.planner, env.store, log, WithIPXE(ipxeFS(t)))
+	h, err := NewHTTP(Config{DataDir: env.data, PublicURL: "http://x"}, env.planner, storeTokens{store: env.store}, log, WithIPXE(ipxeFS(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,9 +493,9 @@ type countingTokens struct {
 	n int
 }
 
-func (c *countingTokens) IssueAgentToken(ctx context.Context, machineID string, ttl time.Duration) (string, error) {
+func (c *countingTokens) IssueBootToken(ctx context.Context, machineID, mac string, src netip.Addr, ttl time.Duration) (string, error) {
 	c.n++
-	return c.TokenIssuer.IssueAgentToken(ctx, machineID, ttl)
+	return c.TokenIssuer.IssueBootToken(ctx, machineID, mac, src, ttl)
 }
 
 func TestDeployEnvDirOverrideAndHeadSpendsNoToken(t *testing.T) {
@@ -460,7 +505,7 @@ func TestDeployEnvDirOverrideAndHeadSpendsNoToken(t *testing.T) {
 	writeFile(t, filepath.Join(dir, DeployKernel), []byte("kernel"))
 	writeFile(t, filepath.Join(dir, DeployInitrd), []byte("initrd"))
 	log, _ := newLog()
-	tokens := &countingTokens{TokenIssuer: env.store}
+	tokens := &countingTokens{TokenIssuer: storeTokens{store: env.store}}
 	h, err := NewHTTP(Config{DeployEnv: dir, PublicURL: "http://10.99.0.1:8080"}, env.planner, tokens, log, WithIPXE(ipxeFS(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -472,6 +517,7 @@ func TestDeployEnvDirOverrideAndHeadSpendsNoToken(t *testing.T) {
 	mac := "52:54:00:00:00:0d"
 	id := env.machine(t, mac, lifecycle.Provisioning)
 	env.planner.set(mac, Plan{MachineID: id, State: lifecycle.Provisioning, Action: ActionDeploy})
+	env.expect(t, id)
 	resp, err := http.Head(env.srv.URL + "/boot/machine/" + mac + ".ipxe")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("HEAD: %v %v", resp, err)

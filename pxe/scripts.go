@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"text/template"
 	"time"
@@ -48,11 +49,22 @@ type Planner interface {
 // ErrUnknownMachine is what a Planner wraps for a MAC it does not know.
 var ErrUnknownMachine = errors.New("unknown machine")
 
-// TokenIssuer issues the per-boot agent token: random, bound to one machine, expiring.
-// *inventory.Store implements it.
+// TokenIssuer issues the per-boot agent token: random, bound to one machine and to the
+// address src that fetched the script, expiring, and only for a network boot Slate expects
+// (the expectation is consumed). It wraps ErrNoBootExpected when no boot is expected and
+// ErrSourceNotLeased when src is not the address Slate leased to mac; then nothing may have
+// been written. appliance/ adapts the inventory store to it.
 type TokenIssuer interface {
-	IssueAgentToken(ctx context.Context, machineID string, ttl time.Duration) (string, error)
+	IssueBootToken(ctx context.Context, machineID, mac string, src netip.Addr, ttl time.Duration) (string, error)
 }
+
+// ErrNoBootExpected: Slate did not start, and no technician announced, this machine's boot
+// (or its one token was already handed out).
+var ErrNoBootExpected = errors.New("no network boot of this machine is expected")
+
+// ErrSourceNotLeased: the script was fetched from another address than the one Slate's DHCP
+// leased to the machine's MAC.
+var ErrSourceNotLeased = errors.New("script fetched from an address Slate did not lease to this MAC")
 
 // scriptData is everything a template may print. Every field is checked by safeScriptValue or
 // cleaned by consoleText before it gets here: a script is code, and these come from the
@@ -144,8 +156,19 @@ sleep 60
 exit 1
 `
 
+// The script for a machine whose plan is to deploy while Slate hands it no agent token (no
+// boot expected, or the fetch came from the wrong address): say why and what to do on the
+// console, and ask again later (the generic script retries), so the boot goes on by itself
+// once a technician announces it.
+const noTokenTemplate = `#!ipxe
+# Slate: machine {{.MachineID}} ({{.MAC}}) is {{.State}}: deploy, but Slate gives this boot no agent token
+echo Slate: {{.Message}}
+sleep 60
+exit 1
+`
+
 type scripts struct {
-	auto, machine, noDeployEnv *template.Template
+	auto, machine, noDeployEnv, noToken *template.Template
 }
 
 func parseScripts() (*scripts, error) {
@@ -155,7 +178,8 @@ func parseScripts() (*scripts, error) {
 		t    **template.Template
 		name string
 		text string
-	}{{&s.auto, "auto.ipxe", autoTemplate}, {&s.machine, "machine.ipxe", machineTemplate}, {&s.noDeployEnv, "nodeployenv.ipxe", noDeployEnvTemplate}} {
+	}{{&s.auto, "auto.ipxe", autoTemplate}, {&s.machine, "machine.ipxe", machineTemplate}, {&s.noDeployEnv, "nodeployenv.ipxe", noDeployEnvTemplate},
+		{&s.noToken, "notoken.ipxe", noTokenTemplate}} {
 		if *x.t, err = template.New(x.name).Option("missingkey=error").Parse(x.text); err != nil {
 			return nil, fmt.Errorf("parse iPXE template %s: %w", x.name, err)
 		}

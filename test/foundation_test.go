@@ -258,6 +258,16 @@ func TestCLIAgainstServer(t *testing.T) {
 	if !strings.Contains(out, "line=2") || !strings.Contains(out, "SER-01") {
 		t.Fatal(out)
 	}
+	// The technician powers it on by hand: its network boot is announced, shown, audited.
+	if out := mustRun("machine", "show", "hmi-01"); strings.Contains(out, "Boot expected") {
+		t.Fatalf("a boot nobody announced is shown as expected:\n%s", out)
+	}
+	if out := mustRun("machine", "expect-boot", "hmi-01"); !strings.Contains(out, "Network boot of hmi-01 expected until") {
+		t.Fatal(out)
+	}
+	if out := mustRun("machine", "show", "hmi-01"); !strings.Contains(out, "Boot expected") || !strings.Contains(out, "by admin") {
+		t.Fatalf("machine show does not say the boot is expected:\n%s", out)
+	}
 	out, err = run(t, env, "machine", "transition", "hmi-01", "deployed", "--reason", "skip")
 	if err == nil || !strings.Contains(out, "from inspecting to deployed") {
 		t.Fatalf("a refused transition must fail with both states named: %v\n%s", err, out)
@@ -269,7 +279,7 @@ func TestCLIAgainstServer(t *testing.T) {
 		t.Fatal(out)
 	}
 	out = mustRun("audit", "list")
-	for _, want := range []string{"machine.enroll", "machine.transition", "user.create", "refused"} {
+	for _, want := range []string{"machine.enroll", "machine.transition", "user.create", "refused", "boot.expected"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("audit list lacks %s:\n%s", want, out)
 		}

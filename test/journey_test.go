@@ -119,6 +119,29 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// announce is the technician at the rack: the lab powered the VM on, not Slate (the machine
+// has no BMC enrolled), so its network boot is announced once Slate has seen it (the UI's
+// "I will power this machine on"); only an expected boot gets an agent token. The VM's script
+// fetch before that got none and asks again within about 70 s.
+func (ls *labSlate) announce(t *testing.T, mac string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var l struct{ Items []inventory.Machine }
+		apiGet(t, ls.base, ls.token, "/api/v1/machines?q="+mac, &l)
+		for _, m := range l.Items {
+			if len(m.MACs) > 0 && m.MACs[0] == mac {
+				if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/expect-boot", nil, nil); st != 200 {
+					t.Fatalf("expect-boot %s: %d %s", mac, st, b)
+				}
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("machine %s never showed up (DHCP) in %s", mac, timeout)
+}
+
 // waitState polls until the machine with mac reaches state, returning it.
 func (ls *labSlate) waitState(t *testing.T, mac, state string, timeout time.Duration) inventory.Machine {
 	t.Helper()
@@ -156,7 +179,8 @@ func TestNetbootDiscoverInspect(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			t.Run(vm.Firmware, func(t *testing.T) {
-				m := ls.waitState(t, vm.MAC, "ready", 8*time.Minute)
+				ls.announce(t, vm.MAC, 3*time.Minute)
+				m := ls.waitState(t, vm.MAC, "ready", 10*time.Minute)
 				t.Logf("%s (%s): QEMU start → ready in %s", vm.Name, vm.Firmware, time.Since(ls.start).Round(time.Second))
 				var f struct{ Doc agentproto.Facts }
 				if st := apiGet(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/facts", &f); st != 200 {

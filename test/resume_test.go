@@ -78,6 +78,11 @@ func TestJourneyResumesAfterKill(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// No BMC: the technician announces the boot (the UI's "I will power this machine on").
+	var exp inventory.BootExpectation
+	if st, b := apiPost(t, base, tok, "/api/v1/machines/"+m.ID+"/expect-boot", nil, &exp); st != 200 {
+		t.Fatalf("expect-boot: %d %s", st, b)
+	}
 	resp, err := http.Get(base + "/boot/machine/" + mac + ".ipxe")
 	if err != nil {
 		t.Fatal(err)

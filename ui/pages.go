@@ -183,6 +183,16 @@ func (u *UI) machine(c echo.Context, s session) error {
 	approved, _ := u.d.Store.ListReleases(ctx, lifecycle.ReleaseApproved)
 	certs, _ := u.d.Store.ListCertificates(ctx, m.ID)
 	reports, _ := u.d.Store.ListReports(ctx, m.ID)
+	var bootExpected *inventory.BootExpectation
+	if e, ok, err := u.d.Store.BootExpected(ctx, m.ID); err != nil {
+		u.d.Logger.Warn("ui: read the boot expectation", "machine", m.ID, "err", err)
+	} else if ok {
+		bootExpected = &e
+	}
+	bootWindow := 0
+	if u.d.Lifecycle != nil {
+		bootWindow = int(u.d.Lifecycle.BootWindow().Minutes())
+	}
 	return u.render(c, http.StatusOK, "machine", struct {
 		layoutData
 		M        inventory.Machine
@@ -197,7 +207,24 @@ func (u *UI) machine(c echo.Context, s session) error {
 		Certs    []inventory.Certificate
 		Reports  []inventory.Report
 		Approved []inventory.Release
-	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved})
+		// BootExpected is the live expectation of a network boot (nil: none); BootWindow is
+		// how many minutes the "I will power it on" button expects one for.
+		BootExpected *inventory.BootExpectation
+		BootWindow   int
+	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
+		bootExpected, bootWindow})
+}
+
+// expectBootPost is a technician announcing a boot by hand: only an expected network boot
+// gets an agent token.
+func (u *UI) expectBootPost(c echo.Context, s session) error {
+	id := c.Param("id")
+	e, err := u.d.Lifecycle.ExpectBoot(c.Request().Context(), s.user.Username, id)
+	if err != nil {
+		return u.errorPage(c, s, http.StatusConflict, "No boot expected: "+errText(err))
+	}
+	return c.Redirect(http.StatusSeeOther, "/machines/"+url.PathEscape(id)+"?ok="+
+		url.QueryEscape("Network boot expected until "+e.ExpiresAt.Local().Format("15:04")+": power the machine on now."))
 }
 
 func (u *UI) enrollForm(c echo.Context, s session, status int, form map[string]string, fl *flash) error {

@@ -140,6 +140,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.POST("/machines", u.page(roleWrite, u.enrollPost))
 	e.GET("/machines/:id", u.page(roleAny, u.machine))
 	e.POST("/machines/:id/transition", u.page(roleWrite, u.transitionPost))
+	e.POST("/machines/:id/expect-boot", u.page(roleWrite, u.expectBootPost))
 	e.POST("/machines/:id/decommission", u.page(roleWrite, u.decommissionPost))
 	e.POST("/machines/:id/release", u.page(roleWrite, u.releaseSetPost))
 	e.POST("/machines/:id/wipe/confirm", u.page(roleWrite, u.wipeConfirmPost))

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -30,7 +31,7 @@ import (
 
 // Store is what the agent API needs of the inventory (*inventory.Store implements it).
 type Store interface {
-	MachineForAgentToken(ctx context.Context, tok string) (string, error)
+	AuthenticateAgentToken(ctx context.Context, tok string, remote netip.Addr) (inventory.AgentToken, error)
 	GetMachine(ctx context.Context, idOrName string) (inventory.Machine, error)
 	ClaimNextTask(ctx context.Context, machineID string, maxAttempts int, kinds ...string) (inventory.Task, bool, error)
 	ReportTaskProgress(ctx context.Context, machineID, taskID string, progress float64, message string, lines []inventory.TaskLogLine) error
@@ -208,7 +209,24 @@ func (h *Handler) auth(next func(w http.ResponseWriter, r *http.Request, machine
 			writeErr(w, http.StatusUnauthorized, "missing agent token: send Authorization: Bearer <slate.token from the kernel command line>")
 			return
 		}
-		id, err := h.store.MachineForAgentToken(r.Context(), strings.TrimSpace(tok))
+		remote := remoteAddr(r)
+		at, err := h.store.AuthenticateAgentToken(r.Context(), strings.TrimSpace(tok), remote)
+		var se *inventory.TokenSourceError
+		if errors.As(err, &se) {
+			// A per-boot token is bound to the address that fetched the boot script: from
+			// anywhere else it is a stolen (or guessed) token.
+			h.opt.Log.Warn("agent API: token used from another address than it was issued to; refused", "machine", se.MachineID,
+				"remote", r.RemoteAddr, "bound", se.Bound.String(), "path", r.URL.Path)
+			if aerr := h.store.Update(r.Context(), func(tx *inventory.Tx) error {
+				_, e := tx.Audit(r.Context(), "agent@"+remote.String(), "agent.token-refused", se.MachineID, "suspicious",
+					map[string]any{"remote": remote.String(), "bound": se.Bound.String(), "path": r.URL.Path})
+				return e
+			}); aerr != nil {
+				h.opt.Log.Error("agent API: audit the refused token", "machine", se.MachineID, "err", aerr)
+			}
+			writeErr(w, http.StatusUnauthorized, "this agent token belongs to the address that fetched the boot script, not "+remote.String()+": power-cycle the machine through Slate to get a new one")
+			return
+		}
 		if err != nil {
 			h.opt.Log.Warn("agent API: token refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 			if errors.Is(err, inventory.ErrNotFound) {
@@ -218,9 +236,20 @@ func (h *Handler) auth(next func(w http.ResponseWriter, r *http.Request, machine
 			writeErr(w, http.StatusInternalServerError, "token check failed")
 			return
 		}
+		id := at.MachineID
 		h.touch(id, nil)
 		next(w, r, id)
 	}
+}
+
+// remoteAddr is the TCP peer of the request (agents talk to Slate directly; a forwarding
+// header could be forged). Invalid when unreadable: a bound token then never matches.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

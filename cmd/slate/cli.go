@@ -89,6 +89,7 @@ func machineCommands() *command {
 		{name: "show", summary: "show one machine", run: machineShow},
 		{name: "enroll", summary: "enroll a machine by MAC, serial and/or BMC", run: machineEnroll},
 		{name: "transition", summary: "move a machine to another state (or retry a failed one)", run: machineTransition},
+		{name: "expect-boot", summary: "announce that you will power a machine on by hand: its network boot gets an agent token", run: machineExpectBoot},
 		{name: "provision", summary: "set the release a machine should run (installs, updates or rolls back)", run: machineProvision},
 		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
 	}}
@@ -198,10 +199,14 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	var m inventory.Machine
-	if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(id), nil, nil, &m); err != nil {
+	var view struct {
+		inventory.Machine
+		BootExpected *inventory.BootExpectation `json:"boot_expected"`
+	}
+	if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(id), nil, nil, &view); err != nil {
 		return err
 	}
+	m := view.Machine
 	var facts json.RawMessage
 	_ = c.do(ctx, "GET", "/machines/"+url.PathEscape(m.ID)+"/facts", nil, nil, &facts)
 	if *asJSON {
@@ -219,6 +224,9 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 		row("Failed in", m.FailedFrom)
 		row("Reason", m.FailedReason)
 		row("Task", m.FailedTask)
+	}
+	if e := view.BootExpected; e != nil {
+		row("Boot expected", fmt.Sprintf("until %s (%s, by %s)", e.ExpiresAt.Local().Format("15:04:05"), e.Reason, e.Actor))
 	}
 	row("MACs", strings.Join(m.MACs, ", "))
 	row("Serial", m.Serial)
@@ -361,6 +369,34 @@ func machineTransition(ctx context.Context, env *cliEnv, args []string) error {
 		return printJSON(env.stdout, m)
 	}
 	fmt.Fprintf(env.stdout, "%s is now %s.\n", m.Name, m.State)
+	return nil
+}
+
+func machineExpectBoot(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine expect-boot", "slate machine expect-boot <id|name> [--json]\n\n"+
+		"Announce that you will power the machine on by hand (no BMC, or at the rack): its next network\n"+
+		"boot within the boot window gets the agent token it needs. A boot Slate did not start and nobody\n"+
+		"announced gets none.")
+	server, asJSON := apiFlags(fs)
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	id, err := oneArg(fs, "machine id or name")
+	if err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var e inventory.BootExpectation
+	if err := c.do(ctx, "POST", "/machines/"+url.PathEscape(id)+"/expect-boot", nil, nil, &e); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, e)
+	}
+	fmt.Fprintf(env.stdout, "Network boot of %s expected until %s: power it on now.\n", id, e.ExpiresAt.Local().Format("15:04:05"))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -27,7 +28,7 @@ func (noPlanner) BootPlan(ctx context.Context, mac string) (pxe.Plan, error) {
 
 type noTokens struct{}
 
-func (noTokens) IssueAgentToken(ctx context.Context, machineID string, ttl time.Duration) (string, error) {
+func (noTokens) IssueBootToken(ctx context.Context, machineID, mac string, src netip.Addr, ttl time.Duration) (string, error) {
 	return "", errors.New("benchserve issues no agent tokens")
 }
 
