@@ -7,8 +7,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-
-	"github.com/stmcginnis/gofish/redfish"
 )
 
 // Vendor is a BMC family's quirks, as hooks the operations call at the points where BMCs
@@ -23,7 +21,7 @@ type Vendor interface {
 	// BootPatches are the Boot objects to PATCH for a one-time override, tried in order: the
 	// next is sent only when the BMC answers 400 to the previous one. current is the Boot
 	// object as the BMC reports it now.
-	BootPatches(o BootOverride, current redfish.Boot) []map[string]any
+	BootPatches(o BootOverride, current BootSettings) []map[string]any
 	// InsertMediaBodies are InsertMedia action bodies, tried in order on 400.
 	InsertMediaBodies(image string) []map[string]any
 	// MediaByPatch says virtual media is driven by PATCHing the VirtualMedia resource even
@@ -65,7 +63,7 @@ func (Generic) Name() string { return "generic" }
 func (Generic) PickSystem(m []string) string  { return first(m) }
 func (Generic) PickManager(m []string) string { return first(m) }
 
-func (Generic) BootPatches(o BootOverride, _ redfish.Boot) []map[string]any {
+func (Generic) BootPatches(o BootOverride, _ BootSettings) []map[string]any {
 	b := map[string]any{"BootSourceOverrideTarget": string(o.Target), "BootSourceOverrideEnabled": "Once"}
 	if o.Mode != "" {
 		b["BootSourceOverrideMode"] = string(o.Mode)
@@ -130,7 +128,7 @@ type HPE struct{ Generic }
 func (HPE) Name() string                  { return "hpe" }
 func (HPE) PickSystem(m []string) string  { return prefer(m, "1") }
 func (HPE) PickManager(m []string) string { return prefer(m, "1") }
-func (h HPE) BootPatches(o BootOverride, cur redfish.Boot) []map[string]any {
+func (h HPE) BootPatches(o BootOverride, cur BootSettings) []map[string]any {
 	full := h.Generic.BootPatches(o, cur)
 	minimal := map[string]any{"BootSourceOverrideTarget": string(o.Target), "BootSourceOverrideEnabled": "Once"}
 	if len(full[0]) == len(minimal) {
@@ -154,7 +152,7 @@ type Supermicro struct{ Generic }
 func (Supermicro) Name() string                  { return "supermicro" }
 func (Supermicro) PickSystem(m []string) string  { return prefer(m, "1") }
 func (Supermicro) PickManager(m []string) string { return prefer(m, "1") }
-func (s Supermicro) BootPatches(o BootOverride, cur redfish.Boot) []map[string]any {
+func (s Supermicro) BootPatches(o BootOverride, cur BootSettings) []map[string]any {
 	if o.Mode == "" {
 		o.Mode = BootMode(cur.BootSourceOverrideMode)
 	}
