@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +30,9 @@ type Config struct {
 	Password string
 	// Vendor is the quirk profile; nil detects it from the service root.
 	Vendor Vendor
+	// System picks the computer system by its URI or id where the service has several (blade
+	// chassis, multi-node servers); empty lets the vendor profile pick (the first one).
+	System string
 	// Fingerprint is the pinned certificate ("sha256:<hex>"); empty means trust on first use:
 	// read Client.Fingerprint after Connect and store it with the BMC.
 	Fingerprint string
@@ -210,6 +215,17 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	c.systemURI = c.vendor.PickSystem(systems)
 	if c.systemURI == "" {
 		return nil, &Error{BMC: cfg.Address, Op: "connect", Err: fmt.Errorf("the BMC lists no computer system: %w", ErrUnsupported)}
+	}
+	if want := strings.TrimRight(cfg.System, "/"); want != "" {
+		i := slices.IndexFunc(systems, func(s string) bool {
+			s = strings.TrimRight(s, "/")
+			return s == want || path.Base(s) == want
+		})
+		if i < 0 {
+			return nil, &Error{BMC: cfg.Address, Op: "connect", Err: fmt.Errorf("the BMC has no computer system %q (it has %v): %w", cfg.System, systems, ErrUnsupported),
+				Hint: "give one of the listed systems"}
+		}
+		c.systemURI = systems[i]
 	}
 	// The manager is looked up where it is needed (virtual media, BMC firmware and MACs, vendor
 	// jobs), not here: some BMCs (a Supermicro X12 capture) have no Managers collection, and
