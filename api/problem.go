@@ -48,6 +48,9 @@ func statusOf(err error) (int, string) {
 			msg = "request body is larger than 1 MiB"
 		}
 		return he.Code, msg
+	case errors.Is(err, lifecycle.ErrBMCCredentials):
+		// the BMC refused the credentials the request carries: the request must change
+		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, lifecycle.ErrBMC):
 		return http.StatusBadGateway, err.Error()
 	case errors.Is(err, inventory.ErrNotFound):

@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry(), version: o.Version}
 	a.Lifecycle = lifecycle.New(store, a.Hub)
 	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
-		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger.With("bmc", address))
+		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger) // the client attaches bmc= to its lines itself
 	})
 	reg, err := image.NewRegistry(ctx, filepath.Join(cfg.DataDir, "registry"), registryAuth{store}, o.Logger)
 	if err != nil {

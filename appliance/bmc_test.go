@@ -14,17 +14,20 @@ import (
 // discovered by MAC, pins the certificate, and powers it on with a one-time PXE boot.
 func TestEnrollByBMC(t *testing.T) {
 	h := newHarness(t)
-	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+	// off: --power-on powers it on (a running machine is left alone, see lifecycle's tests)
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off"})
 	sys := bmc.Get("/redfish/v1/Systems/437XR1138R2")
 	serial, _ := sys["SerialNumber"].(string)
 	uuid, _ := sys["UUID"].(string)
 	if serial == "" || uuid == "" {
 		t.Fatalf("mockup system lacks serial/UUID: %v", sys)
 	}
-	// A wrong password: 502 naming the BMC, and nothing written.
+	// A wrong password: 422 (the request's credentials are wrong; the BMC did not fail),
+	// naming the BMC once and its refusal, with one hint, and nothing written.
 	m0, a0 := h.counts()
 	st, b := h.do("POST", "/api/v1/machines", h.tok["operator"], map[string]any{"bmc_address": bmc.URL, "bmc_username": "admin", "bmc_password": "wrong"})
-	if st != 502 || !strings.Contains(string(b), bmc.URL) {
+	if st != 422 || strings.Count(string(b), bmc.URL) != 1 || !strings.Contains(string(b), "refused the credentials") ||
+		strings.Count(string(b), "(check") != 1 {
 		t.Fatalf("wrong BMC password: %d %s", st, b)
 	}
 	if m1, a1 := h.counts(); m1 != m0 || a1 != a0 {

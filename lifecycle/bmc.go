@@ -33,10 +33,24 @@ type BMCDialer func(ctx context.Context, address, user, password, profile, finge
 // ErrBMC marks a failure talking to a BMC (the API answers 502: the BMC, not the request, failed).
 var ErrBMC = errors.New("BMC unreachable or refused")
 
+// ErrBMCCredentials marks a BMC that refused the credentials given in the request (the API
+// answers 422: the request must change, the BMC did not fail).
+var ErrBMCCredentials = errors.New("the BMC refused the credentials")
+
+// ErrMachineRunning marks a power action refused because the machine is running and the
+// caller did not ask to interrupt it: Slate never resets a running machine on its own.
+var ErrMachineRunning = errors.New("the machine is running")
+
+// RunningReason is what an enrolled machine that is left alone because it runs says.
+const RunningReason = "running: inspect it in a maintenance window or adopt it"
+
 type bmcError struct{ err error }
 
 func (e *bmcError) Error() string { return e.err.Error() }
 func (e *bmcError) Unwrap() []error {
+	if errors.Is(e.err, redfish.ErrUnauthorized) {
+		return []error{ErrBMCCredentials, e.err}
+	}
 	return []error{ErrBMC, e.err}
 }
 
@@ -52,12 +66,14 @@ func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.I
 	}
 	c, err := l.dial(ctx, r.BMCAddress, r.BMCUsername, r.BMCPassword, profile, "")
 	if err != nil {
-		return inv, &bmcError{fmt.Errorf("enroll by BMC %s: %w (check the address and credentials)", r.BMCAddress, err)}
+		// the BMC error names the BMC, what failed and the one hint that fits (credentials for
+		// a 401, the vendor profile for a 404, …): no second hint here
+		return inv, &bmcError{fmt.Errorf("enroll by BMC: %w", err)}
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	inv, err = c.Inventory(ctx)
 	if err != nil {
-		return inv, &bmcError{fmt.Errorf("enroll by BMC %s: read the system: %w", r.BMCAddress, err)}
+		return inv, &bmcError{fmt.Errorf("enroll by BMC: read the system: %w", err)}
 	}
 	seen := map[string]bool{}
 	for _, m := range r.MACs {
@@ -77,7 +93,11 @@ func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.I
 }
 
 // PowerOnForNetboot sets a one-time network boot and powers the machine on through its BMC.
-func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretBox, st CredentialsReader, actor, machineID string, target redfish.BootTarget) error {
+// Without force it touches only a machine that is off: a running one (or one whose power
+// state the BMC does not report) is left alone, no override set, and ErrMachineRunning
+// returned. force restarts a running machine into the network boot: only for an explicit
+// request (the operator's, or a boot Slate itself started).
+func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretBox, st CredentialsReader, actor, machineID string, target redfish.BootTarget, force bool) error {
 	if l.dial == nil {
 		return errors.New("power on: no BMC support configured")
 	}
@@ -90,20 +110,42 @@ func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretB
 		return &bmcError{fmt.Errorf("machine %s: BMC %s: %w", machineID, cred.Address, err)}
 	}
 	defer c.Close(context.WithoutCancel(ctx))
+	if !force {
+		ps, err := c.PowerState(ctx)
+		if err != nil {
+			return &bmcError{fmt.Errorf("machine %s: read the power state: %w", machineID, err)}
+		}
+		if ps != redfish.PowerOff {
+			// nothing was done, so nothing is audited as done; the caller says why it waits
+			return fmt.Errorf("machine %s: its BMC reports power %q: not powered into a network boot (%s): %w",
+				machineID, ps, RunningReason, ErrMachineRunning)
+		}
+	}
 	outcome := "ok"
-	err = c.BootOnceNow(ctx, redfish.BootOverride{Target: target})
+	o := redfish.BootOverride{Target: target}
+	if force {
+		err = c.BootOnceNow(ctx, o)
+	} else if err = c.SetBootOnce(ctx, o); err == nil {
+		// PowerOn never resets: a machine switched on since the check above keeps running
+		err = c.PowerOn(ctx)
+	}
 	if err != nil {
 		outcome = "failed"
-		err = &bmcError{fmt.Errorf("machine %s: one-time %s boot through BMC %s: %w", machineID, target, cred.Address, err)}
+		err = &bmcError{fmt.Errorf("machine %s: one-time %s boot: %w", machineID, target, err)}
 	}
-	_ = l.store.Update(ctx, func(tx *inventory.Tx) error {
-		details := map[string]any{"target": string(target), "bmc": cred.Address}
+	if aerr := l.store.Update(ctx, func(tx *inventory.Tx) error {
+		details := map[string]any{"target": string(target), "bmc": cred.Address, "force": force}
 		if err != nil {
 			details["error"] = err.Error()
 		}
 		_, e := tx.Audit(ctx, actor, "bmc.boot-once", machineID, outcome, details)
 		return e
-	})
+	}); aerr != nil {
+		if err == nil {
+			return fmt.Errorf("machine %s: powered on for a network boot, but the audit record failed: %w", machineID, aerr)
+		}
+		return errors.Join(err, fmt.Errorf("audit record: %w", aerr))
+	}
 	return err
 }
 

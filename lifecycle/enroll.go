@@ -24,7 +24,11 @@ type EnrollRequest struct {
 	BMCPassword string            `json:"bmc_password,omitempty"`
 	BMCVendor   string            `json:"bmc_vendor,omitempty"`
 	// PowerOn, with a BMC: set a one-time PXE boot and power the machine on after enrolling.
+	// A machine that is running is left alone unless Force is set too.
 	PowerOn bool `json:"power_on,omitempty"`
+	// Force, with PowerOn: restart a running machine into the network boot (it interrupts
+	// whatever runs there).
+	Force bool `json:"force,omitempty"`
 }
 
 // Validate checks the request without touching the store.
@@ -133,7 +137,7 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 	}
 	if err == nil && r.PowerOn && r.BMCAddress != "" {
 		if st, ok := l.store.(CredentialsReader); ok {
-			if perr := l.PowerOnForNetboot(ctx, box, st, actor, out.ID, redfish.BootPXE); perr != nil {
+			if perr := l.PowerOnForNetboot(ctx, box, st, actor, out.ID, redfish.BootPXE, r.Force); perr != nil {
 				return out, fmt.Errorf("enrolled %s, but could not power it on: %w", out.Name, perr)
 			}
 		}

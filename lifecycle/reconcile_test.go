@@ -2,9 +2,11 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"slate/inventory"
 	"slate/redfish"
@@ -15,7 +17,8 @@ func TestReconcilerStartsInspectionAndPowersOnThroughTheBMC(t *testing.T) {
 	s, l, _ := setup(t)
 	ctx := context.Background()
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
-	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+	// off: powering it on for inspection is what enrolling it means
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off"})
 	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 	})
@@ -62,6 +65,94 @@ func TestReconcilerStartsInspectionAndPowersOnThroughTheBMC(t *testing.T) {
 	ev, _ := s.ListAudit(ctx, inventory.AuditFilter{Subject: disc.ID})
 	if len(ev) < 3 || !strings.Contains(ev[len(ev)-2].Details["reason"].(string), "auto-enroll") {
 		t.Fatalf("auto-enroll not audited: %+v", ev)
+	}
+}
+
+// TestEnrolledRunningMachineIsLeftAlone: a machine enrolled by BMC whose BMC reports it
+// running is not reset and gets no boot override (seen before: a ForceRestart about a second
+// after enrollment, against HPE iLO 5, Lenovo XCC, Gigabyte and Intel); it stays enrolled and
+// says why. Once it is off, it is inspected as before.
+func TestEnrolledRunningMachineIsLeftAlone(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	})
+	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "running", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReconciler(s, l, box, slog.New(slog.DiscardHandler), 0)
+	for range 3 {
+		if err := r.ReconcileOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rq := range bmc.Requests() {
+		if rq.Method == "PATCH" || (rq.Method == "POST" && strings.Contains(rq.Path, "Reset")) {
+			t.Errorf("a running machine got %s %s %s", rq.Method, rq.Path, rq.Body)
+		}
+	}
+	if b := bmc.Boots(); len(b) != 0 {
+		t.Fatalf("a running machine was booted: %v", b)
+	}
+	got, _ := s.GetMachine(ctx, m.ID)
+	ts, _ := s.ListTasks(ctx, m.ID, 10)
+	if got.State != Enrolled || len(ts) != 0 {
+		t.Fatalf("running machine: state %s, tasks %+v; want enrolled, none", got.State, ts)
+	}
+	if why := r.Why(m.ID); why != RunningReason {
+		t.Fatalf("why: %q, want %q", why, RunningReason)
+	}
+	// switched off later: inspected as any machine that is off
+	bmc.Set(bmc.SystemURI(), map[string]any{"PowerState": "Off"})
+	r.mu.Lock()
+	r.running[m.ID] = time.Now().Add(-runningRecheck)
+	r.mu.Unlock()
+	if err := r.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetMachine(ctx, m.ID); got.State != Inspecting {
+		t.Fatalf("after it was switched off: %s", got.State)
+	}
+	if b := bmc.Boots(); len(b) != 1 || b[0] != "Pxe" {
+		t.Fatalf("boots after it was switched off: %v", b)
+	}
+}
+
+// TestEnrollPowerOnLeavesARunningMachineAlone: --power-on without --force enrolls a running
+// machine but neither sets an override nor resets it, and says so; with --force (the
+// operator's explicit request) it is restarted into the network boot.
+func TestEnrollPowerOnLeavesARunningMachineAlone(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		_, l, _ := setup(t)
+		ctx := context.Background()
+		box, _ := inventory.NewSecretBox(make([]byte, 32))
+		l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+			return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+		})
+		bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
+		m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "running", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password",
+			PowerOn: true, Force: force})
+		if force {
+			if err != nil {
+				t.Fatalf("enroll --power-on --force: %v", err)
+			}
+			if b := bmc.Boots(); len(b) != 1 || b[0] != "Pxe" {
+				t.Fatalf("enroll --power-on --force: boots %v", b)
+			}
+			continue
+		}
+		if err == nil || !errors.Is(err, ErrMachineRunning) || m.ID == "" || !strings.Contains(err.Error(), RunningReason) {
+			t.Fatalf("enroll --power-on of a running machine: %+v, %v", m, err)
+		}
+		for _, rq := range bmc.Requests() {
+			if rq.Method == "PATCH" || (rq.Method == "POST" && strings.Contains(rq.Path, "Reset")) {
+				t.Errorf("enroll --power-on of a running machine sent %s %s %s", rq.Method, rq.Path, rq.Body)
+			}
+		}
 	}
 }
 

@@ -113,8 +113,8 @@ func TestRetypedPropertiesDoNotBreakTheSystem(t *testing.T) {
 	s := rackmount(t, redfishtest.Options{})
 	s.Set(s.SystemURI(), map[string]any{
 		"OperatingSystem": map[string]any{"@odata.id": s.SystemURI() + "/OperatingSystem"}, // v1_21: a link
-		"AssetTag":        map[string]any{"Oem": "an object where a string was"},            // re-typed, read by Slate
-		"SomeFutureThing": []any{1, "two", map[string]any{}},                                 // unknown
+		"AssetTag":        map[string]any{"Oem": "an object where a string was"},           // re-typed, read by Slate
+		"SomeFutureThing": []any{1, "two", map[string]any{}},                               // unknown
 	})
 	c := connect(t, s, nil)
 	inv, err := c.Inventory(context.Background())
@@ -129,5 +129,43 @@ func TestRetypedPropertiesDoNotBreakTheSystem(t *testing.T) {
 	}
 	if err := c.SetBootOnce(context.Background(), redfish.BootOverride{Target: redfish.BootPXE}); err != nil {
 		t.Fatalf("boot override with re-typed properties: %v", err)
+	}
+}
+
+// A BMC without a Managers collection (a Supermicro X12 capture: the root links it, GET
+// answers 404) is probed, powered and booted: none of that needs the manager. Before, Connect
+// read the manager and failed every operation with the 404.
+func TestNoManagersCollection(t *testing.T) {
+	s := rackmount(t, redfishtest.Options{NoManagers: true})
+	ctx := context.Background()
+	c := connect(t, s, nil)
+	inv, err := c.Inventory(ctx)
+	if err != nil {
+		t.Fatalf("inventory without Managers: %v", err)
+	}
+	if inv.Serial == "" || len(inv.NICs) == 0 {
+		t.Errorf("inventory without Managers lost the system: %+v", inv)
+	}
+	if inv.BMCFirmware != "" {
+		t.Errorf("BMC firmware %q read from a manager that is not there", inv.BMCFirmware)
+	}
+	if err := c.PowerOff(ctx); err != nil {
+		t.Fatalf("power off without Managers: %v", err)
+	}
+	if err := c.BootOnceNow(ctx, redfish.BootOverride{Target: redfish.BootPXE}); err != nil {
+		t.Fatalf("boot once without Managers: %v", err)
+	}
+	if b := s.Boots(); len(b) != 1 || b[0] != "Pxe" {
+		t.Fatalf("boots %v, want one Pxe boot", b)
+	}
+	// virtual media, which looks at the manager first, falls back to the system's
+	if err := c.InsertMedia(ctx, "http://127.0.0.1/deploy.iso"); err != nil {
+		t.Fatalf("virtual media without a manager: %v", err)
+	}
+	// the good case beside it: with its manager the same BMC reports the BMC firmware
+	s2 := rackmount(t, redfishtest.Options{})
+	inv2, err := connect(t, s2, nil).Inventory(ctx)
+	if err != nil || inv2.BMCFirmware == "" {
+		t.Fatalf("inventory with Managers: %+v, %v", inv2, err)
 	}
 }

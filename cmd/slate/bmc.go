@@ -97,8 +97,9 @@ func bmcProbe(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func bmcPower(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "bmc power", "slate bmc power --address A --user U [flags] on|off|cycle|status")
+	fs := newFlagSet(env, "bmc power", "slate bmc power --address A --user U [flags] [--force] on|off|cycle|status")
 	f := addBMCFlags(fs)
+	force := fs.Bool("force", false, "power a running machine off or cycle it (interrupts what runs there)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +112,12 @@ func bmcPower(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
+	switch fs.Arg(0) {
+	case "off", "cycle":
+		if err := refuseRunning(ctx, c, *force, "power "+fs.Arg(0)); err != nil {
+			return err
+		}
+	}
 	switch fs.Arg(0) {
 	case "on":
 		err = c.PowerOn(ctx)
@@ -139,7 +146,8 @@ func bmcBoot(ctx context.Context, env *cliEnv, args []string) error {
 	target := fs.String("target", "pxe", "pxe, http (UEFI HTTP), cd or disk")
 	mode := fs.String("mode", "", "uefi or legacy (empty keeps the current mode)")
 	uri := fs.String("uri", "", "UEFI HTTP boot URI, where the BMC supports HttpBootUri")
-	now := fs.Bool("now", false, "restart (or power on) the machine into the override")
+	now := fs.Bool("now", false, "power the machine on into the override (a running one only with --force)")
+	force := fs.Bool("force", false, "with --now: restart a running machine into the override (interrupts what runs there)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -160,6 +168,11 @@ func bmcBoot(ctx context.Context, env *cliEnv, args []string) error {
 	defer c.Close(context.WithoutCancel(ctx))
 	o := redfish.BootOverride{Target: t, Mode: m, URI: *uri}
 	if *now {
+		if err := refuseRunning(ctx, c, *force, "boot --now"); err != nil {
+			return err
+		}
+	}
+	if *now {
 		err = c.BootOnceNow(ctx, o)
 	} else {
 		err = c.SetBootOnce(ctx, o)
@@ -169,4 +182,20 @@ func bmcBoot(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "next boot: %s once\n", t)
 	return nil
+}
+
+// refuseRunning stops a power action that would interrupt a running machine unless the
+// operator gave --force: a BMC command is no reason to take a production machine down.
+func refuseRunning(ctx context.Context, c *redfish.Client, force bool, action string) error {
+	if force {
+		return nil
+	}
+	ps, err := c.PowerState(ctx)
+	if err != nil {
+		return err
+	}
+	if ps == redfish.PowerOff {
+		return nil
+	}
+	return fmt.Errorf("%s: the machine is running (power %q); nothing was changed. Give --force to interrupt it", action, ps)
 }
