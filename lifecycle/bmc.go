@@ -20,6 +20,9 @@ type BMC interface {
 	BootOnceNow(ctx context.Context, o redfish.BootOverride) error
 	// SetBootOnce sets the next boot's target without resetting (the agent reboots itself).
 	SetBootOnce(ctx context.Context, o redfish.BootOverride) error
+	// ClearBootOverride sets an override the BMC kept as Continuous Disabled, once the boot
+	// it was for has been observed.
+	ClearBootOverride(ctx context.Context) error
 	Inventory(ctx context.Context) (redfish.Inventory, error)
 	ApplyBIOS(ctx context.Context, p redfish.BIOSProfile) (redfish.BIOSResult, error)
 	PlanFirmware(ctx context.Context, b redfish.FirmwareBaseline) ([]redfish.FirmwareStep, error)

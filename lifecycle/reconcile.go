@@ -85,6 +85,7 @@ type Reconciler struct {
 	why         map[string]string    // machine → what it waits for, for the UI
 	poweredA    map[string]time.Time // machine → when Slate last powered it on for a netboot
 	running     map[string]time.Time // enrolled machine → when its BMC last reported it running
+	netbooted   map[string]bool      // machine → Slate set a network boot override not yet settled
 }
 
 // NewReconciler builds the reconciler; Run drives it.
@@ -93,7 +94,7 @@ func NewReconciler(store ReconcileStore, machines *Machines, box *inventory.Secr
 		interval = 5 * time.Second
 	}
 	return &Reconciler{store: store, machines: machines, box: box, log: log, interval: interval,
-		wake: make(chan struct{}, 1), why: map[string]string{}, poweredA: map[string]time.Time{}, running: map[string]time.Time{}}
+		wake: make(chan struct{}, 1), why: map[string]string{}, poweredA: map[string]time.Time{}, running: map[string]time.Time{}, netbooted: map[string]bool{}}
 }
 
 // MachineChanged wakes the reconciler (it implements Notifier).
@@ -165,6 +166,7 @@ func (r *Reconciler) following(ctx context.Context, ts []inventory.Task, m inven
 		return true
 	}
 	if t.State == inventory.TaskRunning {
+		r.settleBootOverride(ctx, m)
 		r.explain(m.ID, fmt.Sprintf("%s: %.0f %% %s", doing, t.Progress*100, t.Message))
 	} else {
 		r.explain(m.ID, r.waitingForBoot(m))
@@ -360,6 +362,34 @@ func (r *Reconciler) startInspection(ctx context.Context, m inventory.Machine) e
 	return r.netboot(ctx, m, false)
 }
 
+// settleBootOverride runs once the deploy environment took its task after Slate set a network
+// boot: the boot is observed, so an override the BMC kept as Continuous (sushy-tools, several
+// BMCs) is set Disabled — else every later reset, the one after the install included, would
+// network-boot again. A failure is logged and retried at the next pass.
+func (r *Reconciler) settleBootOverride(ctx context.Context, m inventory.Machine) {
+	r.mu.Lock()
+	pending := r.netbooted[m.ID]
+	r.mu.Unlock()
+	if !pending || !r.hasBMC(m) {
+		return
+	}
+	err := func() error {
+		c, err := r.dialMachineBMC(ctx, m)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		return c.ClearBootOverride(ctx)
+	}()
+	if err != nil {
+		r.log.Warn("boot override not cleared after the network boot; retrying at the next pass", "machine", m.ID, "err", err)
+		return
+	}
+	r.mu.Lock()
+	delete(r.netbooted, m.ID)
+	r.mu.Unlock()
+}
+
 // runningRecheck is how often the power state of an enrolled machine found running is read
 // again (a machine switched off later is inspected then).
 const runningRecheck = 5 * time.Minute
@@ -457,6 +487,7 @@ func (r *Reconciler) netboot(ctx context.Context, m inventory.Machine, force boo
 	}
 	r.mu.Lock()
 	r.poweredA[m.ID] = time.Now()
+	r.netbooted[m.ID] = true
 	r.mu.Unlock()
 	r.explain(m.ID, "powered on by Slate: waiting for the deploy environment")
 	return nil

@@ -197,3 +197,41 @@ func TestAutoEnrollByDMI(t *testing.T) {
 		t.Fatalf("audit: %+v", ev)
 	}
 }
+
+// TestContinuousOverrideClearedAfterTheBoot: on a BMC that keeps a one-time override as
+// Continuous, the network boot for inspection is accepted (it failed "not applied" before),
+// and once the deploy environment took its task the override is set Disabled, so the machine
+// does not network-boot on every later reset.
+func TestContinuousOverrideClearedAfterTheBoot(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off", BootEcho: redfishtest.EchoContinuous})
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	})
+	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "sushy", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReconciler(s, l, box, slog.New(slog.DiscardHandler), 0)
+	if err := r.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetMachine(ctx, m.ID); got.State != Inspecting {
+		t.Fatalf("state %s (why %q)", got.State, r.Why(m.ID))
+	}
+	boot := func() any { b, _ := bmc.Get(bmc.SystemURI())["Boot"].(map[string]any); return b["BootSourceOverrideEnabled"] }
+	if boot() != "Continuous" {
+		t.Fatalf("override %v before the boot was observed", boot())
+	}
+	if _, ok, err := s.ClaimNextTask(ctx, m.ID, 3); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if err := r.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if boot() != "Disabled" {
+		t.Fatalf("override %v after the deploy environment took its task, want Disabled", boot())
+	}
+}

@@ -117,6 +117,7 @@ type Controller interface {
 	PowerCycle(ctx context.Context) error
 	SetBootOnce(ctx context.Context, o BootOverride) error
 	BootOnceNow(ctx context.Context, o BootOverride) error
+	ClearBootOverride(ctx context.Context) error
 	InsertMedia(ctx context.Context, image string) error
 	EjectMedia(ctx context.Context) error
 	BIOSAttributes(ctx context.Context) (map[string]any, error)

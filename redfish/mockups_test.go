@@ -1,7 +1,9 @@
 package redfish_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -167,5 +169,40 @@ func TestNoManagersCollection(t *testing.T) {
 	inv2, err := connect(t, s2, nil).Inventory(ctx)
 	if err != nil || inv2.BMCFirmware == "" {
 		t.Fatalf("inventory with Managers: %+v, %v", inv2, err)
+	}
+}
+
+// Every log line of a client names its BMC once: Connect attaches bmc=, the transport's
+// lines (retries, re-login, Basic auth) used to add it again, and the appliance a third time.
+func TestLogLinesNameTheBMCOnce(t *testing.T) {
+	s := rackmount(t, redfishtest.Options{})
+	var buf bytes.Buffer
+	cfg := fastConfig(t, s, nil)
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	c, err := redfish.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	s.Inject(redfishtest.Fault{Method: "GET", Path: s.SystemURI(), Kind: redfishtest.FaultStatus, Status: 503, Times: 1})
+	if _, err := c.PowerState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.ExpireSessions()
+	if _, err := c.PowerState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var sawRetry, sawLogin bool
+	for _, l := range lines {
+		if n := strings.Count(l, "bmc="); n != 1 {
+			t.Errorf("%d bmc= in %q", n, l)
+		}
+		sawRetry = sawRetry || strings.Contains(l, "retrying")
+		sawLogin = sawLogin || strings.Contains(l, "logging in again")
+	}
+	if !sawRetry || !sawLogin {
+		t.Fatalf("the transport's lines were not exercised: %s", buf.String())
 	}
 }

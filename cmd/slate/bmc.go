@@ -33,7 +33,7 @@ func addBMCFlags(fs *flag.FlagSet) bmcFlags {
 		address:      fs.String("address", "", "BMC address: host, host:port or https://host:port"),
 		user:         fs.String("user", "", "BMC user name"),
 		passwordFile: fs.String("password-file", "", "file holding the BMC password (else $SLATE_BMC_PASSWORD)"),
-		vendor:       fs.String("vendor", "auto", "vendor profile: auto, generic, openbmc, dell, hpe, supermicro, lenovo"),
+		vendor:       fs.String("vendor", "auto", "vendor profile: auto, generic, openbmc, dell, hpe, supermicro, lenovo, sushy"),
 		fingerprint:  fs.String("fingerprint", "", "pinned TLS fingerprint (sha256:…); empty trusts the certificate presented now"),
 		timeout:      fs.Duration("timeout", 20*time.Second, "timeout of one request"),
 	}

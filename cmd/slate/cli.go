@@ -259,7 +259,7 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	bmcAddr := fs.String("bmc-address", "", "BMC address, e.g. https://10.0.0.21")
 	bmcUser := fs.String("bmc-user", "", "BMC user name")
 	bmcPwFile := fs.String("bmc-password-file", "", "file holding the BMC password (else read from stdin when --bmc-address is given)")
-	bmcVendor := fs.String("bmc-vendor", "auto", "BMC vendor profile: auto (detect), generic, dell, hpe, supermicro, lenovo")
+	bmcVendor := fs.String("bmc-vendor", "auto", "BMC vendor profile: auto (detect), generic, dell, hpe, supermicro, lenovo, sushy")
 	powerOn := fs.Bool("power-on", false, "with --bmc-address: set a one-time PXE boot and power the machine on (a running machine is left alone without --force)")
 	force := fs.Bool("force", false, "with --power-on: restart the machine into the network boot even if it is running (interrupts what runs there)")
 	if err := fs.Parse(args); err != nil {
