@@ -55,7 +55,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadGateway, err.Error()
 	case errors.Is(err, inventory.ErrNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, inventory.ErrConflict), errors.Is(err, lifecycle.ErrNotAllowed):
+	case errors.Is(err, inventory.ErrConflict), errors.Is(err, lifecycle.ErrNotAllowed), errors.Is(err, lifecycle.ErrCannotInstall):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, inventory.ErrInvalid):
 		return http.StatusUnprocessableEntity, err.Error()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"slate/inventory"
+	"slate/lifecycle"
 	"slate/redfish/redfishtest"
 )
 
@@ -96,5 +97,32 @@ func TestEnrollByBMCMatchesDiscoveredMachine(t *testing.T) {
 	json.Unmarshal(b, &m)
 	if m.ID != d.ID || m.State != "enrolled" || m.BMC == nil {
 		t.Fatalf("want the discovered machine %s accepted with its BMC, got %+v", d.ID, m)
+	}
+}
+
+// TestProvisionRefusedWithoutPublicURL: a Slate without public_url cannot install (machines
+// could not fetch the image): `slate machine provision` (PATCH desired_release) is refused
+// with 409 and the reason, instead of answering that the machine "should now run" it.
+func TestProvisionRefusedWithoutPublicURL(t *testing.T) {
+	h := newHarness(t) // the harness sets no public_url
+	ctx := t.Context()
+	var m inventory.Machine
+	if err := h.a.Store.Update(ctx, func(tx *inventory.Tx) error {
+		rel, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "1", Kind: lifecycle.KindDisk, ImageRef: "plant/hmi",
+			ImageDigest: "sha256:" + strings.Repeat("1", 64), CreatedBy: "olga"})
+		if err != nil {
+			return err
+		}
+		if err := tx.SetReleaseState(ctx, rel.ID, lifecycle.ReleaseApproved, "omar"); err != nil {
+			return err
+		}
+		m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "hmi-1", MACs: []string{"52:54:00:00:aa:19"}, State: lifecycle.Ready})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, b := h.do("PATCH", "/api/v1/machines/"+m.ID, h.tok["operator"], map[string]string{"desired_release": "hmi@1"})
+	if st != 409 || !strings.Contains(string(b), "public_url") {
+		t.Fatalf("provision without public_url: %d %s", st, b)
 	}
 }

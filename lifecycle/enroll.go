@@ -160,6 +160,10 @@ func (l *Machines) Update(ctx context.Context, actor, id string, p inventory.Mac
 			if _, err := tx.GetRelease(ctx, strings.TrimSpace(*p.DesiredRelease)); err != nil {
 				return inventory.Errorf(inventory.ErrInvalid, "desired_release %q: no such release (give name@version or its id; see slate release list)", *p.DesiredRelease)
 			}
+			if l.noInstalls != "" {
+				// nothing would ever install it: answering that the machine "should now run" it is a lie
+				return fmt.Errorf("desired_release %q not set: %s: %w", strings.TrimSpace(*p.DesiredRelease), l.noInstalls, ErrCannotInstall)
+			}
 		}
 		out, err = tx.UpdateMachine(ctx, before.ID, p)
 		if err != nil {
