@@ -221,7 +221,10 @@ func TestContinuousOverrideClearedAfterTheBoot(t *testing.T) {
 	if got, _ := s.GetMachine(ctx, m.ID); got.State != Inspecting {
 		t.Fatalf("state %s (why %q)", got.State, r.Why(m.ID))
 	}
-	boot := func() any { b, _ := bmc.Get(bmc.SystemURI())["Boot"].(map[string]any); return b["BootSourceOverrideEnabled"] }
+	boot := func() any {
+		b, _ := bmc.Get(bmc.SystemURI())["Boot"].(map[string]any)
+		return b["BootSourceOverrideEnabled"]
+	}
 	if boot() != "Continuous" {
 		t.Fatalf("override %v before the boot was observed", boot())
 	}
