@@ -24,7 +24,7 @@ func bmcCommands() *command {
 }
 
 type bmcFlags struct {
-	address, user, passwordFile, vendor, fingerprint *string
+	address, user, passwordFile, vendor, fingerprint, system *string
 	timeout                                          *time.Duration
 }
 
@@ -36,6 +36,7 @@ func addBMCFlags(fs *flag.FlagSet) bmcFlags {
 		vendor:       fs.String("vendor", "auto", "vendor profile: auto, generic, openbmc, dell, hpe, supermicro, lenovo, sushy"),
 		fingerprint:  fs.String("fingerprint", "", "pinned TLS fingerprint (sha256:…); empty trusts the certificate presented now"),
 		timeout:      fs.Duration("timeout", 20*time.Second, "timeout of one request"),
+		system:       fs.String("system", "", "computer system by URI or id, where the BMC has several (blades, multi-node); empty: the first"),
 	}
 }
 
@@ -59,7 +60,7 @@ func (f bmcFlags) connect(ctx context.Context, env *cliEnv) (*redfish.Client, er
 		return nil, err
 	}
 	c, err := redfish.Connect(ctx, redfish.Config{Address: *f.address, Username: *f.user, Password: password, Vendor: v,
-		Fingerprint: *f.fingerprint, Timeout: *f.timeout, Logger: newLogger("text", "warn")})
+		Fingerprint: *f.fingerprint, System: *f.system, Timeout: *f.timeout, Logger: newLogger("text", "warn")})
 	if err != nil {
 		return nil, err
 	}
