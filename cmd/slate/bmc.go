@@ -25,7 +25,7 @@ func bmcCommands() *command {
 
 type bmcFlags struct {
 	address, user, passwordFile, vendor, fingerprint, system *string
-	timeout                                          *time.Duration
+	timeout                                                  *time.Duration
 }
 
 func addBMCFlags(fs *flag.FlagSet) bmcFlags {
