@@ -238,3 +238,27 @@ func TestContinuousOverrideClearedAfterTheBoot(t *testing.T) {
 		t.Fatalf("override %v after the deploy environment took its task, want Disabled", boot())
 	}
 }
+
+// TestEnrollByBMCErrorsCarryOneHint: enrollment errors name the BMC's refusal with the one hint
+// that fits — before, "(check the address and credentials)" was added to every failure, a 404
+// included, after the BMC error's own hint. A refused password is ErrBMCCredentials (422 in the
+// API), not ErrBMC (502).
+func TestEnrollByBMCErrorsCarryOneHint(t *testing.T) {
+	_, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	})
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+	_, err := l.Enroll(ctx, box, "op", EnrollRequest{BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "wrong"})
+	if !errors.Is(err, ErrBMCCredentials) || errors.Is(err, ErrBMC) || strings.Count(err.Error(), "(check") != 1 ||
+		strings.Count(err.Error(), bmc.URL) != 1 {
+		t.Fatalf("wrong password: %v", err)
+	}
+	bmc.Inject(redfishtest.Fault{Method: "GET", Path: "/redfish/v1/Systems", Kind: redfishtest.FaultStatus, Status: 404})
+	_, err = l.Enroll(ctx, box, "op", EnrollRequest{BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if !errors.Is(err, ErrBMC) || strings.Contains(err.Error(), "credentials") || strings.Count(err.Error(), "(") != 1 {
+		t.Fatalf("404: %v", err)
+	}
+}
