@@ -315,7 +315,8 @@ func (r *Reconciler) waitingForBoot(m inventory.Machine) string {
 // startInspection moves an enrolled machine to inspecting with an inspect task in one
 // transaction, then powers it on through its BMC for a network boot when it has one. A machine
 // whose BMC reports it running is left enrolled and untouched: enrolling is no consent to
-// interrupt what runs there (its power state is read again every runningRecheck).
+// interrupt what runs there (its power state is read again every runningRecheck, as is a
+// BMC that could not be read).
 func (r *Reconciler) startInspection(ctx context.Context, m inventory.Machine) error {
 	if r.hasBMC(m) {
 		r.mu.Lock()
@@ -325,17 +326,19 @@ func (r *Reconciler) startInspection(ctx context.Context, m inventory.Machine) e
 			return nil
 		}
 		running, err := r.bmcRunning(ctx, m)
-		if err != nil {
-			r.explain(m.ID, "enrolled; its BMC could not be read, so it is not powered on: "+err.Error())
-			return err
-		}
 		r.mu.Lock()
-		if running {
+		if running || err != nil {
+			// read again after runningRecheck, not every pass: an unreachable BMC costs
+			// timeouts and retries, and would hold up every other machine's pass
 			r.running[m.ID] = time.Now()
 		} else {
 			delete(r.running, m.ID)
 		}
 		r.mu.Unlock()
+		if err != nil {
+			r.explain(m.ID, "enrolled; its BMC could not be read, so it is not powered on (read again in 5 minutes): "+err.Error())
+			return err
+		}
 		if running {
 			r.explain(m.ID, RunningReason)
 			return nil
