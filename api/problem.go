@@ -56,11 +56,14 @@ func statusOf(err error) (int, string) {
 		// Read-only or failing data directory: the service is unavailable for writes until
 		// an operator fixes it; 503 says "retry later", which is true once it is fixed.
 		return http.StatusServiceUnavailable, StorageDetail(err)
+	case errors.Is(err, lifecycle.ErrBMCCredentials):
+		// the BMC refused the credentials the request carries: the request must change
+		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, lifecycle.ErrBMC):
 		return http.StatusBadGateway, err.Error()
 	case errors.Is(err, inventory.ErrNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, inventory.ErrConflict), errors.Is(err, lifecycle.ErrNotAllowed):
+	case errors.Is(err, inventory.ErrConflict), errors.Is(err, lifecycle.ErrNotAllowed), errors.Is(err, lifecycle.ErrCannotInstall):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, inventory.ErrInvalid):
 		return http.StatusUnprocessableEntity, err.Error()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"slate/inventory"
+	"slate/lifecycle"
 	"slate/redfish/redfishtest"
 )
 
@@ -14,17 +15,20 @@ import (
 // discovered by MAC, pins the certificate, and powers it on with a one-time PXE boot.
 func TestEnrollByBMC(t *testing.T) {
 	h := newHarness(t)
-	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+	// off: --power-on powers it on (a running machine is left alone, see lifecycle's tests)
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off"})
 	sys := bmc.Get("/redfish/v1/Systems/437XR1138R2")
 	serial, _ := sys["SerialNumber"].(string)
 	uuid, _ := sys["UUID"].(string)
 	if serial == "" || uuid == "" {
 		t.Fatalf("mockup system lacks serial/UUID: %v", sys)
 	}
-	// A wrong password: 502 naming the BMC, and nothing written.
+	// A wrong password: 422 (the request's credentials are wrong; the BMC did not fail),
+	// naming the BMC once and its refusal, with one hint, and nothing written.
 	m0, a0 := h.counts()
 	st, b := h.do("POST", "/api/v1/machines", h.tok["operator"], map[string]any{"bmc_address": bmc.URL, "bmc_username": "admin", "bmc_password": "wrong"})
-	if st != 502 || !strings.Contains(string(b), bmc.URL) {
+	if st != 422 || strings.Count(string(b), bmc.URL) != 1 || !strings.Contains(string(b), "refused the credentials") ||
+		strings.Count(string(b), "(check") != 1 {
 		t.Fatalf("wrong BMC password: %d %s", st, b)
 	}
 	if m1, a1 := h.counts(); m1 != m0 || a1 != a0 {
@@ -94,5 +98,32 @@ func TestEnrollByBMCMatchesDiscoveredMachine(t *testing.T) {
 	json.Unmarshal(b, &m)
 	if m.ID != d.ID || m.State != "enrolled" || m.BMC == nil {
 		t.Fatalf("want the discovered machine %s accepted with its BMC, got %+v", d.ID, m)
+	}
+}
+
+// TestProvisionRefusedWithoutPublicURL: a Slate without public_url cannot install (machines
+// could not fetch the image): `slate machine provision` (PATCH desired_release) is refused
+// with 409 and the reason, instead of answering that the machine "should now run" it.
+func TestProvisionRefusedWithoutPublicURL(t *testing.T) {
+	h := newHarness(t) // the harness sets no public_url
+	ctx := t.Context()
+	var m inventory.Machine
+	if err := h.a.Store.Update(ctx, func(tx *inventory.Tx) error {
+		rel, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "1", Kind: lifecycle.KindDisk, ImageRef: "plant/hmi",
+			ImageDigest: "sha256:" + strings.Repeat("1", 64), CreatedBy: "olga"})
+		if err != nil {
+			return err
+		}
+		if err := tx.SetReleaseState(ctx, rel.ID, lifecycle.ReleaseApproved, "omar"); err != nil {
+			return err
+		}
+		m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "hmi-1", MACs: []string{"52:54:00:00:aa:19"}, State: lifecycle.Ready})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, b := h.do("PATCH", "/api/v1/machines/"+m.ID, h.tok["operator"], map[string]string{"desired_release": "hmi@1"})
+	if st != 409 || !strings.Contains(string(b), "public_url") {
+		t.Fatalf("provision without public_url: %d %s", st, b)
 	}
 }

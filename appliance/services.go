@@ -152,6 +152,11 @@ func (a *Appliance) buildServices() error {
 	if a.cfg.PublicURL != "" {
 		// The install task fetches the image from this Slate: machines need its public URL.
 		a.Reconciler.Installer = &lifecycle.Installer{Releases: a.Store, Images: a.Images, PublicURL: a.cfg.PublicURL}
+	} else {
+		// Not guessed from the listen address: ":8080" names no address a machine can reach,
+		// and on a multi-homed appliance the wrong guess would send installs nowhere.
+		a.Lifecycle.SetInstallsUnavailable("public_url is not set, so machines could not fetch the release's image: " +
+			"set public_url (how machines reach this Slate, e.g. http://10.0.0.5:8080) in the config or SLATE_PUBLIC_URL, and restart Slate")
 	}
 	a.Reconciler.Woken = a.agent.Wake
 	a.API.SetWhy(a.Reconciler.Why)

@@ -24,7 +24,11 @@ type EnrollRequest struct {
 	BMCPassword string            `json:"bmc_password,omitempty"`
 	BMCVendor   string            `json:"bmc_vendor,omitempty"`
 	// PowerOn, with a BMC: set a one-time PXE boot and power the machine on after enrolling.
+	// A machine that is running is left alone unless Force is set too.
 	PowerOn bool `json:"power_on,omitempty"`
+	// Force, with PowerOn: restart a running machine into the network boot (it interrupts
+	// whatever runs there).
+	Force bool `json:"force,omitempty"`
 }
 
 // Validate checks the request without touching the store.
@@ -138,7 +142,7 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 	}
 	if r.PowerOn && r.BMCAddress != "" {
 		if st, ok := l.store.(CredentialsReader); ok {
-			if perr := l.PowerOnForNetboot(ctx, box, st, actor, out.ID, redfish.BootPXE); perr != nil {
+			if perr := l.PowerOnForNetboot(ctx, box, st, actor, out.ID, redfish.BootPXE, r.Force); perr != nil {
 				return out, &PowerOnError{Machine: out, Err: perr}
 			}
 		}
@@ -174,6 +178,10 @@ func (l *Machines) Update(ctx context.Context, actor, id string, p inventory.Mac
 		if p.DesiredRelease != nil && strings.TrimSpace(*p.DesiredRelease) != "" {
 			if _, err := tx.GetRelease(ctx, strings.TrimSpace(*p.DesiredRelease)); err != nil {
 				return inventory.Errorf(inventory.ErrInvalid, "desired_release %q: no such release (give name@version or its id; see slate release list)", *p.DesiredRelease)
+			}
+			if l.noInstalls != "" {
+				// nothing would ever install it: answering that the machine "should now run" it is a lie
+				return fmt.Errorf("desired_release %q not set: %s: %w", strings.TrimSpace(*p.DesiredRelease), l.noInstalls, ErrCannotInstall)
 			}
 		}
 		out, err = tx.UpdateMachine(ctx, before.ID, p)

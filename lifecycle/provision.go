@@ -173,8 +173,9 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 	r.explain(m.ID, why)
 	r.notify(m.ID)
 	if from == Deployed && r.hasBMC(m) {
-		// The running system is power-cycled into the network boot by its BMC.
-		return r.netboot(ctx, m)
+		// The running system is power-cycled into the network boot by its BMC: the operator
+		// asked for it by giving the deployed machine a release.
+		return r.netboot(ctx, m, true)
 	}
 	return nil
 }

@@ -84,6 +84,8 @@ type Reconciler struct {
 	configuring map[string]bool      // machines whose BIOS profile is being applied
 	why         map[string]string    // machine → what it waits for, for the UI
 	poweredA    map[string]time.Time // machine → when Slate last powered it on for a netboot
+	running     map[string]time.Time // enrolled machine → when its BMC last reported it running
+	netbooted   map[string]bool      // machine → Slate set a network boot override not yet settled
 }
 
 // NewReconciler builds the reconciler; Run drives it.
@@ -92,7 +94,7 @@ func NewReconciler(store ReconcileStore, machines *Machines, box *inventory.Secr
 		interval = 5 * time.Second
 	}
 	return &Reconciler{store: store, machines: machines, box: box, log: log, interval: interval,
-		wake: make(chan struct{}, 1), why: map[string]string{}, poweredA: map[string]time.Time{}}
+		wake: make(chan struct{}, 1), why: map[string]string{}, poweredA: map[string]time.Time{}, running: map[string]time.Time{}, netbooted: map[string]bool{}}
 }
 
 // MachineChanged wakes the reconciler (it implements Notifier).
@@ -164,6 +166,7 @@ func (r *Reconciler) following(ctx context.Context, ts []inventory.Task, m inven
 		return true
 	}
 	if t.State == inventory.TaskRunning {
+		r.settleBootOverride(ctx, m)
 		r.explain(m.ID, fmt.Sprintf("%s: %.0f %% %s", doing, t.Progress*100, t.Message))
 	} else {
 		r.explain(m.ID, r.waitingForBoot(m))
@@ -310,8 +313,37 @@ func (r *Reconciler) waitingForBoot(m inventory.Machine) string {
 }
 
 // startInspection moves an enrolled machine to inspecting with an inspect task in one
-// transaction, then powers it on through its BMC for a network boot when it has one.
+// transaction, then powers it on through its BMC for a network boot when it has one. A machine
+// whose BMC reports it running is left enrolled and untouched: enrolling is no consent to
+// interrupt what runs there (its power state is read again every runningRecheck, as is a
+// BMC that could not be read).
 func (r *Reconciler) startInspection(ctx context.Context, m inventory.Machine) error {
+	if r.hasBMC(m) {
+		r.mu.Lock()
+		at, seen := r.running[m.ID]
+		r.mu.Unlock()
+		if seen && time.Since(at) < runningRecheck {
+			return nil
+		}
+		running, err := r.bmcRunning(ctx, m)
+		r.mu.Lock()
+		if running || err != nil {
+			// read again after runningRecheck, not every pass: an unreachable BMC costs
+			// timeouts and retries, and would hold up every other machine's pass
+			r.running[m.ID] = time.Now()
+		} else {
+			delete(r.running, m.ID)
+		}
+		r.mu.Unlock()
+		if err != nil {
+			r.explain(m.ID, "enrolled; its BMC could not be read, so it is not powered on (read again in 5 minutes): "+err.Error())
+			return err
+		}
+		if running {
+			r.explain(m.ID, RunningReason)
+			return nil
+		}
+	}
 	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
 		cur, err := tx.GetMachine(ctx, m.ID)
 		if err != nil {
@@ -330,7 +362,53 @@ func (r *Reconciler) startInspection(ctx context.Context, m inventory.Machine) e
 		return err
 	}
 	r.notify(m.ID)
-	return r.netboot(ctx, m)
+	return r.netboot(ctx, m, false)
+}
+
+// settleBootOverride runs once the deploy environment took its task after Slate set a network
+// boot: the boot is observed, so an override the BMC kept as Continuous (sushy-tools, several
+// BMCs) is set Disabled — else every later reset, the one after the install included, would
+// network-boot again. A failure is logged and retried at the next pass.
+func (r *Reconciler) settleBootOverride(ctx context.Context, m inventory.Machine) {
+	r.mu.Lock()
+	pending := r.netbooted[m.ID]
+	r.mu.Unlock()
+	if !pending || !r.hasBMC(m) {
+		return
+	}
+	err := func() error {
+		c, err := r.dialMachineBMC(ctx, m)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		return c.ClearBootOverride(ctx)
+	}()
+	if err != nil {
+		r.log.Warn("boot override not cleared after the network boot; retrying at the next pass", "machine", m.ID, "err", err)
+		return
+	}
+	r.mu.Lock()
+	delete(r.netbooted, m.ID)
+	r.mu.Unlock()
+}
+
+// runningRecheck is how often the power state of an enrolled machine found running is read
+// again (a machine switched off later is inspected then).
+const runningRecheck = 5 * time.Minute
+
+// bmcRunning reads whether the machine's BMC reports it anything but off.
+func (r *Reconciler) bmcRunning(ctx context.Context, m inventory.Machine) (bool, error) {
+	c, err := r.dialMachineBMC(ctx, m)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	ps, err := c.PowerState(ctx)
+	if err != nil {
+		return false, err
+	}
+	return ps != redfish.PowerOff, nil
 }
 
 func (r *Reconciler) queue(ctx context.Context, m inventory.Machine, kind, why string) error {
@@ -358,7 +436,9 @@ func (r *Reconciler) queueAll(ctx context.Context, m inventory.Machine, why stri
 	}
 	r.explain(m.ID, why)
 	r.notify(m.ID)
-	return r.netboot(ctx, m)
+	// a machine Slate is already working on (inspecting, wiping, …): restarting it into the
+	// network boot is part of that work
+	return r.netboot(ctx, m, true)
 }
 
 func (r *Reconciler) notify(id string) {
@@ -401,19 +481,24 @@ func (r *Reconciler) bootNext(ctx context.Context, m inventory.Machine, target r
 }
 
 // netboot powers a machine on with a one-time PXE boot when it has a BMC; without one, the UI
-// says a technician must.
-func (r *Reconciler) netboot(ctx context.Context, m inventory.Machine) error {
+// says a technician must. force restarts it when it runs (see PowerOnForNetboot).
+func (r *Reconciler) netboot(ctx context.Context, m inventory.Machine, force bool) error {
 	if m.BMC == nil || r.machines.dial == nil {
 		r.explain(m.ID, "waiting for a technician to power it on (network boot): announce it first (\"I will power this machine on\" on its page, or slate machine expect-boot), or it gets no agent token")
 		return nil
 	}
 	r.explain(m.ID, "powering on through the BMC for a network boot")
-	if err := r.machines.PowerOnForNetboot(ctx, r.box, r.store, "slate", m.ID, redfish.BootPXE); err != nil {
+	if err := r.machines.PowerOnForNetboot(ctx, r.box, r.store, "slate", m.ID, redfish.BootPXE, force); err != nil {
+		if errors.Is(err, ErrMachineRunning) {
+			r.explain(m.ID, RunningReason)
+			return nil
+		}
 		r.explain(m.ID, "BMC power-on failed: "+err.Error())
 		return err
 	}
 	r.mu.Lock()
 	r.poweredA[m.ID] = time.Now()
+	r.netbooted[m.ID] = true
 	r.mu.Unlock()
 	r.explain(m.ID, "powered on by Slate: waiting for the deploy environment")
 	return nil

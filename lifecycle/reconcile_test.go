@@ -2,9 +2,11 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"slate/inventory"
 	"slate/redfish"
@@ -15,7 +17,8 @@ func TestReconcilerStartsInspectionAndPowersOnThroughTheBMC(t *testing.T) {
 	s, l, _ := setup(t)
 	ctx := context.Background()
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
-	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+	// off: powering it on for inspection is what enrolling it means
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off"})
 	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 	})
@@ -75,6 +78,94 @@ func TestReconcilerStartsInspectionAndPowersOnThroughTheBMC(t *testing.T) {
 	}
 }
 
+// TestEnrolledRunningMachineIsLeftAlone: a machine enrolled by BMC whose BMC reports it
+// running is not reset and gets no boot override (seen before: a ForceRestart about a second
+// after enrollment, against HPE iLO 5, Lenovo XCC, Gigabyte and Intel); it stays enrolled and
+// says why. Once it is off, it is inspected as before.
+func TestEnrolledRunningMachineIsLeftAlone(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	})
+	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "running", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReconciler(s, l, box, slog.New(slog.DiscardHandler), 0)
+	for range 3 {
+		if err := r.ReconcileOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rq := range bmc.Requests() {
+		if rq.Method == "PATCH" || (rq.Method == "POST" && strings.Contains(rq.Path, "Reset")) {
+			t.Errorf("a running machine got %s %s %s", rq.Method, rq.Path, rq.Body)
+		}
+	}
+	if b := bmc.Boots(); len(b) != 0 {
+		t.Fatalf("a running machine was booted: %v", b)
+	}
+	got, _ := s.GetMachine(ctx, m.ID)
+	ts, _ := s.ListTasks(ctx, m.ID, 10)
+	if got.State != Enrolled || len(ts) != 0 {
+		t.Fatalf("running machine: state %s, tasks %+v; want enrolled, none", got.State, ts)
+	}
+	if why := r.Why(m.ID); why != RunningReason {
+		t.Fatalf("why: %q, want %q", why, RunningReason)
+	}
+	// switched off later: inspected as any machine that is off
+	bmc.Set(bmc.SystemURI(), map[string]any{"PowerState": "Off"})
+	r.mu.Lock()
+	r.running[m.ID] = time.Now().Add(-runningRecheck)
+	r.mu.Unlock()
+	if err := r.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetMachine(ctx, m.ID); got.State != Inspecting {
+		t.Fatalf("after it was switched off: %s", got.State)
+	}
+	if b := bmc.Boots(); len(b) != 1 || b[0] != "Pxe" {
+		t.Fatalf("boots after it was switched off: %v", b)
+	}
+}
+
+// TestEnrollPowerOnLeavesARunningMachineAlone: --power-on without --force enrolls a running
+// machine but neither sets an override nor resets it, and says so; with --force (the
+// operator's explicit request) it is restarted into the network boot.
+func TestEnrollPowerOnLeavesARunningMachineAlone(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		_, l, _ := setup(t)
+		ctx := context.Background()
+		box, _ := inventory.NewSecretBox(make([]byte, 32))
+		l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+			return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+		})
+		bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
+		m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "running", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password",
+			PowerOn: true, Force: force})
+		if force {
+			if err != nil {
+				t.Fatalf("enroll --power-on --force: %v", err)
+			}
+			if b := bmc.Boots(); len(b) != 1 || b[0] != "Pxe" {
+				t.Fatalf("enroll --power-on --force: boots %v", b)
+			}
+			continue
+		}
+		if err == nil || !errors.Is(err, ErrMachineRunning) || m.ID == "" || !strings.Contains(err.Error(), RunningReason) {
+			t.Fatalf("enroll --power-on of a running machine: %+v, %v", m, err)
+		}
+		for _, rq := range bmc.Requests() {
+			if rq.Method == "PATCH" || (rq.Method == "POST" && strings.Contains(rq.Path, "Reset")) {
+				t.Errorf("enroll --power-on of a running machine sent %s %s %s", rq.Method, rq.Path, rq.Body)
+			}
+		}
+	}
+}
+
 // TestAutoEnrollByDMI: a discovered machine is enrolled once its discovery inspection shows
 // fields matching a rule — not before (nothing known yet), and not by a rule it fails.
 func TestAutoEnrollByDMI(t *testing.T) {
@@ -114,5 +205,70 @@ func TestAutoEnrollByDMI(t *testing.T) {
 	ev, _ := s.ListAudit(ctx, inventory.AuditFilter{Subject: dell.ID, Action: "machine.transition"})
 	if len(ev) == 0 || !strings.Contains(ev[0].Details["reason"].(string), "vendor Dell*, model PowerEdge R6*") {
 		t.Fatalf("audit: %+v", ev)
+	}
+}
+
+// TestContinuousOverrideClearedAfterTheBoot: on a BMC that keeps a one-time override as
+// Continuous, the network boot for inspection is accepted (it failed "not applied" before),
+// and once the deploy environment took its task the override is set Disabled, so the machine
+// does not network-boot on every later reset.
+func TestContinuousOverrideClearedAfterTheBoot(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off", BootEcho: redfishtest.EchoContinuous})
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	})
+	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "sushy", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReconciler(s, l, box, slog.New(slog.DiscardHandler), 0)
+	if err := r.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetMachine(ctx, m.ID); got.State != Inspecting {
+		t.Fatalf("state %s (why %q)", got.State, r.Why(m.ID))
+	}
+	boot := func() any {
+		b, _ := bmc.Get(bmc.SystemURI())["Boot"].(map[string]any)
+		return b["BootSourceOverrideEnabled"]
+	}
+	if boot() != "Continuous" {
+		t.Fatalf("override %v before the boot was observed", boot())
+	}
+	if _, ok, err := s.ClaimNextTask(ctx, m.ID, 3); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if err := r.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if boot() != "Disabled" {
+		t.Fatalf("override %v after the deploy environment took its task, want Disabled", boot())
+	}
+}
+
+// TestEnrollByBMCErrorsCarryOneHint: enrollment errors name the BMC's refusal with the one hint
+// that fits — before, "(check the address and credentials)" was added to every failure, a 404
+// included, after the BMC error's own hint. A refused password is ErrBMCCredentials (422 in the
+// API), not ErrBMC (502).
+func TestEnrollByBMCErrorsCarryOneHint(t *testing.T) {
+	_, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	})
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+	_, err := l.Enroll(ctx, box, "op", EnrollRequest{BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "wrong"})
+	if !errors.Is(err, ErrBMCCredentials) || errors.Is(err, ErrBMC) || strings.Count(err.Error(), "(check") != 1 ||
+		strings.Count(err.Error(), bmc.URL) != 1 {
+		t.Fatalf("wrong password: %v", err)
+	}
+	bmc.Inject(redfishtest.Fault{Method: "GET", Path: "/redfish/v1/Systems", Kind: redfishtest.FaultStatus, Status: 404})
+	_, err = l.Enroll(ctx, box, "op", EnrollRequest{BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if !errors.Is(err, ErrBMC) || strings.Contains(err.Error(), "credentials") || strings.Count(err.Error(), "(") != 1 {
+		t.Fatalf("404: %v", err)
 	}
 }

@@ -113,7 +113,17 @@ type Machines struct {
 	dial   BMCDialer
 	// bootWindow is how long an expected network boot may take to fetch its script.
 	bootWindow time.Duration
+	// noInstalls says why this Slate cannot install a release ("" when it can): a desired
+	// release would never be acted on, so setting one is refused with this reason.
+	noInstalls string
 }
+
+// ErrCannotInstall is returned for a desired release this Slate cannot install (no public_url).
+var ErrCannotInstall = errors.New("this Slate cannot install releases")
+
+// SetInstallsUnavailable makes setting a desired release fail with reason (e.g. no public_url:
+// machines could not fetch the image); "" allows it again.
+func (l *Machines) SetInstallsUnavailable(reason string) { l.noInstalls = reason }
 
 // New returns the lifecycle service. notify may be nil.
 func New(store Store, notify Notifier) *Machines { return &Machines{store: store, notify: notify} }

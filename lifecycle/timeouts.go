@@ -125,7 +125,12 @@ func (r *Reconciler) overdue(ctx context.Context, m inventory.Machine, t invento
 		r.bootTries[t.ID] = tries + 1
 		r.mu.Unlock()
 		r.log.Warn("task not taken: powering the machine into a network boot again", "machine", m.ID, "task", t.ID, "try", tries+1)
-		if err := r.netboot(ctx, m); err != nil {
+		// a boot Slate started for this task is Slate's to restart; a machine that runs for
+		// another reason is not interrupted
+		r.mu.Lock()
+		_, ours := r.poweredA[m.ID]
+		r.mu.Unlock()
+		if err := r.netboot(ctx, m, ours); err != nil {
 			r.log.Warn("power-on retry failed", "machine", m.ID, "err", err)
 		}
 		return true

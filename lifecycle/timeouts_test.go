@@ -62,7 +62,7 @@ func TestOverdueTasks(t *testing.T) {
 	})
 
 	t.Run("task nobody takes on a BMC machine", func(t *testing.T) {
-		bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})
+		bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off"})
 		m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "silent", MACs: []string{"52:54:00:00:de:01"},
 			BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
 		if err != nil {

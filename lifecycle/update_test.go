@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -118,5 +119,40 @@ func TestUpdateThenRollBack(t *testing.T) {
 	want := "provisioning deployed updating deployed rolling-back deployed"
 	if got := strings.Join(moves, " "); got != want {
 		t.Fatalf("transitions %q, want %q", got, want)
+	}
+}
+
+// TestDesiredReleaseRefusedWithoutInstalls: on a Slate without public_url no install can run
+// (machines could not fetch the image), so setting a desired release is refused with that
+// reason — before, it was stored and the CLI said the machine "should now run" it. With
+// installs available the same request succeeds.
+func TestDesiredReleaseRefusedWithoutInstalls(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	var m inventory.Machine
+	s.Update(ctx, func(tx *inventory.Tx) error {
+		rel, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "1", Kind: KindDisk, ImageRef: "plant/hmi",
+			ImageDigest: "sha256:" + strings.Repeat("1", 64), CreatedBy: "olga"})
+		if err != nil {
+			return err
+		}
+		if err := tx.SetReleaseState(ctx, rel.ID, ReleaseApproved, "omar"); err != nil {
+			return err
+		}
+		m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "hmi-1", MACs: []string{"52:54:00:00:aa:09"}, State: Ready})
+		return err
+	})
+	ref := "hmi@1"
+	l.SetInstallsUnavailable("public_url is not set")
+	_, err := l.Update(ctx, "olga", m.ID, inventory.MachinePatch{DesiredRelease: &ref})
+	if !errors.Is(err, ErrCannotInstall) || !strings.Contains(err.Error(), "public_url") {
+		t.Fatalf("desired release without installs: %v", err)
+	}
+	if got, _ := s.GetMachine(ctx, m.ID); got.DesiredRelease != "" {
+		t.Fatalf("desired release stored although refused: %q", got.DesiredRelease)
+	}
+	l.SetInstallsUnavailable("")
+	if got, err := l.Update(ctx, "olga", m.ID, inventory.MachinePatch{DesiredRelease: &ref}); err != nil || got.DesiredRelease == "" {
+		t.Fatalf("desired release with installs: %+v %v", got, err)
 	}
 }

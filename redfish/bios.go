@@ -8,9 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/stmcginnis/gofish/common"
-	"github.com/stmcginnis/gofish/redfish"
 )
 
 // BIOSProfile is data: BIOS attribute → value, versioned in the store.
@@ -56,10 +53,10 @@ type BIOSResult struct {
 }
 
 type biosDoc struct {
-	redfish.Bios
+	biosModel
 	uri           string
 	settingsURI   string // "" when the BMC has no @Redfish.Settings: PATCH Bios itself
-	applyTimes    []common.ApplyTime
+	applyTimes    []string
 	resetTarget   string
 	settingsMsgs  []string
 	settingsFails []string
@@ -78,13 +75,13 @@ func (c *Client) bios(ctx context.Context, op string) (*biosDoc, error) {
 		return nil, err
 	}
 	b := &biosDoc{uri: sys.Bios.ID}
-	if err := json.Unmarshal(raw, &b.Bios); err != nil {
-		return nil, &Error{BMC: c.cfg.Address, Op: op, Path: b.uri, Err: fmt.Errorf("decoding Bios: %v: %w", err, ErrBadReply)}
+	if err := c.decode(op, b.uri, raw, &b.biosModel); err != nil {
+		return nil, err
 	}
 	var extra struct {
 		Settings struct {
 			SettingsObject      link
-			SupportedApplyTimes []common.ApplyTime
+			SupportedApplyTimes []string
 			Messages            []struct {
 				MessageID         string `json:"MessageId"`
 				Message           string
@@ -97,8 +94,8 @@ func (c *Client) bios(ctx context.Context, op string) (*biosDoc, error) {
 			} `json:"#Bios.ResetBios"`
 		}
 	}
-	if err := json.Unmarshal(raw, &extra); err != nil {
-		return nil, &Error{BMC: c.cfg.Address, Op: op, Path: b.uri, Err: fmt.Errorf("decoding Bios: %v: %w", err, ErrBadReply)}
+	if err := c.decode(op, b.uri, raw, &extra); err != nil {
+		return nil, err
 	}
 	b.settingsURI, b.applyTimes, b.resetTarget = extra.Settings.SettingsObject.ID, extra.Settings.SupportedApplyTimes, extra.Actions.Reset.Target
 	for _, m := range extra.Settings.Messages {
@@ -211,8 +208,8 @@ func (c *Client) StageBIOS(ctx context.Context, p BIOSProfile) (BIOSResult, erro
 	target := b.settingsURI
 	if target == "" {
 		target = b.uri
-	} else if slices.Contains(b.applyTimes, common.OnResetApplyTime) {
-		body["@Redfish.SettingsApplyTime"] = map[string]any{"ApplyTime": string(common.OnResetApplyTime)}
+	} else if slices.Contains(b.applyTimes, "OnReset") {
+		body["@Redfish.SettingsApplyTime"] = map[string]any{"ApplyTime": "OnReset"}
 	}
 	c.log.Info("bmc staging BIOS profile", "profile", p.Name, "changes", len(attrs), "target", target)
 	if err := c.patch(ctx, op, target, body); err != nil {

@@ -86,9 +86,30 @@ func (c *Client) SetBootOnce(ctx context.Context, o BootOverride) error {
 		return err
 	}
 	got := s.Boot
-	if string(got.BootSourceOverrideTarget) != string(o.Target) || string(got.BootSourceOverrideEnabled) != "Once" {
+	echo := c.vendor.BootEcho()
+	cleared := got.BootSourceOverrideEnabled == OverrideDisabled || got.BootSourceOverrideTarget == "None" || got.BootSourceOverrideTarget == ""
+	switch {
+	case got.BootSourceOverrideTarget == string(o.Target) && got.BootSourceOverrideEnabled == OverrideOnce:
+	case got.BootSourceOverrideTarget == string(o.Target) && got.BootSourceOverrideEnabled == OverrideContinuous:
+		// taken, but it would stay for every later boot: whoever observes the boot calls
+		// ClearBootOverride (lifecycle does when the deploy environment takes its task)
+		if echo == EchoOnce {
+			c.log.Warn("bmc reports the one-time override as Continuous: accepted; it is set Disabled after the boot (profile "+c.vendor.Name()+" expects Once)",
+				"target", o.Target)
+		} else {
+			c.log.Info("bmc reports the one-time override as Continuous, as its profile expects: it is set Disabled after the boot", "target", o.Target)
+		}
+	case cleared && echo == EchoCleared:
+		c.log.Info("bmc does not show the override it took, as its profile expects: verified by the boot", "target", o.Target,
+			"reported_target", got.BootSourceOverrideTarget, "reported_enabled", got.BootSourceOverrideEnabled)
+		return nil
+	default:
+		hint := ""
+		if cleared {
+			hint = "if this BMC clears an override as soon as it takes it (sushy-tools, some emulators), set its vendor profile to sushy: Slate then verifies by the boot"
+		}
 		return &Error{BMC: c.cfg.Address, Op: op, Err: fmt.Errorf("the BMC accepted the override but reports target %q enabled %q: %w",
-			got.BootSourceOverrideTarget, got.BootSourceOverrideEnabled, ErrNotApplied)}
+			got.BootSourceOverrideTarget, got.BootSourceOverrideEnabled, ErrNotApplied), Hint: hint}
 	}
 	if m, ok := sent["BootSourceOverrideMode"]; ok && string(got.BootSourceOverrideMode) != m {
 		return &Error{BMC: c.cfg.Address, Op: op, Err: fmt.Errorf("the BMC reports boot mode %q, not %v: %w", got.BootSourceOverrideMode, m, ErrNotApplied)}
@@ -106,4 +127,32 @@ func (c *Client) BootOnceNow(ctx context.Context, o BootOverride) error {
 		return err
 	}
 	return c.PowerCycle(ctx)
+}
+
+// ClearBootOverride sets a lingering override Disabled once the boot it was for has been
+// observed: a BMC that reports (and keeps) a one-time override as Continuous would otherwise
+// network-boot the machine on every later reset. It sends nothing when no override is
+// Continuous (consumed Once overrides need nothing), and checks the BMC took it.
+func (c *Client) ClearBootOverride(ctx context.Context) error {
+	const op = "clear boot override"
+	s, err := c.system(ctx, op)
+	if err != nil {
+		return err
+	}
+	if s.Boot.BootSourceOverrideEnabled != OverrideContinuous {
+		return nil
+	}
+	if err := c.patch(ctx, op, c.systemURI, map[string]any{"Boot": map[string]any{"BootSourceOverrideEnabled": OverrideDisabled}}); err != nil {
+		return err
+	}
+	s, err = c.system(ctx, op)
+	if err != nil {
+		return err
+	}
+	if s.Boot.BootSourceOverrideEnabled == OverrideContinuous {
+		return &Error{BMC: c.cfg.Address, Op: op, Err: fmt.Errorf("the BMC still reports the override %q Continuous: %w", s.Boot.BootSourceOverrideTarget, ErrNotApplied),
+			Hint: "set the boot override to Disabled on the BMC, or every reset boots " + s.Boot.BootSourceOverrideTarget}
+	}
+	c.log.Info("bmc boot override set Disabled after the boot", "was", s.Boot.BootSourceOverrideTarget)
+	return nil
 }

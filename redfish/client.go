@@ -10,13 +10,15 @@ package redfish
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,6 +30,9 @@ type Config struct {
 	Password string
 	// Vendor is the quirk profile; nil detects it from the service root.
 	Vendor Vendor
+	// System picks the computer system by its URI or id where the service has several (blade
+	// chassis, multi-node servers); empty lets the vendor profile pick (the first one).
+	System string
 	// Fingerprint is the pinned certificate ("sha256:<hex>"); empty means trust on first use:
 	// read Client.Fingerprint after Connect and store it with the BMC.
 	Fingerprint string
@@ -94,10 +99,13 @@ type Client struct {
 	vendor Vendor
 	log    *slog.Logger
 
-	root       []byte
-	systemURI  string
-	managerURI string
-	updateURI  string
+	root        []byte
+	systemURI   string
+	managersURI string // the service root's Managers collection ("" when it links none)
+	updateURI   string
+
+	mgrMu      sync.Mutex
+	managerURI string // found on first use by manager(); "" until then
 }
 
 // Controller is everything Slate does through a BMC; *Client implements it. Consumers should
@@ -109,6 +117,7 @@ type Controller interface {
 	PowerCycle(ctx context.Context) error
 	SetBootOnce(ctx context.Context, o BootOverride) error
 	BootOnceNow(ctx context.Context, o BootOverride) error
+	ClearBootOverride(ctx context.Context) error
 	InsertMedia(ctx context.Context, image string) error
 	EjectMedia(ctx context.Context) error
 	BIOSAttributes(ctx context.Context) (map[string]any, error)
@@ -178,7 +187,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		Systems, Managers, UpdateService, SessionService link
 		Links                                            struct{ Sessions link }
 	}
-	if err := json.Unmarshal(rep.body, &root); err != nil {
+	if _, err := decodeTolerant(rep.body, &root); err != nil {
 		return nil, &Error{BMC: cfg.Address, Op: "connect", Err: fmt.Errorf("service root: %v: %w", err, ErrBadReply)}
 	}
 	sessions := root.Links.Sessions.ID
@@ -208,13 +217,21 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if c.systemURI == "" {
 		return nil, &Error{BMC: cfg.Address, Op: "connect", Err: fmt.Errorf("the BMC lists no computer system: %w", ErrUnsupported)}
 	}
-	if root.Managers.ID != "" {
-		managers, err := c.members(ctx, "connect", root.Managers.ID)
-		if err != nil {
-			return nil, err
+	if want := strings.TrimRight(cfg.System, "/"); want != "" {
+		i := slices.IndexFunc(systems, func(s string) bool {
+			s = strings.TrimRight(s, "/")
+			return s == want || path.Base(s) == want
+		})
+		if i < 0 {
+			return nil, &Error{BMC: cfg.Address, Op: "connect", Err: fmt.Errorf("the BMC has no computer system %q (it has %v): %w", cfg.System, systems, ErrUnsupported),
+				Hint: "give one of the listed systems"}
 		}
-		c.managerURI = c.vendor.PickManager(managers)
+		c.systemURI = systems[i]
 	}
+	// The manager is looked up where it is needed (virtual media, BMC firmware and MACs, vendor
+	// jobs), not here: some BMCs (a Supermicro X12 capture) have no Managers collection, and
+	// power, boot and probe do not need one.
+	c.managersURI = root.Managers.ID
 	c.updateURI = root.UpdateService.ID
 	ok = true
 	return c, nil
@@ -239,6 +256,28 @@ func (c *Client) SystemURI() string { return c.systemURI }
 
 // Close deletes the session.
 func (c *Client) Close(ctx context.Context) error { return c.t.logout(ctx) }
+
+// manager finds the BMC's manager resource on first use. A BMC without a Managers collection
+// (or one that answers 404 for it) has none: "" and no error, so callers treat the manager's
+// extras as absent; other failures are returned.
+func (c *Client) manager(ctx context.Context, op string) (string, error) {
+	c.mgrMu.Lock()
+	defer c.mgrMu.Unlock()
+	if c.managerURI != "" || c.managersURI == "" {
+		return c.managerURI, nil
+	}
+	managers, err := c.members(ctx, op, c.managersURI)
+	if isStatus(err, http.StatusNotFound) {
+		c.log.Info("bmc lists a Managers collection that is not there; going on without the manager", "op", op, "path", c.managersURI)
+		c.managersURI = ""
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	c.managerURI = c.vendor.PickManager(managers)
+	return c.managerURI, nil
+}
 
 type link struct {
 	ID string `json:"@odata.id"`
@@ -277,10 +316,23 @@ func (c *Client) getDoc(ctx context.Context, op, uri string, v any, allow func(a
 		c.log.Warn("bad reply from bmc", "op", op, "path", uri, "err", err)
 		return "", &Error{BMC: c.cfg.Address, Op: op, Method: http.MethodGet, Path: uri, Err: err}
 	}
-	if err := json.Unmarshal(rep.body, v); err != nil {
-		return "", &Error{BMC: c.cfg.Address, Op: op, Method: http.MethodGet, Path: uri, Err: fmt.Errorf("decoding: %v: %w", err, ErrBadReply)}
+	if err := c.decode(op, uri, rep.body, v); err != nil {
+		return "", err
 	}
 	return rep.header.Get("ETag"), nil
+}
+
+// decode is decodeTolerant with the skipped property logged: a newer schema that re-typed a
+// property Slate models must not make the resource unusable, but it should be visible.
+func (c *Client) decode(op, uri string, b []byte, v any) error {
+	skipped, err := decodeTolerant(b, v)
+	if err != nil {
+		return &Error{BMC: c.cfg.Address, Op: op, Method: http.MethodGet, Path: uri, Err: fmt.Errorf("decoding: %v: %w", err, ErrBadReply)}
+	}
+	if skipped != "" {
+		c.log.Debug("bmc property in an unexpected shape left empty", "op", op, "path", uri, "property", skipped)
+	}
+	return nil
 }
 
 // GetJSON reads a resource for vendor hooks.

@@ -14,8 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-
-	"github.com/stmcginnis/gofish/redfish"
 )
 
 // Firmware is one component of the BMC's firmware inventory.
@@ -96,7 +94,6 @@ type FirmwareResult struct {
 }
 
 type updateService struct {
-	redfish.UpdateService
 	simpleTarget string
 	multipart    string
 	inventory    string
@@ -120,10 +117,9 @@ func (c *Client) updateService(ctx context.Context, op string) (*updateService, 
 		MultipartHTTPPushURI string `json:"MultipartHttpPushUri"`
 		FirmwareInventory    link
 	}
-	if err := json.Unmarshal(raw, &u.UpdateService); err != nil {
-		return nil, &Error{BMC: c.cfg.Address, Op: op, Path: c.updateURI, Err: fmt.Errorf("decoding UpdateService: %v: %w", err, ErrBadReply)}
+	if err := c.decode(op, c.updateURI, raw, &extra); err != nil {
+		return nil, err
 	}
-	_ = json.Unmarshal(raw, &extra)
 	u.simpleTarget, u.multipart, u.inventory = extra.Actions.Simple.Target, extra.MultipartHTTPPushURI, extra.FirmwareInventory.ID
 	return u, nil
 }
@@ -144,7 +140,7 @@ func (c *Client) firmware(ctx context.Context, op string) ([]Firmware, error) {
 	}
 	out := make([]Firmware, 0, len(members))
 	for _, m := range members {
-		var si redfish.SoftwareInventory
+		var si softwareInventory
 		if _, err := c.get(ctx, op, m, &si); err != nil {
 			return nil, err
 		}
@@ -273,7 +269,7 @@ func taskLocation(rep *reply) string {
 		ID        string `json:"@odata.id"`
 		TaskState string
 	}
-	if json.Unmarshal(rep.body, &t) == nil && t.TaskState != "" && t.ID != "" {
+	if _, err := decodeTolerant(rep.body, &t); err == nil && t.TaskState != "" && t.ID != "" {
 		return t.ID
 	}
 	if loc := rep.header.Get("Location"); loc != "" {
@@ -289,7 +285,7 @@ func (c *Client) followTask(ctx context.Context, op, uri string) (*TaskStatus, e
 	polls := max(int(c.cfg.TaskTimeout/c.cfg.PollInterval), 1)
 	var st *TaskStatus
 	for i := 0; i <= polls; i++ {
-		var t redfish.Task
+		var t taskModel
 		_, err := c.getDoc(ctx, op, uri, &t, isTaskMonitor)
 		switch {
 		case err == nil:
@@ -300,7 +296,11 @@ func (c *Client) followTask(ctx context.Context, op, uri string) (*TaskStatus, e
 				}
 			}
 		case isStatus(err, http.StatusNotFound):
-			gone, gerr := c.vendor.TaskGone(ctx, c, uri, c.managerURI)
+			mgr, merr := c.manager(ctx, op)
+			if merr != nil {
+				return st, merr
+			}
+			gone, gerr := c.vendor.TaskGone(ctx, c, uri, mgr)
 			if gerr != nil {
 				return st, gerr
 			}

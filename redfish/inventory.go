@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"strings"
-
-	"github.com/stmcginnis/gofish/redfish"
 )
 
 // Inventory is what the BMC says about the machine, read out of band. It is enough to match a
@@ -78,7 +76,7 @@ func (c *Client) Inventory(ctx context.Context) (Inventory, error) {
 	inv := Inventory{
 		BMC: c.cfg.Address, VendorProfile: c.vendor.Name(), Fingerprint: c.Fingerprint(), SystemURI: c.systemURI,
 		Manufacturer: s.Manufacturer, Model: s.Model, SKU: s.SKU, Serial: s.SerialNumber, UUID: strings.ToLower(s.UUID),
-		AssetTag: s.AssetTag, BIOSVersion: s.BIOSVersion, PowerState: string(s.PowerState), NICs: []NIC{},
+		AssetTag: s.AssetTag, BIOSVersion: s.BiosVersion, PowerState: s.PowerState, NICs: []NIC{},
 	}
 	var links struct{ EthernetInterfaces link }
 	if _, err := c.get(ctx, op, c.systemURI, &links); err != nil {
@@ -90,11 +88,11 @@ func (c *Client) Inventory(ctx context.Context) (Inventory, error) {
 			return Inventory{}, err
 		}
 		for _, m := range members {
-			var e redfish.EthernetInterface
+			var e ethernetInterface
 			if _, err := c.get(ctx, op, m, &e); err != nil {
 				return Inventory{}, err
 			}
-			n := NIC{ID: e.ID, Name: e.Name, MAC: NormalizeMAC(e.MACAddress), Permanent: NormalizeMAC(e.PermanentMACAddress), Link: string(e.LinkStatus)}
+			n := NIC{ID: e.ID, Name: e.Name, MAC: NormalizeMAC(e.MACAddress), Permanent: NormalizeMAC(e.PermanentMACAddress), Link: e.LinkStatus}
 			if n.MAC == "" && n.Permanent == "" {
 				continue // VLANs and host interfaces without their own address
 			}
@@ -107,13 +105,17 @@ func (c *Client) Inventory(ctx context.Context) (Inventory, error) {
 			inv.NICs = append(inv.NICs, n)
 		}
 	}
-	if c.managerURI != "" {
+	mgr, err := c.manager(ctx, op)
+	if err != nil {
+		return Inventory{}, err
+	}
+	if mgr != "" {
 		var m struct {
 			FirmwareVersion    string
 			Model              string
 			EthernetInterfaces link
 		}
-		if _, err := c.get(ctx, op, c.managerURI, &m); err != nil {
+		if _, err := c.get(ctx, op, mgr, &m); err != nil {
 			return Inventory{}, err
 		}
 		inv.BMCFirmware, inv.BMCModel = m.FirmwareVersion, m.Model
@@ -121,7 +123,7 @@ func (c *Client) Inventory(ctx context.Context) (Inventory, error) {
 			// the BMC's own MACs help tell its DHCP requests from the host's; not fatal when absent
 			if members, err := c.members(ctx, op, m.EthernetInterfaces.ID); err == nil {
 				for _, uri := range members {
-					var e redfish.EthernetInterface
+					var e ethernetInterface
 					if _, err := c.get(ctx, op, uri, &e); err == nil {
 						if mac := NormalizeMAC(e.MACAddress); mac != "" {
 							inv.BMCMACs = append(inv.BMCMACs, mac)

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-
-	"github.com/stmcginnis/gofish/redfish"
 )
 
 type media struct {
-	redfish.VirtualMedia
+	virtualMediaModel
 	uri          string
 	insertTarget string
 	ejectTarget  string
@@ -21,9 +19,13 @@ type media struct {
 // else the system's (where newer DMTF mockups put it).
 func (c *Client) cdrom(ctx context.Context, op string) (*media, error) {
 	var colls []string
-	if c.managerURI != "" {
+	mgr, err := c.manager(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	if mgr != "" {
 		var m struct{ VirtualMedia link }
-		if _, err := c.get(ctx, op, c.managerURI, &m); err != nil {
+		if _, err := c.get(ctx, op, mgr, &m); err != nil {
 			return nil, err
 		}
 		colls = append(colls, m.VirtualMedia.ID)
@@ -46,7 +48,7 @@ func (c *Client) cdrom(ctx context.Context, op string) (*media, error) {
 			if err != nil {
 				return nil, err
 			}
-			if slices.Contains(m.MediaTypes, redfish.CDMediaType) || slices.Contains(m.MediaTypes, redfish.DVDMediaType) {
+			if slices.Contains(m.MediaTypes, "CD") || slices.Contains(m.MediaTypes, "DVD") {
 				return m, nil
 			}
 		}
@@ -71,10 +73,12 @@ func (c *Client) readMedia(ctx context.Context, op, uri string) (*media, error) 
 			} `json:"#VirtualMedia.EjectMedia"`
 		}
 	}
-	if err := json.Unmarshal(raw, &m.VirtualMedia); err != nil {
-		return nil, &Error{BMC: c.cfg.Address, Op: op, Path: uri, Err: fmt.Errorf("decoding virtual media: %v: %w", err, ErrBadReply)}
+	if err := c.decode(op, uri, raw, &m.virtualMediaModel); err != nil {
+		return nil, err
 	}
-	_ = json.Unmarshal(raw, &acts)
+	if err := c.decode(op, uri, raw, &acts); err != nil {
+		return nil, err
+	}
 	m.insertTarget, m.ejectTarget = acts.Actions.Insert.Target, acts.Actions.Eject.Target
 	return m, nil
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/stmcginnis/gofish/redfish"
 )
 
 // PowerState is the system's power as the BMC reports it (On, Off, PoweringOn, PoweringOff, Paused).
@@ -19,10 +17,9 @@ const (
 	PowerOff PowerState = "Off"
 )
 
-// system is the computer system as gofish models it, plus its Reset action (gofish keeps the
-// target private) and the ETag of the read.
+// system is the computer system as Slate models it, plus its Reset action and the ETag of the read.
 type system struct {
-	redfish.ComputerSystem
+	computerSystem
 	resetTarget  string
 	resetAllowed []string
 	bootAllowed  []string
@@ -38,8 +35,8 @@ func (c *Client) system(ctx context.Context, op string) (*system, error) {
 		return nil, err
 	}
 	s := &system{etag: etag}
-	if err := json.Unmarshal(raw, &s.ComputerSystem); err != nil {
-		return nil, &Error{BMC: c.cfg.Address, Op: op, Path: c.systemURI, Err: fmt.Errorf("decoding the system: %v: %w", err, ErrBadReply)}
+	if err := c.decode(op, c.systemURI, raw, &s.computerSystem); err != nil {
+		return nil, err
 	}
 	var extra struct {
 		Actions struct {
@@ -52,8 +49,8 @@ func (c *Client) system(ctx context.Context, op string) (*system, error) {
 		Boot map[string]json.RawMessage
 	}
 	_ = json.Unmarshal(raw, &s.raw)
-	if err := json.Unmarshal(raw, &extra); err != nil {
-		return nil, &Error{BMC: c.cfg.Address, Op: op, Path: c.systemURI, Err: fmt.Errorf("decoding the system: %v: %w", err, ErrBadReply)}
+	if err := c.decode(op, c.systemURI, raw, &extra); err != nil {
+		return nil, err
 	}
 	s.resetTarget, s.resetAllowed = extra.Actions.Reset.Target, extra.Actions.Reset.Allowed
 	if len(s.resetAllowed) == 0 && extra.Actions.Reset.ActionInfo != "" {

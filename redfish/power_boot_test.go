@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"slate/redfish"
@@ -210,5 +211,67 @@ func TestQuirkDellPowerOnConflict(t *testing.T) {
 	requireBMCError(t, err, s.URL, "power on")
 	if !errors.Is(err, redfish.ErrTimeout) {
 		t.Fatalf("want the bounded wait to fail, got %v", err)
+	}
+}
+
+// A BMC that reports the one-time override as Continuous (sushy-tools, several real BMCs) is
+// accepted — it failed with "not applied" before — and ClearBootOverride sets it Disabled
+// after the boot; without that every later reset would network-boot again.
+func TestBootOverrideEchoedContinuous(t *testing.T) {
+	s := rackmount(t, redfishtest.Options{BootEcho: redfishtest.EchoContinuous, PowerState: "Off"})
+	c := connect(t, s, redfish.Generic{})
+	ctx := context.Background()
+	if err := c.BootOnceNow(ctx, redfish.BootOverride{Target: redfish.BootPXE}); err != nil {
+		t.Fatalf("boot once on a BMC that echoes Continuous: %v", err)
+	}
+	// the bad case the clearing prevents: the override outlives its boot
+	if err := c.PowerCycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Boots(); len(b) != 2 || b[0] != "Pxe" || b[1] != "Pxe" {
+		t.Fatalf("boots %v: the Continuous override should still hold before it is cleared", b)
+	}
+	if err := c.ClearBootOverride(ctx); err != nil {
+		t.Fatalf("clear: %v", err)
+	}
+	boot, _ := s.Get(s.SystemURI())["Boot"].(map[string]any)
+	if boot["BootSourceOverrideEnabled"] != "Disabled" {
+		t.Fatalf("override after clearing: %v", boot)
+	}
+	if err := c.PowerCycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Boots(); len(b) != 3 || b[2] != "" {
+		t.Fatalf("boots %v: after clearing, the next reset must boot normally", b)
+	}
+	// nothing to clear: nothing sent
+	n := len(bodies(s, "PATCH", s.SystemURI()))
+	if err := c.ClearBootOverride(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := len(bodies(s, "PATCH", s.SystemURI())); m != n {
+		t.Fatalf("ClearBootOverride PATCHed a system without a Continuous override")
+	}
+}
+
+// A BMC that takes the override but reports it cleared at once: with a profile that expects
+// it (sushy), Slate verifies by the boot; with the generic profile the same read-back is
+// indistinguishable from an ignored override and stays "not applied", with a hint.
+func TestBootOverrideEchoedCleared(t *testing.T) {
+	s := rackmount(t, redfishtest.Options{BootEcho: redfishtest.EchoCleared, PowerState: "Off"})
+	ctx := context.Background()
+	err := connect(t, s, redfish.Generic{}).SetBootOnce(ctx, redfish.BootOverride{Target: redfish.BootPXE})
+	if e := requireBMCError(t, err, s.URL, "set one-time boot override"); !errors.Is(err, redfish.ErrNotApplied) || !strings.Contains(e.Hint, "sushy") {
+		t.Fatalf("generic profile, cleared read-back: %v", err)
+	}
+	c := connect(t, s, redfish.Sushy{})
+	if err := c.BootOnceNow(ctx, redfish.BootOverride{Target: redfish.BootPXE}); err != nil {
+		t.Fatalf("sushy profile, cleared read-back: %v", err)
+	}
+	if b := s.Boots(); len(b) != 1 || b[0] != "Pxe" {
+		t.Fatalf("boots %v, want the Pxe override taken", b)
+	}
+	if v, _ := redfish.VendorByName("sushy"); v == nil || v.BootEcho() != redfish.EchoCleared {
+		t.Fatalf("profile sushy: %v", v)
 	}
 }

@@ -202,7 +202,7 @@ func (t *transport) do(ctx context.Context, rq *request) (*reply, error) {
 				return nil, last
 			}
 			if retryable(rep.status) && attempt < t.retries {
-				t.log.Warn("bmc busy, retrying", "bmc", t.addr, "op", rq.op, "status", rep.status, "attempt", attempt+1)
+				t.log.Warn("bmc busy, retrying", "op", rq.op, "status", rep.status, "attempt", attempt+1)
 				continue
 			}
 			return nil, last
@@ -215,7 +215,7 @@ func (t *transport) do(ctx context.Context, rq *request) (*reply, error) {
 		if rq.noRetry || attempt == t.retries {
 			return nil, last
 		}
-		t.log.Warn("bmc request failed, retrying", "bmc", t.addr, "op", rq.op, "err", err, "attempt", attempt+1)
+		t.log.Warn("bmc request failed, retrying", "op", rq.op, "err", err, "attempt", attempt+1)
 	}
 	return nil, last
 }
@@ -233,7 +233,7 @@ func (t *transport) relogin(ctx context.Context, op, expired string) error {
 	if t.currentToken() != expired {
 		return nil
 	}
-	t.log.Info("bmc session expired, logging in again", "bmc", t.addr, "op", op)
+	t.log.Info("bmc session expired, logging in again", "op", op)
 	return t.login(ctx)
 }
 
@@ -347,7 +347,7 @@ func (t *transport) login(ctx context.Context) error {
 	switch {
 	case err == nil:
 	case errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusMethodNotAllowed):
-		t.log.Info("bmc has no usable session service, using Basic auth", "bmc", t.addr)
+		t.log.Info("bmc has no usable session service, using Basic auth")
 		t.mu.Lock()
 		t.basic, t.token = true, ""
 		t.mu.Unlock()

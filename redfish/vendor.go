@@ -7,8 +7,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-
-	"github.com/stmcginnis/gofish/redfish"
 )
 
 // Vendor is a BMC family's quirks, as hooks the operations call at the points where BMCs
@@ -23,16 +21,34 @@ type Vendor interface {
 	// BootPatches are the Boot objects to PATCH for a one-time override, tried in order: the
 	// next is sent only when the BMC answers 400 to the previous one. current is the Boot
 	// object as the BMC reports it now.
-	BootPatches(o BootOverride, current redfish.Boot) []map[string]any
+	BootPatches(o BootOverride, current BootSettings) []map[string]any
 	// InsertMediaBodies are InsertMedia action bodies, tried in order on 400.
 	InsertMediaBodies(image string) []map[string]any
 	// MediaByPatch says virtual media is driven by PATCHing the VirtualMedia resource even
 	// when an InsertMedia action is advertised.
 	MediaByPatch() bool
+	// BootEcho is how this BMC reports a one-time override it took (see SetBootOnce).
+	BootEcho() BootEcho
 	// TaskGone is called when a task being followed answers 404. It may follow the task some
 	// other way; returning (nil, nil) means "no other way": the wait fails.
 	TaskGone(ctx context.Context, g Getter, taskURI, managerURI string) (*TaskStatus, error)
 }
+
+// BootEcho is how a BMC reports a one-time boot override right after taking it.
+type BootEcho int
+
+const (
+	// EchoOnce: the override reads back as set, Once (DSP2046). A Continuous read back is
+	// accepted too (many BMCs do it), with a warning, and set Disabled after the boot.
+	EchoOnce BootEcho = iota
+	// EchoContinuous: the BMC reports and keeps it Continuous (sushy-tools, several real
+	// BMCs): accepted, and set Disabled once the boot it was for has been observed.
+	EchoContinuous
+	// EchoCleared: the BMC takes the override but reports it Disabled/None at once, so the
+	// read-back cannot tell taken from ignored: it is verified by its effect (the machine
+	// network-boots, or lifecycle's boot timeout retries and then fails it).
+	EchoCleared
+)
 
 // Getter reads a resource for a vendor hook (the hooks must not reach the wire any other way).
 type Getter interface {
@@ -65,7 +81,7 @@ func (Generic) Name() string { return "generic" }
 func (Generic) PickSystem(m []string) string  { return first(m) }
 func (Generic) PickManager(m []string) string { return first(m) }
 
-func (Generic) BootPatches(o BootOverride, _ redfish.Boot) []map[string]any {
+func (Generic) BootPatches(o BootOverride, _ BootSettings) []map[string]any {
 	b := map[string]any{"BootSourceOverrideTarget": string(o.Target), "BootSourceOverrideEnabled": "Once"}
 	if o.Mode != "" {
 		b["BootSourceOverrideMode"] = string(o.Mode)
@@ -84,6 +100,8 @@ func (Generic) InsertMediaBodies(image string) []map[string]any {
 }
 
 func (Generic) MediaByPatch() bool { return false }
+
+func (Generic) BootEcho() BootEcho { return EchoOnce }
 
 func (Generic) TaskGone(context.Context, Getter, string, string) (*TaskStatus, error) {
 	return nil, nil
@@ -130,7 +148,7 @@ type HPE struct{ Generic }
 func (HPE) Name() string                  { return "hpe" }
 func (HPE) PickSystem(m []string) string  { return prefer(m, "1") }
 func (HPE) PickManager(m []string) string { return prefer(m, "1") }
-func (h HPE) BootPatches(o BootOverride, cur redfish.Boot) []map[string]any {
+func (h HPE) BootPatches(o BootOverride, cur BootSettings) []map[string]any {
 	full := h.Generic.BootPatches(o, cur)
 	minimal := map[string]any{"BootSourceOverrideTarget": string(o.Target), "BootSourceOverrideEnabled": "Once"}
 	if len(full[0]) == len(minimal) {
@@ -154,7 +172,7 @@ type Supermicro struct{ Generic }
 func (Supermicro) Name() string                  { return "supermicro" }
 func (Supermicro) PickSystem(m []string) string  { return prefer(m, "1") }
 func (Supermicro) PickManager(m []string) string { return prefer(m, "1") }
-func (s Supermicro) BootPatches(o BootOverride, cur redfish.Boot) []map[string]any {
+func (s Supermicro) BootPatches(o BootOverride, cur BootSettings) []map[string]any {
 	if o.Mode == "" {
 		o.Mode = BootMode(cur.BootSourceOverrideMode)
 	}
@@ -179,6 +197,14 @@ func (Lenovo) PickSystem(m []string) string  { return prefer(m, "1") }
 func (Lenovo) PickManager(m []string) string { return prefer(m, "1") }
 func (Lenovo) MediaByPatch() bool            { return true }
 
+// Sushy is sushy-tools, the Redfish emulator OpenStack (Ironic, Metal3) runs in front of
+// libvirt VMs, and BMCs like it: a one-time override reads back Continuous or, with some
+// drivers, not at all once taken.
+type Sushy struct{ Generic }
+
+func (Sushy) Name() string       { return "sushy" }
+func (Sushy) BootEcho() BootEcho { return EchoCleared }
+
 // VendorByName returns the profile stored under name ("" or "auto" means detect at connect).
 func VendorByName(name string) (Vendor, error) {
 	switch strings.ToLower(strings.TrimSpace(name)) {
@@ -196,8 +222,10 @@ func VendorByName(name string) (Vendor, error) {
 		return Supermicro{}, nil
 	case "lenovo", "xcc":
 		return Lenovo{}, nil
+	case "sushy", "sushy-tools":
+		return Sushy{}, nil
 	}
-	return nil, fmt.Errorf("unknown BMC vendor profile %q (known: generic, openbmc, dell, hpe, supermicro, lenovo, or auto)", name)
+	return nil, fmt.Errorf("unknown BMC vendor profile %q (known: generic, openbmc, dell, hpe, supermicro, lenovo, sushy, or auto)", name)
 }
 
 // detectVendor picks a profile from the service root's Vendor and Oem keys.
@@ -224,6 +252,8 @@ func detectVendor(root []byte) Vendor {
 			return Lenovo{}
 		case strings.Contains(n, "openbmc"):
 			return OpenBMC{}
+		case strings.Contains(n, "sushy"):
+			return Sushy{}
 		}
 	}
 	return Generic{}

@@ -247,12 +247,12 @@ func splitList(s string) []string {
 
 func (u *UI) enrollPost(c echo.Context, s session) error {
 	form := map[string]string{}
-	for _, k := range []string{"name", "serial", "macs", "site", "segment", "labels", "bmc_address", "bmc_username", "bmc_vendor", "power_on"} {
+	for _, k := range []string{"name", "serial", "macs", "site", "segment", "labels", "bmc_address", "bmc_username", "bmc_vendor", "power_on", "force"} {
 		form[k] = strings.TrimSpace(c.FormValue(k))
 	}
 	req := lifecycle.EnrollRequest{Name: form["name"], Serial: form["serial"], MACs: splitList(form["macs"]), Site: form["site"],
 		Segment: form["segment"], BMCAddress: form["bmc_address"], BMCUsername: form["bmc_username"],
-		BMCPassword: c.FormValue("bmc_password"), BMCVendor: form["bmc_vendor"], PowerOn: form["power_on"] != ""}
+		BMCPassword: c.FormValue("bmc_password"), BMCVendor: form["bmc_vendor"], PowerOn: form["power_on"] != "", Force: form["force"] != ""}
 	if l := splitList(form["labels"]); len(l) > 0 {
 		req.Labels = map[string]string{}
 		for _, kv := range l {

@@ -77,7 +77,7 @@ func New(d Deps) (*UI, error) {
 		d.Logger = slog.Default()
 	}
 	if len(d.Vendors) == 0 {
-		d.Vendors = []string{"auto", "generic", "dell", "hpe", "supermicro", "lenovo"}
+		d.Vendors = []string{"auto", "generic", "dell", "hpe", "supermicro", "lenovo", "sushy"}
 	}
 	funcs := template.FuncMap{
 		"ago":       ago,

@@ -31,6 +31,7 @@ func newSite(t *testing.T) *site {
 	t.Helper()
 	cfg := appliance.Defaults()
 	cfg.DataDir = t.TempDir()
+	cfg.PublicURL = "http://127.0.0.1:8080" // installs need it: without it a desired release is refused
 	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"})
 	if err != nil {
 		t.Fatal(err)

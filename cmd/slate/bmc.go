@@ -24,8 +24,8 @@ func bmcCommands() *command {
 }
 
 type bmcFlags struct {
-	address, user, passwordFile, vendor, fingerprint *string
-	timeout                                          *time.Duration
+	address, user, passwordFile, vendor, fingerprint, system *string
+	timeout                                                  *time.Duration
 }
 
 func addBMCFlags(fs *flag.FlagSet) bmcFlags {
@@ -33,9 +33,10 @@ func addBMCFlags(fs *flag.FlagSet) bmcFlags {
 		address:      fs.String("address", "", "BMC address: host, host:port or https://host:port"),
 		user:         fs.String("user", "", "BMC user name"),
 		passwordFile: fs.String("password-file", "", "file holding the BMC password (else $SLATE_BMC_PASSWORD)"),
-		vendor:       fs.String("vendor", "auto", "vendor profile: auto, generic, openbmc, dell, hpe, supermicro, lenovo"),
+		vendor:       fs.String("vendor", "auto", "vendor profile: auto, generic, openbmc, dell, hpe, supermicro, lenovo, sushy"),
 		fingerprint:  fs.String("fingerprint", "", "pinned TLS fingerprint (sha256:…); empty trusts the certificate presented now"),
 		timeout:      fs.Duration("timeout", 20*time.Second, "timeout of one request"),
+		system:       fs.String("system", "", "computer system by URI or id, where the BMC has several (blades, multi-node); empty: the first"),
 	}
 }
 
@@ -59,7 +60,7 @@ func (f bmcFlags) connect(ctx context.Context, env *cliEnv) (*redfish.Client, er
 		return nil, err
 	}
 	c, err := redfish.Connect(ctx, redfish.Config{Address: *f.address, Username: *f.user, Password: password, Vendor: v,
-		Fingerprint: *f.fingerprint, Timeout: *f.timeout, Logger: newLogger("text", "warn")})
+		Fingerprint: *f.fingerprint, System: *f.system, Timeout: *f.timeout, Logger: newLogger("text", "warn")})
 	if err != nil {
 		return nil, err
 	}
@@ -97,8 +98,9 @@ func bmcProbe(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func bmcPower(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "bmc power", "slate bmc power --address A --user U [flags] on|off|cycle|status")
+	fs := newFlagSet(env, "bmc power", "slate bmc power --address A --user U [flags] [--force] on|off|cycle|status")
 	f := addBMCFlags(fs)
+	force := fs.Bool("force", false, "power a running machine off or cycle it (interrupts what runs there)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +113,12 @@ func bmcPower(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
+	switch fs.Arg(0) {
+	case "off", "cycle":
+		if err := refuseRunning(ctx, c, *force, "power "+fs.Arg(0)); err != nil {
+			return err
+		}
+	}
 	switch fs.Arg(0) {
 	case "on":
 		err = c.PowerOn(ctx)
@@ -139,7 +147,8 @@ func bmcBoot(ctx context.Context, env *cliEnv, args []string) error {
 	target := fs.String("target", "pxe", "pxe, http (UEFI HTTP), cd or disk")
 	mode := fs.String("mode", "", "uefi or legacy (empty keeps the current mode)")
 	uri := fs.String("uri", "", "UEFI HTTP boot URI, where the BMC supports HttpBootUri")
-	now := fs.Bool("now", false, "restart (or power on) the machine into the override")
+	now := fs.Bool("now", false, "power the machine on into the override (a running one only with --force)")
+	force := fs.Bool("force", false, "with --now: restart a running machine into the override (interrupts what runs there)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -160,6 +169,11 @@ func bmcBoot(ctx context.Context, env *cliEnv, args []string) error {
 	defer c.Close(context.WithoutCancel(ctx))
 	o := redfish.BootOverride{Target: t, Mode: m, URI: *uri}
 	if *now {
+		if err := refuseRunning(ctx, c, *force, "boot --now"); err != nil {
+			return err
+		}
+	}
+	if *now {
 		err = c.BootOnceNow(ctx, o)
 	} else {
 		err = c.SetBootOnce(ctx, o)
@@ -169,4 +183,20 @@ func bmcBoot(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "next boot: %s once\n", t)
 	return nil
+}
+
+// refuseRunning stops a power action that would interrupt a running machine unless the
+// operator gave --force: a BMC command is no reason to take a production machine down.
+func refuseRunning(ctx context.Context, c *redfish.Client, force bool, action string) error {
+	if force {
+		return nil
+	}
+	ps, err := c.PowerState(ctx)
+	if err != nil {
+		return err
+	}
+	if ps == redfish.PowerOff {
+		return nil
+	}
+	return fmt.Errorf("%s: the machine is running (power %q); nothing was changed. Give --force to interrupt it", action, ps)
 }

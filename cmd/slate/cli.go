@@ -258,7 +258,7 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F] [--label k=v]...")
+	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--power-on [--force]]] [--label k=v]...")
 	server, asJSON := apiFlags(fs)
 	var macs, labels multi
 	name := fs.String("name", "", "machine name (default: generated)")
@@ -270,13 +270,14 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	bmcAddr := fs.String("bmc-address", "", "BMC address, e.g. https://10.0.0.21")
 	bmcUser := fs.String("bmc-user", "", "BMC user name")
 	bmcPwFile := fs.String("bmc-password-file", "", "file holding the BMC password (else read from stdin when --bmc-address is given)")
-	bmcVendor := fs.String("bmc-vendor", "auto", "BMC vendor profile: auto (detect), generic, dell, hpe, supermicro, lenovo")
-	powerOn := fs.Bool("power-on", false, "with --bmc-address: set a one-time PXE boot and power the machine on")
+	bmcVendor := fs.String("bmc-vendor", "auto", "BMC vendor profile: auto (detect), generic, dell, hpe, supermicro, lenovo, sushy")
+	powerOn := fs.Bool("power-on", false, "with --bmc-address: set a one-time PXE boot and power the machine on (a running machine is left alone without --force)")
+	force := fs.Bool("force", false, "with --power-on: restart the machine into the network boot even if it is running (interrupts what runs there)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	req := lifecycle.EnrollRequest{Name: *name, MACs: macs, Serial: *serial, Site: *site, Segment: *segment,
-		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor, PowerOn: *powerOn}
+		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor, PowerOn: *powerOn, Force: *force}
 	if len(labels) > 0 {
 		req.Labels = map[string]string{}
 		for _, kv := range labels {

@@ -84,7 +84,24 @@ type Options struct {
 	PlainHTTP bool
 	// TLSCert overrides the server certificate (to test a changed fingerprint).
 	TLSCert *tls.Certificate
+	// NoManagers removes every resource under /redfish/v1/Managers while the service root still
+	// links the collection, as a Supermicro X12 capture does: GET /redfish/v1/Managers is 404.
+	NoManagers bool
+	// BootEcho is how a one-time override reads back: "" as set (Once, consumed by the next
+	// boot); EchoContinuous reports and keeps it Continuous (sushy-tools, several BMCs) so every
+	// later boot takes it until it is set Disabled; EchoCleared takes it but reports Disabled/None
+	// at once (BMCs that clear the override as soon as the firmware picked it up).
+	BootEcho string
+	// PowerState, when set, is every system's power state at load time (e.g. "On" for a running
+	// machine; the mockups mostly say On already).
+	PowerState string
 }
+
+// BootEcho values.
+const (
+	EchoContinuous = "Continuous"
+	EchoCleared    = "Cleared"
+)
 
 // FaultKind is what an injected fault does.
 type FaultKind int
@@ -140,6 +157,7 @@ type Server struct {
 	mgrURI   string
 
 	mu        sync.Mutex
+	hidden    map[string]string // system URI → override target taken but not shown (EchoCleared)
 	res       map[string]map[string]any
 	defaults  map[string]any // BIOS attributes at load time, for ResetBios
 	pendingBD bool
@@ -172,9 +190,18 @@ func MockupDir(t testing.TB) string {
 	}
 	m := filepath.Join(dir, "..", "shared", "redfish-mockups")
 	if _, err := os.Stat(filepath.Join(m, "public-rackmount1", "index.json")); err != nil {
+		// a git worktree sits one level deeper (wt/<name>) than the clone it was made from
+		if alt := filepath.Join(dir, "..", "..", "shared", "redfish-mockups"); fileExists(filepath.Join(alt, "public-rackmount1", "index.json")) {
+			return alt
+		}
 		t.Fatalf("redfishtest: DMTF mockups not found at %s (expected shared/ beside the repository clone, as CI lays it out): %v", m, err)
 	}
 	return m
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // Rackmount is the public-rackmount1 mockup folder.
@@ -208,7 +235,7 @@ func start(opts Options) (*Server, error) {
 	if opts.Vendor == "" {
 		opts.Vendor = Generic
 	}
-	s := &Server{opts: opts, res: map[string]map[string]any{}, sessions: map[string]string{}, tasks: map[string]*task{}, nextID: 1000,
+	s := &Server{opts: opts, res: map[string]map[string]any{}, hidden: map[string]string{}, sessions: map[string]string{}, tasks: map[string]*task{}, nextID: 1000,
 		images: &http.Client{Timeout: 10 * time.Second}}
 	if err := s.load(); err != nil {
 		return nil, err
@@ -385,6 +412,22 @@ func (s *Server) shape() {
 			delete(s.res, newSys+"/Bios/Settings")
 		}
 	}
+	if s.opts.PowerState != "" {
+		for k, doc := range s.res {
+			if isSystem(k, doc) {
+				doc["PowerState"] = s.opts.PowerState
+			}
+		}
+	}
+	if s.opts.NoManagers {
+		defer func() {
+			for k := range s.res {
+				if strings.HasPrefix(k, "/redfish/v1/Managers") {
+					delete(s.res, k)
+				}
+			}
+		}()
+	}
 	// Vendors whose virtual media hangs off the manager get a CD there, shaped like
 	// public-telemetry's Managers/1/VirtualMedia/CD1.
 	if s.opts.Vendor != Generic && s.res[newMgr+"/VirtualMedia"] == nil {
@@ -403,6 +446,12 @@ func (s *Server) shape() {
 		s.res[cd] = doc
 		s.res[newMgr]["VirtualMedia"] = map[string]any{"@odata.id": coll}
 	}
+}
+
+// isSystem says whether the resource at k is a ComputerSystem.
+func isSystem(k string, doc map[string]any) bool {
+	t, _ := doc["@odata.type"].(string)
+	return strings.HasPrefix(k, "/redfish/v1/Systems/") && strings.Contains(t, "ComputerSystem.") && !strings.Contains(t, "Collection")
 }
 
 func clone(v any) any {
@@ -708,6 +757,17 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, p string, body []
 	}
 	delete(req, "@Redfish.SettingsApplyTime")
 	merge(doc, req)
+	if b, ok := doc["Boot"].(map[string]any); ok && isSystem(p, doc) {
+		if rb, ok := req["Boot"].(map[string]any); ok && rb["BootSourceOverrideEnabled"] == "Once" {
+			switch s.opts.BootEcho {
+			case EchoContinuous:
+				b["BootSourceOverrideEnabled"] = "Continuous"
+			case EchoCleared:
+				s.hidden[p], _ = b["BootSourceOverrideTarget"].(string)
+				b["BootSourceOverrideEnabled"], b["BootSourceOverrideTarget"] = "Disabled", "None"
+			}
+		}
+	}
 	w.Header().Set("ETag", etagOf(doc))
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -819,7 +879,13 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, p string, body []b
 		return
 	}
 	s.mu.Lock()
-	sys := s.res[s.sysURI]
+	sysURI := s.sysURI
+	for k, doc := range s.res {
+		if isSystem(k, doc) && p == s.actionTarget(doc, "#ComputerSystem.Reset") {
+			sysURI = k
+		}
+	}
+	sys := s.res[sysURI]
 	switch {
 	case p == s.actionTarget(sys, "#ComputerSystem.Reset"):
 		if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != etagOf(sys) {
@@ -827,7 +893,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, p string, body []b
 			redfishError(w, http.StatusPreconditionFailed, "PreconditionFailed", "the ETag supplied did not match")
 			return
 		}
-		code, id, msg := s.reset(sys, req)
+		code, id, msg := s.reset(sysURI, sys, req)
 		s.mu.Unlock()
 		if code != 0 {
 			redfishError(w, code, id, msg)
@@ -901,7 +967,7 @@ func (s *Server) login(w http.ResponseWriter, body []byte) {
 }
 
 // reset is ComputerSystem.Reset: validates the type, changes PowerState, boots.
-func (s *Server) reset(sys, req map[string]any) (int, string, string) {
+func (s *Server) reset(sysURI string, sys, req map[string]any) (int, string, string) {
 	rt, _ := req["ResetType"].(string)
 	acts, _ := sys["Actions"].(map[string]any)
 	a, _ := acts["#ComputerSystem.Reset"].(map[string]any)
@@ -917,7 +983,7 @@ func (s *Server) reset(sys, req map[string]any) (int, string, string) {
 			}
 			return 0, "", ""
 		}
-		s.boot(sys)
+		s.boot(sysURI, sys)
 	case "ForceOff":
 		sys["PowerState"] = "Off"
 	case "GracefulShutdown":
@@ -928,10 +994,10 @@ func (s *Server) reset(sys, req map[string]any) (int, string, string) {
 		if on {
 			sys["PowerState"] = "Off"
 		} else {
-			s.boot(sys)
+			s.boot(sysURI, sys)
 		}
 	case "ForceRestart", "GracefulRestart", "PowerCycle":
-		s.boot(sys)
+		s.boot(sysURI, sys)
 	case "Nmi":
 	default:
 		return http.StatusBadRequest, "ActionParameterValueNotInList", fmt.Sprintf("unknown ResetType %q", rt)
@@ -940,7 +1006,7 @@ func (s *Server) reset(sys, req map[string]any) (int, string, string) {
 }
 
 // boot is a power-on: the one-time override is consumed and pending BIOS settings take.
-func (s *Server) boot(sys map[string]any) {
+func (s *Server) boot(sysURI string, sys map[string]any) {
 	sys["PowerState"] = "On"
 	target := ""
 	if b, ok := sys["Boot"].(map[string]any); ok && b["BootSourceOverrideEnabled"] != "Disabled" {
@@ -950,7 +1016,14 @@ func (s *Server) boot(sys map[string]any) {
 			b["BootSourceOverrideTarget"] = "None"
 		}
 	}
+	if t, ok := s.hidden[sysURI]; ok {
+		target = t
+		delete(s.hidden, sysURI)
+	}
 	s.boots = append(s.boots, target)
+	if sysURI != s.sysURI {
+		return // BIOS settings are modelled for the first system only
+	}
 	bios := s.res[s.sysURI+"/Bios"]
 	if bios == nil {
 		return
