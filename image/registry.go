@@ -297,12 +297,12 @@ func (r *Registry) authenticate(req *http.Request) (Subject, error) {
 		return c.sub, nil
 	}
 	// A registry password may also be an API or agent token (as `podman login -p <token>`
-	// sends it, and bootc's auth.json does).
-	sub, err := r.auth.Basic(req.Context(), user, pw)
+	// sends it, and bootc's auth.json does). Tokens are tried first: a token is looked up by
+	// its hash, where a password costs an argon2id hash — and a machine's answer is never
+	// remembered, so a pull of many blobs would pay it on every request.
+	sub, err := r.auth.Bearer(req.Context(), pw)
 	if err != nil {
-		if s, e := r.auth.Bearer(req.Context(), pw); e == nil {
-			sub, err = s, nil
-		}
+		sub, err = r.auth.Basic(req.Context(), user, pw)
 	}
 	if err != nil {
 		return Subject{}, err
