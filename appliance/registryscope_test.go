@@ -225,6 +225,27 @@ func TestAgentTokenPullsOnlyItsInstall(t *testing.T) {
 	}
 	refused("node token after the install", []string{"--src-creds", "slate-agent:" + nodeTok}, "plant/hmi@"+release)
 
+	// A disk-image install: the agent fetches the one layer at the task's blob_url with its
+	// token as Bearer (agent/installtask.go); the other repository's image is now in scope, the
+	// earlier install's image is not.
+	if _, _, err := h.a.Store.FinishTask(ctx, m2.ID, mustClaimed(t, h, m2.ID), inventory.TaskOutcome{State: inventory.TaskSucceeded}, nil); err != nil {
+		t.Fatal(err)
+	}
+	diskParams, _ := json.Marshal(map[string]any{"blob_url": h.srv.URL + "/v2/plant/other/blobs/" + otherLayer, "digest": otherLayer,
+		"image_digest": other, "release": "other@1"})
+	if _, err := h.a.Store.CreateTask(ctx, "test", m.ID, lifecycle.TaskInstallImage, diskParams); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := h.a.Store.ClaimNextTask(ctx, m.ID, 3, lifecycle.TaskInstallImage); !ok || err != nil {
+		t.Fatalf("claim install-image: %v %v", ok, err)
+	}
+	if st, b := raw(agentTok, "/v2/plant/other/blobs/"+otherLayer); st != 200 {
+		t.Fatalf("install-image blob fetch: %d %s", st, b)
+	}
+	if st, b := raw(agentTok, "/v2/plant/hmi/manifests/"+release); st != 403 || !strings.Contains(b, "plant/other@"+other) {
+		t.Fatalf("the earlier install's image during a later install: %d %s", st, b)
+	}
+
 	// Users are unchanged: an auditor pulls anything, by tag too.
 	if out, err := pull([]string{"--src-creds", "aldo:pass-aldo-1"}, "plant/other:1", false); err != nil {
 		t.Fatalf("auditor pull: %v\n%s", err, out)
@@ -232,6 +253,16 @@ func TestAgentTokenPullsOnlyItsInstall(t *testing.T) {
 }
 
 func b2s(b []byte) string { return string(b) }
+
+// mustClaimed returns the id of the machine's running task.
+func mustClaimed(t *testing.T, h *harness, machineID string) string {
+	t.Helper()
+	ts, err := h.a.Store.RunningTasks(context.Background(), machineID)
+	if err != nil || len(ts) != 1 {
+		t.Fatalf("running tasks of %s: %+v %v", machineID, ts, err)
+	}
+	return ts[0].ID
+}
 
 // ggcrPull reads an index, its children and all their blobs the way the agent's client does
 // (go-containerregistry, the token as Bearer).
