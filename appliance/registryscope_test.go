@@ -363,6 +363,15 @@ func TestRegistryDeleteOnlyThroughTheAdminPath(t *testing.T) {
 			}
 		}
 	}
+	// Cancelling an upload in progress deletes no content and stays a push: an operator may.
+	st, _, hdr := h.raw("POST", "/v2/plant/hmi/blobs/uploads/", h.tok["operator"], "", nil)
+	if st != 202 {
+		t.Fatalf("start upload: %d", st)
+	}
+	loc := strings.TrimPrefix(hdr.Get("Location"), h.srv.URL)
+	if st, b, _ := h.raw("DELETE", loc, h.tok["operator"], "", nil); st != 204 {
+		t.Fatalf("cancel upload %s: %d %s", hdr.Get("Location"), st, b)
+	}
 	if st, _, _ := h.raw("DELETE", "/v2/plant/hmi/manifests/"+loose, "", "", nil); st != 401 {
 		t.Fatalf("anonymous DELETE: %d", st)
 	}

@@ -118,7 +118,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ociError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required: log in with a Slate user (operator or admin to push)")
 		return
 	}
-	if req.Method == http.MethodDelete {
+	// Cancelling one's own upload in progress (DELETE …/blobs/uploads/<id>) deletes no content:
+	// it stays a push.
+	if req.Method == http.MethodDelete && !isUploadSession(req.URL.Path) {
 		r.log.Warn("registry: delete refused", "path", req.URL.Path, "subject", sub.Name)
 		ociError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "deleting through /v2/ is disabled: an admin deletes an image with `slate registry rm REPO@DIGEST` "+
 			"(DELETE /api/v1/registry/manifests/{digest}?repo=REPO, or the releases page), which is audited and refuses images a release uses")
@@ -202,6 +204,14 @@ func (r *Registry) scopeRefusal(req *http.Request, sub Subject, want Access) str
 		}
 	}
 	return only + ": " + p + " is outside it"
+}
+
+// isUploadSession says whether p is /v2/<repo>/blobs/uploads/<id> (and not, say, a manifest of
+// a repository whose name contains blobs/uploads).
+func isUploadSession(p string) bool {
+	parts := strings.Split(strings.TrimPrefix(p, "/v2/"), "/")
+	n := len(parts)
+	return strings.HasPrefix(p, "/v2/") && n >= 4 && parts[n-3] == "blobs" && parts[n-2] == "uploads" && parts[n-1] != ""
 }
 
 // splitV2 splits /v2/<repo>/<kind>/<ref> (kind: manifests, blobs, tags, referrers).

@@ -77,3 +77,19 @@ func TestMachineCredentialsAreNeverCached(t *testing.T) {
 		t.Fatalf("a machine token sent as a password cost %d password checks", auth.passwords)
 	}
 }
+
+// TestIsUploadSession: only an upload session's own URL escapes the /v2/ delete refusal, not a
+// manifest of a repository named to look like one.
+func TestIsUploadSession(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/v2/plant/hmi/blobs/uploads/0b1c-uuid":                                 true,
+		"/v2/plant/hmi/blobs/uploads/":                                          false,
+		"/v2/plant/blobs/uploads/x/manifests/sha256:" + strings.Repeat("a", 64): false,
+		"/v2/plant/hmi/manifests/sha256:" + strings.Repeat("a", 64):             false,
+		"/v2/plant/hmi/blobs/sha256:" + strings.Repeat("a", 64):                 false,
+	} {
+		if isUploadSession(p) != want {
+			t.Errorf("isUploadSession(%q) = %v, want %v", p, !want, want)
+		}
+	}
+}
