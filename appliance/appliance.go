@@ -203,9 +203,9 @@ func (a *Appliance) buildHTTP() error {
 	a.Registry.MustRegister(machinesCollector{a.Store})
 
 	a.API = api.New(api.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Logger: a.log,
-		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL, Subscribe: a.Hub.Subscribe, Registry: registryGC{a.Store, a.Images}})
+		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL, Subscribe: a.Hub.Subscribe, Registry: registryGC{a.Store, a.Images, a.log}})
 	pages, err := ui.New(ui.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
-		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images}})
+		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images, a.log}})
 	if err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (m machinesCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // registryAuth lets Slate's users push and pull (operators and admins push; auditors only
-// pull) and a machine's agent token pull.
+// pull), and a machine's agent token pull the image of the install it runs, nothing else.
 type registryAuth struct{ s *inventory.Store }
 
 func accessOf(role string) image.Access {
@@ -319,23 +319,34 @@ func accessOf(role string) image.Access {
 	return image.Pull
 }
 
-func (r registryAuth) Basic(ctx context.Context, user, password string) (string, image.Access, error) {
+func (r registryAuth) Basic(ctx context.Context, user, password string) (image.Subject, error) {
 	u, err := r.s.Authenticate(ctx, user, password)
 	if err != nil {
-		return "", image.NoAccess, err
+		return image.Subject{}, err
 	}
-	return u.Username, accessOf(u.Role), nil
+	return image.Subject{Name: u.Username, Access: accessOf(u.Role)}, nil
 }
 
-func (r registryAuth) Bearer(ctx context.Context, token string) (string, image.Access, error) {
+// Bearer scopes a machine's token by what its machine runs now (lifecycle.RegistryScope):
+// asked on every request, so the access ends with the task.
+func (r registryAuth) Bearer(ctx context.Context, token string) (image.Subject, error) {
 	if u, err := r.s.UserForToken(ctx, token, "api"); err == nil {
-		return u.Username, accessOf(u.Role), nil
+		return image.Subject{Name: u.Username, Access: accessOf(u.Role)}, nil
 	}
-	id, err := r.s.MachineForAgentToken(ctx, token)
+	cred, err := r.s.AgentCredentialFor(ctx, token)
 	if err != nil {
-		return "", image.NoAccess, err
+		return image.Subject{}, err
 	}
-	return "agent:" + id, image.Pull, nil
+	sub := image.Subject{Name: cred.Kind + "-token:" + cred.MachineID, Scoped: true}
+	running, err := r.s.RunningTasks(ctx, cred.MachineID)
+	if err != nil {
+		return image.Subject{}, err
+	}
+	sub.Images, sub.Why = lifecycle.RegistryScope(cred.Kind, running)
+	if len(sub.Images) > 0 {
+		sub.Access = image.Pull
+	}
+	return sub, nil
 }
 
 // AgentEndpoints lists the agent API's endpoints (tests require a case for each).

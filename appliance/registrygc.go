@@ -2,9 +2,13 @@ package appliance
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 
 	"slate/image"
 	"slate/inventory"
+	"slate/lifecycle"
 )
 
 // registryGC garbage-collects the embedded registry for the API and the UI: tagged images
@@ -13,6 +17,7 @@ import (
 type registryGC struct {
 	store *inventory.Store
 	reg   *image.Registry
+	log   *slog.Logger
 }
 
 func (g registryGC) CollectGarbage(ctx context.Context, actor string, dryRun bool) (image.GCReport, error) {
@@ -37,4 +42,84 @@ func (g registryGC) CollectGarbage(ctx context.Context, actor string, dryRun boo
 		return rep, aerr
 	}
 	return rep, err
+}
+
+// DeleteImage removes one manifest (and the tags pointing at it) for an admin, unless a
+// release uses it, and audits the attempt whatever its outcome. Which releases protect their
+// image: drafts and approved ones always; a retired one while a machine (not retired) still
+// runs it or is assigned it (a retired release nobody uses may lose its image: the admin's
+// explicit, audited decision). Garbage collection is stricter — it keeps every release's
+// image — so it never removes what this refuses.
+func (g registryGC) DeleteImage(ctx context.Context, actor, repo, digest string) (image.DeleteReport, error) {
+	subject := repo + "@" + digest
+	rep, err := g.reg.DeleteManifest(ctx, repo, digest, g.protectedImages)
+	details := map[string]any{"repo": repo, "digest": digest, "tags_removed": rep.Tags}
+	outcome := "ok"
+	switch {
+	case errors.Is(err, image.ErrImageInUse):
+		outcome, details["reason"] = "refused", err.Error()
+		err = inventory.Errorf(inventory.ErrConflict, "%s", err.Error())
+	case errors.Is(err, image.ErrNoSuchImage):
+		outcome, details["reason"] = "refused", err.Error()
+		err = inventory.Errorf(inventory.ErrNotFound, "%s", err.Error())
+	case err != nil:
+		outcome, details["error"] = "failed", err.Error()
+	}
+	if aerr := g.store.Audit(ctx, actor, "registry.delete", subject, outcome, details); aerr != nil {
+		if err == nil {
+			return rep, fmt.Errorf("%s was deleted but its audit event was not written: %w", subject, aerr)
+		}
+		g.log.Error("registry delete: audit event not written", "image", subject, "err", aerr)
+	}
+	return rep, err
+}
+
+// protectedImages maps each "repo@digest" a release needs to the releases that need it.
+func (g registryGC) protectedImages(ctx context.Context) (map[string]string, error) {
+	rs, err := g.store.ListReleases(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var machines []inventory.Machine
+	for off := 0; ; off += 1000 {
+		page, total, err := g.store.ListMachines(ctx, inventory.MachineFilter{Limit: 1000, Offset: off})
+		if err != nil {
+			return nil, err
+		}
+		machines = append(machines, page...)
+		if len(page) == 0 || off+len(page) >= total {
+			break
+		}
+	}
+	out := map[string]string{}
+	for _, r := range rs {
+		if r.ImageRef == "" || r.ImageDigest == "" {
+			continue
+		}
+		ref := r.Name + "@" + r.Version
+		why := ""
+		if r.State != lifecycle.ReleaseRetired {
+			why = "release " + ref + " (" + r.State + ")"
+		} else {
+			for _, m := range machines {
+				if m.State == lifecycle.Retired {
+					continue
+				}
+				if m.DesiredRelease == r.ID || m.DesiredRelease == ref || m.BootedRelease == r.ID || m.BootedRelease == ref ||
+					m.BootedDigest == r.ImageDigest || m.BootedRelease == r.ImageDigest {
+					why = "retired release " + ref + " (machine " + m.Name + " is assigned or runs it)"
+					break
+				}
+			}
+		}
+		if why == "" {
+			continue
+		}
+		k := r.ImageRef + "@" + r.ImageDigest
+		if out[k] != "" {
+			why = out[k] + ", " + why
+		}
+		out[k] = why
+	}
+	return out, nil
 }

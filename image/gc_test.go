@@ -25,10 +25,12 @@ import (
 // anyone may push: the garbage collector, not authentication, is under test.
 type anyone struct{}
 
-func (anyone) Basic(context.Context, string, string) (string, Access, error) {
-	return "tester", Push, nil
+func (anyone) Basic(context.Context, string, string) (Subject, error) {
+	return Subject{Name: "tester", Access: Push}, nil
 }
-func (anyone) Bearer(context.Context, string) (string, Access, error) { return "tester", Push, nil }
+func (anyone) Bearer(context.Context, string) (Subject, error) {
+	return Subject{Name: "tester", Access: Push}, nil
+}
 
 type gcFixture struct {
 	t    *testing.T

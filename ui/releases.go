@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,6 +19,8 @@ import (
 // release's image, and audits the run.
 type RegistryCollector interface {
 	CollectGarbage(ctx context.Context, actor string, dryRun bool) (image.GCReport, error)
+	// DeleteImage removes one manifest and its tags unless a release uses it; audited.
+	DeleteImage(ctx context.Context, actor, repo, digest string) (image.DeleteReport, error)
 }
 
 func (u *UI) releasesView(c echo.Context, s session, status int, fl *flash) error {
@@ -93,6 +96,40 @@ func (u *UI) registryGCPost(c echo.Context, s session) error {
 	}
 	msg := fmt.Sprintf("%s %s and %s, %s.", verb, plural(len(rep.Manifests), "manifest"), plural(len(rep.Blobs), "blob"), humanBytes(rep.BytesFreed))
 	return u.releasesPage(c, s, http.StatusOK, &flash{"ok", msg}, &rep)
+}
+
+// registryDeletePost deletes one image for an admin: the image is typed twice (a digest is
+// long; a slip must not delete another image), and a release's image is refused by name.
+func (u *UI) registryDeletePost(c echo.Context, s session) error {
+	if u.d.Registry == nil {
+		return u.errorPage(c, s, http.StatusServiceUnavailable, "This Slate has no registry.")
+	}
+	img := strings.TrimSpace(c.FormValue("image"))
+	if img == "" || strings.TrimSpace(c.FormValue("confirm_image")) != img {
+		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not deleted: type the image (REPO@sha256:…) in both fields."})
+	}
+	repo, digest, ok := strings.Cut(img, "@")
+	if !ok || repo == "" {
+		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not deleted: " + img + " is not REPO@sha256:DIGEST (images are deleted by digest, never by tag)."})
+	}
+	rep, err := u.d.Registry.DeleteImage(c.Request().Context(), s.user.Username, repo, digest)
+	if err != nil {
+		status := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, inventory.ErrConflict):
+			status = http.StatusConflict
+		case errors.Is(err, inventory.ErrNotFound):
+			status = http.StatusNotFound
+		default:
+			u.d.Logger.Error("ui: registry delete failed", "user", s.user.Username, "image", img, "err", err)
+		}
+		return u.releasesView(c, s, status, &flash{"error", "Not deleted: " + errText(err)})
+	}
+	msg := "Deleted " + rep.Repo + "@" + rep.Digest
+	if len(rep.Tags) > 0 {
+		msg += " and its tags " + strings.Join(rep.Tags, ", ")
+	}
+	return u.releasesView(c, s, http.StatusOK, &flash{"ok", msg + "; its blobs are freed by the next garbage collection."})
 }
 
 func plural(n int, noun string) string {

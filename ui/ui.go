@@ -151,6 +151,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.POST("/releases", u.page(roleWrite, u.releasePost))
 	e.POST("/releases/:id/:verb", u.page(roleWrite, u.releaseAction))
 	e.POST("/registry/gc", u.page(roleAdmin, u.registryGCPost))
+	e.POST("/registry/delete", u.page(roleAdmin, u.registryDeletePost))
 	e.GET("/audit", u.page(roleAudit, u.audit))
 	e.GET("/users", u.page(roleAdmin, u.users))
 	e.POST("/users", u.page(roleAdmin, u.usersPost))
