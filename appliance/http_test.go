@@ -32,11 +32,14 @@ func newHarness(t *testing.T) *harness {
 }
 
 // newHarnessIn builds the harness on a given data directory (e.g. a small tmpfs).
-func newHarnessIn(t *testing.T, dataDir string, o appliance.Options) *harness {
+func newHarnessIn(t *testing.T, dataDir string, o appliance.Options, mods ...func(*appliance.Config)) *harness {
 	t.Helper()
 	cfg := appliance.Defaults()
 	cfg.DataDir = dataDir
 	cfg.Listen = "127.0.0.1:0"
+	for _, m := range mods {
+		m(&cfg)
+	}
 	o.AdminPassword = "admin-pass-1"
 	a, err := appliance.New(context.Background(), cfg, o)
 	if err != nil {

@@ -179,7 +179,9 @@ func writeRoutes(a *appliance.Appliance) []string {
 // case here fails the test.
 func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 	dir := mountTmpfs(t, "8m")
-	h := newHarnessIn(t, dir, appliance.Options{ReadyProbeEvery: 50 * time.Millisecond})
+	h := newHarnessIn(t, dir, appliance.Options{ReadyProbeEvery: 50 * time.Millisecond}, func(c *appliance.Config) {
+		c.PublicURL = "http://127.0.0.1:1" // installs possible: a desired release may be set
+	})
 	ctx := context.Background()
 	op, ad := h.tok["operator"], h.tok["admin"]
 
@@ -284,7 +286,10 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 			map[string]string{"reason": "full disk test"})},
 		"POST /api/v1/machines/:id/wipe/confirm": {note: "no wipe plan: refused before writing", req: h.jsonReq("POST", "/api/v1/machines/"+m2.ID+"/wipe/confirm", op,
 			map[string]string{"plan_digest": "sha256:00", "machine_name": m2.Name})},
-		"POST /api/v1/registry/gc": {want5xx: true, req: h.jsonReq("POST", "/api/v1/registry/gc", ad, map[string]bool{"dry_run": true})},
+		"POST /api/v1/registry/gc":              {want5xx: true, req: h.jsonReq("POST", "/api/v1/registry/gc", ad, map[string]bool{"dry_run": true})},
+		"POST /api/v1/machines/:id/expect-boot": {want5xx: true, req: h.jsonReq("POST", "/api/v1/machines/"+m1.ID+"/expect-boot", op, nil)},
+		"DELETE /api/v1/registry/manifests/:digest": {note: "no such image: refused before it deletes (its refusal's audit cannot be stored either)",
+			req: h.jsonReq("DELETE", "/api/v1/registry/manifests/sha256:"+strings.Repeat("0", 64)+"?repo=plant/none", ad, nil)},
 		// web UI
 		"POST /login": {want5xx: true, req: func() *http.Request {
 			f := url.Values{"csrf": {loginCSRF}, "username": {"olga"}, "password": {"pass-olga-1"}}
@@ -293,15 +298,18 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 			req.AddCookie(&http.Cookie{Name: "slate_pre", Value: pre})
 			return req
 		}},
-		"POST /logout":                       {want5xx: true, req: h.formReq("/logout", logoutUI, nil)},
-		"POST /machines":                     {want5xx: true, req: h.formReq("/machines", opUI, url.Values{"name": {"full-2"}, "macs": {"52:54:00:f0:00:11"}})},
-		"POST /machines/:id/transition":      {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/transition", opUI, url.Values{"to": {"inspecting"}, "reason": {"full"}})},
-		"POST /machines/:id/decommission":    {want5xx: true, req: h.formReq("/machines/"+m2.ID+"/decommission", opUI, url.Values{"confirm_name": {m2.Name}})},
-		"POST /machines/:id/release":         {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/release", opUI, url.Values{"release": {approved.ID}})},
-		"POST /machines/:id/wipe/confirm":    {note: "no wipe plan: refused before writing", req: h.formReq("/machines/"+m2.ID+"/wipe/confirm", opUI, url.Values{"plan_digest": {"sha256:00"}, "confirm_name": {m2.Name}})},
-		"POST /releases":                     {want5xx: true, req: h.formReq("/releases", opUI, url.Values{"name": {"hmi"}, "version": {"8"}, "kind": {"bootc"}, "image": {"plant/hmi@" + digest}})},
-		"POST /releases/:id/:verb":           {want5xx: true, req: h.formReq("/releases/"+draftUI.ID+"/approve", adUI, nil)},
-		"POST /registry/gc":                  {want5xx: true, req: h.formReq("/registry/gc", adUI, url.Values{"dry_run": {"1"}})},
+		"POST /logout":                    {want5xx: true, req: h.formReq("/logout", logoutUI, nil)},
+		"POST /machines":                  {want5xx: true, req: h.formReq("/machines", opUI, url.Values{"name": {"full-2"}, "macs": {"52:54:00:f0:00:11"}})},
+		"POST /machines/:id/transition":   {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/transition", opUI, url.Values{"to": {"inspecting"}, "reason": {"full"}})},
+		"POST /machines/:id/decommission": {want5xx: true, req: h.formReq("/machines/"+m2.ID+"/decommission", opUI, url.Values{"confirm_name": {m2.Name}})},
+		"POST /machines/:id/release":      {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/release", opUI, url.Values{"release": {approved.ID}})},
+		"POST /machines/:id/wipe/confirm": {note: "no wipe plan: refused before writing", req: h.formReq("/machines/"+m2.ID+"/wipe/confirm", opUI, url.Values{"plan_digest": {"sha256:00"}, "confirm_name": {m2.Name}})},
+		"POST /releases":                  {want5xx: true, req: h.formReq("/releases", opUI, url.Values{"name": {"hmi"}, "version": {"8"}, "kind": {"bootc"}, "image": {"plant/hmi@" + digest}})},
+		"POST /releases/:id/:verb":        {want5xx: true, req: h.formReq("/releases/"+draftUI.ID+"/approve", adUI, nil)},
+		"POST /registry/gc":               {want5xx: true, req: h.formReq("/registry/gc", adUI, url.Values{"dry_run": {"1"}})},
+		"POST /machines/:id/expect-boot":  {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/expect-boot", opUI, nil)},
+		"POST /registry/delete": {note: "no such image: refused before it deletes",
+			req: h.formReq("/registry/delete", adUI, url.Values{"image": {"plant/none@sha256:" + strings.Repeat("0", 64)}, "confirm_image": {"plant/none@sha256:" + strings.Repeat("0", 64)}})},
 		"POST /users":                        {want5xx: true, req: h.formReq("/users", adUI, url.Values{"username": {"gina"}, "password": {"gina-pass-long-1"}, "role": {"auditor"}})},
 		"POST " + P + "/register":            {want5xx: true, req: h.jsonReq("POST", P+"/register", agentTok, agentproto.Register{Mode: "deploy", BootID: "b1", MACs: []string{"52:54:00:f0:00:03"}})},
 		"GET " + P + "/tasks/next":           {want5xx: true, req: h.jsonReq("GET", P+"/tasks/next", agentTok, nil)},

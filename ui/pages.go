@@ -221,7 +221,7 @@ func (u *UI) expectBootPost(c echo.Context, s session) error {
 	id := c.Param("id")
 	e, err := u.d.Lifecycle.ExpectBoot(c.Request().Context(), s.user.Username, id)
 	if err != nil {
-		return u.errorPage(c, s, http.StatusConflict, "No boot expected: "+errText(err))
+		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "No boot expected: "+errText(err))
 	}
 	return c.Redirect(http.StatusSeeOther, "/machines/"+url.PathEscape(id)+"?ok="+
 		url.QueryEscape("Network boot expected until "+e.ExpiresAt.Local().Format("15:04")+": power the machine on now."))
