@@ -40,6 +40,10 @@ func (t *Tx) PutFacts(ctx context.Context, machineID string, doc json.RawMessage
 	if d == "" {
 		return 0, nil, Errorf(ErrInvalid, "facts document is empty")
 	}
+	m, err := t.GetMachine(ctx, machineID)
+	if err != nil {
+		return 0, nil, fmt.Errorf("store facts: %w", err)
+	}
 	var cur sql.NullInt64
 	if err := t.tx.QueryRowContext(ctx, `SELECT MAX(version) FROM facts WHERE machine_id = ?`, machineID).Scan(&cur); err != nil {
 		return 0, nil, fmt.Errorf("facts of machine %s: %w", machineID, err)
@@ -54,10 +58,6 @@ func (t *Tx) PutFacts(ctx context.Context, machineID string, doc json.RawMessage
 			return nil
 		}
 		return &s
-	}
-	m, err := t.GetMachine(ctx, machineID)
-	if err != nil {
-		return 0, nil, fmt.Errorf("store facts: %w", err)
 	}
 	p := MachinePatch{SystemUUID: opt(f.SystemUUID), Serial: opt(f.Serial), Vendor: opt(f.Vendor), Model: opt(f.Model),
 		Arch: opt(f.Arch), FirmwareMode: opt(f.FirmwareMode), fromFacts: true}
