@@ -42,8 +42,8 @@ type Machine struct {
 	SerialByOperator     bool      `json:"serial_by_operator,omitempty"`
 	SystemUUIDByOperator bool      `json:"system_uuid_by_operator,omitempty"`
 	CreatedAt            time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	BMC          *BMCInfo  `json:"bmc,omitempty"`
+	UpdatedAt            time.Time `json:"updated_at"`
+	BMC                  *BMCInfo  `json:"bmc,omitempty"`
 }
 
 // BMCInfo is what may be shown of a BMC: never its password.
