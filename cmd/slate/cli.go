@@ -17,6 +17,7 @@ import (
 
 	"slate/inventory"
 	"slate/lifecycle"
+	"slate/wipe"
 )
 
 // multi is a repeatable string flag.
@@ -88,6 +89,7 @@ func machineCommands() *command {
 		{name: "transition", summary: "move a machine to another state (or retry a failed one)", run: machineTransition},
 		{name: "provision", summary: "set the release a machine should run (installs, updates or rolls back)", run: machineProvision},
 		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
+		{name: "wipe-plan", summary: "show a decommissioning machine's wipe plan and how it differs from inspection", run: machineWipePlan},
 	}}
 }
 
@@ -218,8 +220,15 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 		row("Task", m.FailedTask)
 	}
 	row("MACs", strings.Join(m.MACs, ", "))
-	row("Serial", m.Serial)
-	row("System UUID", m.SystemUUID)
+	// Operator-entered identity is kept against inspection: say which values are.
+	byOp := func(v string, entered bool) string {
+		if entered && v != "" {
+			return v + " (entered by an operator)"
+		}
+		return v
+	}
+	row("Serial", byOp(m.Serial, m.SerialByOperator))
+	row("System UUID", byOp(m.SystemUUID, m.SystemUUIDByOperator))
 	row("Vendor", m.Vendor)
 	row("Model", m.Model)
 	row("Arch", m.Arch)
@@ -295,6 +304,60 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 		return printJSON(env.stdout, m)
 	}
 	fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
+	return nil
+}
+
+func machineWipePlan(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine wipe-plan", "slate machine wipe-plan <id|name> [--json]")
+	server, asJSON := apiFlags(fs)
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	id, err := oneArg(fs, "machine id or name")
+	if err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Plan            wipe.Plan `json:"plan"`
+		Digest          string    `json:"digest"`
+		Runnable        bool      `json:"runnable"`
+		Discrepancies   []string  `json:"discrepancies"`
+		AutoConfirmable bool      `json:"auto_confirmable"`
+	}
+	if *asJSON {
+		var raw json.RawMessage
+		if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(id)+"/wipe-plan", nil, nil, &raw); err != nil {
+			return err
+		}
+		_, err := env.stdout.Write(append(raw, '\n'))
+		return err
+	}
+	if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(id)+"/wipe-plan", nil, nil, &out); err != nil {
+		return err
+	}
+	tw := table(env.stdout)
+	fmt.Fprintln(tw, "DRIVE\tSERIAL\tBYTES\tLEVEL\tMETHOD / BLOCKED")
+	for _, d := range out.Plan.Drives {
+		what := string(d.Method)
+		if d.Blocked {
+			what = "BLOCKED: " + d.Reason + " (" + d.Remedy + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.Drive.Path, dash(d.Drive.Serial), d.Drive.SizeBytes, dash(string(d.Level)), what)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "Plan %s, runnable: %v\n", out.Digest, out.Runnable)
+	if len(out.Discrepancies) > 0 {
+		fmt.Fprintln(env.stdout, "This plan differs from what inspection saw (check the drives; a pre-approved policy will not confirm it):")
+		for _, d := range out.Discrepancies {
+			fmt.Fprintln(env.stdout, "  - "+d)
+		}
+	}
 	return nil
 }
 
