@@ -24,6 +24,31 @@ type WipeConfig struct {
 	// CertificateFile is a JSON file with the certificate fields no drive can tell (NIST SP
 	// 800-88 Appendix G: person, organisation, destination, classification, …).
 	CertificateFile string `yaml:"certificate_file"`
+	// PolicyFile is a JSON wipe.Policy (minimum level per media type, verification, pattern,
+	// purge methods); empty: wipe.DefaultPolicy(). Slate plans every wipe with it: the agent
+	// only reports drives and what they can do.
+	PolicyFile string `yaml:"policy_file"`
+}
+
+// loadWipePolicy reads wipe.policy_file (nil: the default policy).
+func loadWipePolicy(cfg WipeConfig) (*wipe.Policy, error) {
+	if cfg.PolicyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(cfg.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("wipe.policy_file: %w", err)
+	}
+	p := wipe.DefaultPolicy()
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("wipe.policy_file %s: %w", cfg.PolicyFile, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("wipe.policy_file %s: %w (fix the file; Slate will not plan wipes with it)", cfg.PolicyFile, err)
+	}
+	return &p, nil
 }
 
 // certifier signs certificates with the appliance's key; the key never leaves the appliance.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"slate/agent/agentproto"
+	"slate/appliance"
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/wipe"
@@ -311,4 +314,55 @@ func mustJSON(t *testing.T, v any) string {
 func mustJSONRaw(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// wipe.policy_file is Slate's policy: a plan is made with it whatever the agent proposed, and
+// a file that would fall below NIST's floor stops the appliance from starting.
+func TestWipePolicyFileIsSlatesPolicy(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"sample_subsections": 10}`), 0o600)
+	cfg := appliance.Defaults()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.Wipe.PolicyFile = bad
+	if a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"}); err == nil {
+		a.Close()
+		t.Fatal("a policy below NIST's 1000 subsections was accepted")
+	} else if !strings.Contains(err.Error(), "wipe.policy_file") {
+		t.Fatalf("error does not name the setting: %v", err)
+	}
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"verify": "sample", "pattern": "aes-ctr"}`), 0o600)
+	cfg.Wipe.PolicyFile = good
+	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	ctx := context.Background()
+	m, err := a.Lifecycle.Enroll(ctx, nil, "test", lifecycle.EnrollRequest{Name: "hmi-5", MACs: []string{"52:54:00:f0:0f:05"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Lifecycle.Transition(ctx, m.ID, lifecycle.Decommissioning, "test", "end of life"); err != nil {
+		t.Fatal(err)
+	}
+	task, _ := a.Store.CreateTask(ctx, "slate", m.ID, lifecycle.TaskWipePlan, nil)
+	tok, _ := a.Store.IssueAgentToken(ctx, m.ID, time.Hour)
+	ag := fakeAgent{t, srv.URL, tok}
+	ag.next()
+	// The agent proposes full verification with zeros (the default); Slate's file says otherwise.
+	p, _ := wipe.MakePlan(m.ID, []wipe.DriveInfo{{Name: "vda", Path: "/dev/vda", Transport: wipe.TransportVirtio, Media: wipe.MediaVirtual,
+		SizeBytes: 1 << 30, LogicalBlockSize: 512}}, wipe.DefaultPolicy(), time.Now())
+	pj, _ := json.Marshal(p)
+	ag.result(task.ID, agentproto.Result{State: "succeeded", Result: pj})
+	got, _, ok, err := lifecycle.WipePlan(ctx, a.Store, m.ID)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if got.Policy.Verify != wipe.VerifySample || got.Drives[0].Pattern != wipe.PatternAESCTR || got.Drives[0].Verification != "NIST sampling" {
+		t.Fatalf("plan not made with the configured policy: %+v / %+v", got.Policy, got.Drives[0])
+	}
 }
