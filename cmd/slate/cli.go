@@ -89,6 +89,7 @@ func machineCommands() *command {
 		{name: "transition", summary: "move a machine to another state (or retry a failed one)", run: machineTransition},
 		{name: "provision", summary: "set the release a machine should run (installs, updates or rolls back)", run: machineProvision},
 		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
+		{name: "identity", summary: "correct a machine's serial or system UUID (they then count as entered by an operator; \"\" hands them back to inspection)", run: machineIdentity},
 		{name: "wipe-plan", summary: "show a decommissioning machine's wipe plan and how it differs from inspection", run: machineWipePlan},
 	}}
 }
@@ -304,6 +305,46 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 		return printJSON(env.stdout, m)
 	}
 	fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
+	return nil
+}
+
+func machineIdentity(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine identity", "slate machine identity <id|name> [--serial S] [--system-uuid U]")
+	server, asJSON := apiFlags(fs)
+	serial := fs.String("serial", "", "the serial on the machine's label")
+	uuid := fs.String("system-uuid", "", "the system UUID")
+	clearSerial := fs.Bool("clear-serial", false, "forget the serial: the next inspection fills it")
+	clearUUID := fs.Bool("clear-system-uuid", false, "forget the system UUID: the next inspection fills it")
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	id, err := oneArg(fs, "machine id or name")
+	if err != nil {
+		return err
+	}
+	p := map[string]string{}
+	if *serial != "" || *clearSerial {
+		p["serial"] = *serial
+	}
+	if *uuid != "" || *clearUUID {
+		p["system_uuid"] = *uuid
+	}
+	if len(p) == 0 {
+		return errors.New("give --serial, --system-uuid, --clear-serial or --clear-system-uuid")
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var m inventory.Machine
+	if err := c.do(ctx, "PATCH", "/machines/"+url.PathEscape(id), nil, p, &m); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, m)
+	}
+	fmt.Fprintf(env.stdout, "%s: serial %s, system UUID %s. Retry a machine failed on an identity mismatch with `slate machine transition %s retry --reason ...`.\n",
+		m.Name, dash(m.Serial), dash(m.SystemUUID), m.Name)
 	return nil
 }
 

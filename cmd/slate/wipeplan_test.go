@@ -16,9 +16,9 @@ import (
 	"slate/wipe"
 )
 
-// `slate machine wipe-plan` prints the plan and every way it differs from inspection, and
-// `machine show` marks the serial an operator entered.
-func TestMachineWipePlanPrintsDiscrepancies(t *testing.T) {
+// `slate machine wipe-plan` prints the plan and every way it differs from inspection,
+// `machine show` marks the serial an operator entered, and `machine identity` corrects it.
+func TestMachineWipePlanAndIdentity(t *testing.T) {
 	ctx := context.Background()
 	cfg := appliance.Defaults()
 	cfg.DataDir = t.TempDir()
@@ -73,5 +73,14 @@ func TestMachineWipePlanPrintsDiscrepancies(t *testing.T) {
 	}
 	if out := run("machine", "show", "hmi-9"); !strings.Contains(out, "HMI-9 (entered by an operator)") {
 		t.Fatalf("machine show:\n%s", out)
+	}
+	// Resolving a mismatch: the technician corrects the serial, or clears it for inspection.
+	run("machine", "identity", "hmi-9", "--serial", "HMI-9B")
+	if got, _ := a.Store.GetMachine(ctx, m.ID); got.Serial != "HMI-9B" || !got.SerialByOperator {
+		t.Fatalf("after identity --serial: %q (by operator %v)", got.Serial, got.SerialByOperator)
+	}
+	run("machine", "identity", "hmi-9", "--clear-serial")
+	if got, _ := a.Store.GetMachine(ctx, m.ID); got.Serial != "" || got.SerialByOperator {
+		t.Fatalf("after identity --clear-serial: %q (by operator %v)", got.Serial, got.SerialByOperator)
 	}
 }
