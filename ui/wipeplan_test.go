@@ -63,3 +63,45 @@ func TestWipePlanShowsDiscrepancies(t *testing.T) {
 		t.Fatalf("discrepancies not shown: %q", box)
 	}
 }
+
+// A technician resolves an identity mismatch on the machine page: the corrected serial is
+// kept as the operator's; a UUID resubmitted unchanged stays inspection's; an auditor cannot.
+func TestIdentityFormCorrectsSerial(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	m, _ := s.a.Store.GetMachine(ctx, "press-01")
+	uuid := "4c4c4544-0000-1111-2222-333344445555"
+	if err := s.a.Store.Update(ctx, func(tx *inventory.Tx) error {
+		_, _, err := tx.PutFacts(ctx, m.ID, json.RawMessage(`{"schema":1}`), inventory.FactFields{SystemUUID: uuid})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	post := func(user, pw string) int {
+		t.Helper()
+		cl := &http.Client{Jar: &cookieJar{}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		r, _ := cl.Get(s.srv.URL + "/login")
+		csrf := between(readAll(r), `name="csrf" value="`, `"`)
+		r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {user}, "password": {pw}})
+		r.Body.Close()
+		r, _ = cl.Get(s.srv.URL + "/machines/" + m.ID)
+		page := readAll(r)
+		csrf = between(page, `name="csrf" value="`, `"`)
+		r, _ = cl.PostForm(s.srv.URL+"/machines/"+m.ID+"/identity", url.Values{"csrf": {csrf}, "serial": {"PRESS-01-LABEL"}, "system_uuid": {uuid}})
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if st := post("aud", "audit-pass-1"); st == http.StatusSeeOther {
+		t.Fatal("an auditor changed a machine's identity")
+	}
+	if got, _ := s.a.Store.GetMachine(ctx, m.ID); got.Serial != "SN-press-01" {
+		t.Fatalf("serial after the auditor's attempt: %q", got.Serial)
+	}
+	if st := post("tom", "tech-pass-1"); st != http.StatusSeeOther {
+		t.Fatalf("technician's correction: %d", st)
+	}
+	got, _ := s.a.Store.GetMachine(ctx, m.ID)
+	if got.Serial != "PRESS-01-LABEL" || !got.SerialByOperator || got.SystemUUID != uuid || got.SystemUUIDByOperator {
+		t.Fatalf("after the correction: %+v", got)
+	}
+}
