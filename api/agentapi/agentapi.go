@@ -101,6 +101,10 @@ type Handler struct {
 	mu   sync.Mutex
 	wake map[string]chan struct{}
 	seen map[string]Seen
+	// lastRefusal is the last refused release claim per machine: a node left with an old
+	// token repeats it every heartbeat, and one audit event says it (each new claim or reason
+	// is audited again).
+	lastRefusal map[string]string
 }
 
 // New builds the handler.
@@ -126,7 +130,8 @@ func New(store Store, opt Options) *Handler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	h := &Handler{store: store, opt: opt, mux: http.NewServeMux(), wake: map[string]chan struct{}{}, seen: map[string]Seen{}}
+	h := &Handler{store: store, opt: opt, mux: http.NewServeMux(), wake: map[string]chan struct{}{}, seen: map[string]Seen{},
+		lastRefusal: map[string]string{}}
 	p := agentproto.PathPrefix
 	h.mux.HandleFunc("POST "+p+"/register", h.auth(h.register))
 	h.mux.HandleFunc("GET "+p+"/tasks/next", h.auth(h.next))
@@ -485,6 +490,9 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
 				return err
 			}
 			if refused != "" {
+				if !h.newRefusal(id, refused+"\x00"+in.BootedRelease+"\x00"+in.ImageDigest) {
+					return nil
+				}
 				_, err = tx.Audit(r.Context(), "agent", "machine.booted_release", id, "refused",
 					map[string]any{"reason": refused, "claimed_release": in.BootedRelease, "claimed_digest": in.ImageDigest, "remote": r.RemoteAddr})
 				return err
@@ -528,6 +536,17 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
 		h.opt.Notify.MachineChanged(id)
 	}
 	writeJSON(w, http.StatusOK, agentproto.HeartbeatReply{IntervalSeconds: int(h.opt.HeartbeatInterval.Seconds())})
+}
+
+// newRefusal records a refused release claim and says whether it differs from the last one.
+func (h *Handler) newRefusal(machineID, key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lastRefusal[machineID] == key {
+		return false
+	}
+	h.lastRefusal[machineID] = key
+	return true
 }
 
 // releaseReporterRefused says why the caller may not report a booted release ("" if it may):

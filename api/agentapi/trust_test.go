@@ -30,7 +30,9 @@ func TestHeartbeatReleaseNeedsNodeTokenOfSucceededInstall(t *testing.T) {
 			t.Fatalf("refused heartbeat set the release: %q %q", got.BootedRelease, got.BootedDigest)
 		}
 	}
-	// The attacker: the deploy environment's boot token.
+	// The attacker: the deploy environment's boot token. Repeating the same claim is refused
+	// each time but audited once.
+	refused(bootTok, "boot token cannot report")
 	refused(bootTok, "boot token cannot report")
 
 	// A node token issued to a running install: refused until that install succeeded.
