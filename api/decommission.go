@@ -57,7 +57,10 @@ func (s *Server) wipePlan(c echo.Context) error {
 	if !ok {
 		return problem(http.StatusNotFound, "machine %s has no wipe plan yet (state %s): a plan is made when it is decommissioned and its drives are probed", m.Name, m.State)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"plan": plan, "digest": plan.Digest(), "task": task.ID, "runnable": plan.Runnable()})
+	// discrepancies: how the probed drives differ from inspection; a technician must look
+	// before confirming, and a pre-approved policy does not confirm such a plan.
+	return c.JSON(http.StatusOK, map[string]any{"plan": plan, "digest": plan.Digest(), "task": task.ID, "runnable": plan.Runnable(),
+		"discrepancies": plan.AllDiscrepancies(), "auto_confirmable": plan.Runnable() && len(plan.AllDiscrepancies()) == 0})
 }
 
 func (s *Server) confirmWipe(c echo.Context) error {

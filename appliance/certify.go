@@ -24,6 +24,31 @@ type WipeConfig struct {
 	// CertificateFile is a JSON file with the certificate fields no drive can tell (NIST SP
 	// 800-88 Appendix G: person, organisation, destination, classification, …).
 	CertificateFile string `yaml:"certificate_file"`
+	// PolicyFile is a JSON wipe.Policy (minimum level per media type, verification, pattern,
+	// purge methods); empty: wipe.DefaultPolicy(). Slate plans every wipe with it: the agent
+	// only reports drives and what they can do.
+	PolicyFile string `yaml:"policy_file"`
+}
+
+// loadWipePolicy reads wipe.policy_file (nil: the default policy).
+func loadWipePolicy(cfg WipeConfig) (*wipe.Policy, error) {
+	if cfg.PolicyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(cfg.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("wipe.policy_file: %w", err)
+	}
+	p := wipe.DefaultPolicy()
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("wipe.policy_file %s: %w", cfg.PolicyFile, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("wipe.policy_file %s: %w (fix the file; Slate will not plan wipes with it)", cfg.PolicyFile, err)
+	}
+	return &p, nil
 }
 
 // certifier signs certificates with the appliance's key; the key never leaves the appliance.
@@ -79,6 +104,17 @@ func (c *certifier) Certify(ctx context.Context, tx *inventory.Tx, m inventory.M
 	if err := json.Unmarshal(task.Params, &p); err != nil {
 		return false, "", fmt.Errorf("wipe task %s: params: %w", task.ID, err)
 	}
+	// The agent's word is checked against the plan Slate confirmed before anything is signed:
+	// a result for other drives, other techniques or impossible timings is a lie or a fault,
+	// and no certificate comes of it.
+	problems, missing := wipe.CheckResult(p.Plan, tr)
+	if len(problems) > 0 {
+		if _, err := tx.Audit(ctx, "agent", "wipe.result", m.ID, "suspicious", map[string]any{"task": task.ID,
+			"plan_digest": p.Authorization.PlanDigest, "problems": problems}); err != nil {
+			return false, "", err
+		}
+		return false, "the wipe result was refused as suspicious, no certificate issued: " + strings.Join(problems, "; "), nil
+	}
 	meta := c.meta
 	meta.Machine = wipe.MachineIdentity{ID: m.ID, Name: m.Name, Serial: m.Serial, Manufacturer: m.Vendor, Model: m.Model}
 	if meta.Person.Name == "" {
@@ -94,23 +130,26 @@ func (c *certifier) Certify(ctx context.Context, tx *inventory.Tx, m inventory.M
 			return false, "", err
 		}
 	}
-	if err := tx.AddReport(ctx, inventory.Report{ID: certID(), MachineID: m.ID, TaskID: task.ID, PlanDigest: tr.PlanDigest,
-		Complete: tr.Sanitized, File: report}); err != nil {
-		return false, "", err
-	}
-	var bad []string
+	// Whether every drive is sanitized is Slate's reckoning over the plan, not the agent's
+	// "sanitized" flag: a planned drive without a result is not sanitized.
+	bad := missing
 	for _, r := range tr.Results {
 		if r.Status != wipe.StatusSanitized {
 			bad = append(bad, fmt.Sprintf("%s (%s): %s %s", r.Drive.Path, r.Drive.Serial, r.Status, strings.Join(r.Errors, "; ")))
 		}
+	}
+	complete := len(bad) == 0 && len(tr.Results) > 0
+	if err := tx.AddReport(ctx, inventory.Report{ID: certID(), MachineID: m.ID, TaskID: task.ID, PlanDigest: tr.PlanDigest,
+		Complete: complete, File: report}); err != nil {
+		return false, "", err
 	}
 	summary := fmt.Sprintf("%d of %d drives certified", len(certs), len(tr.Results))
 	if len(bad) > 0 {
 		summary += "; not sanitized: " + strings.Join(bad, ", ")
 	}
 	if _, err := tx.Audit(ctx, "slate", "certificates.issue", m.ID, "ok", map[string]any{"task": task.ID, "certificates": len(certs),
-		"drives": len(tr.Results), "complete": tr.Sanitized}); err != nil {
+		"drives": len(tr.Results), "complete": complete}); err != nil {
 		return false, "", err
 	}
-	return tr.Sanitized && len(bad) == 0, summary, nil
+	return complete, summary, nil
 }

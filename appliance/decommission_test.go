@@ -141,12 +141,20 @@ func TestDecommissionToRetired(t *testing.T) {
 
 	st, b = h.do("GET", "/api/v1/machines/"+m.ID+"/wipe-plan", au, nil)
 	var wp struct {
-		Digest   string
-		Runnable bool
+		Digest        string
+		Runnable      bool
+		Plan          wipe.Plan
+		Discrepancies []string
 	}
 	json.Unmarshal(b, &wp)
-	if st != 200 || wp.Digest != plan.Digest() || !wp.Runnable {
+	// Slate's plan, made with its own policy from the agent's probe: same drive and method.
+	if st != 200 || wp.Digest != wp.Plan.Digest() || !wp.Runnable || len(wp.Plan.Drives) != 1 || wp.Plan.Drives[0].Drive.Path != dev ||
+		wp.Plan.Drives[0].Method != plan.Drives[0].Method {
 		t.Fatalf("wipe plan: %d %s", st, b)
+	}
+	// This machine was never inspected: the plan says so, for the technician to check.
+	if len(wp.Discrepancies) != 1 || !strings.Contains(wp.Discrepancies[0], "never inspected") {
+		t.Fatalf("discrepancies: %q", wp.Discrepancies)
 	}
 	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {
 		t.Fatal(err)

@@ -100,7 +100,7 @@ func TestAgentTokenPullsOnlyItsInstall(t *testing.T) {
 	}
 	var nodeTok string
 	if err := h.a.Store.Update(ctx, func(tx *inventory.Tx) error {
-		nodeTok, err = tx.IssueNodeToken(ctx, m.ID)
+		nodeTok, err = tx.IssueNodeToken(ctx, m.ID, "")
 		return err
 	}); err != nil {
 		t.Fatal(err)

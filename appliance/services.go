@@ -141,8 +141,12 @@ func (a *Appliance) buildServices() error {
 		return err
 	}
 	a.certifier = cert
+	policy, err := loadWipePolicy(a.cfg.Wipe)
+	if err != nil {
+		return err
+	}
 	a.agent = agentapi.New(a.Store, agentapi.Options{Log: a.log.With("service", "agent-api"), Notify: agentNotifier{a},
-		Lifecycle: lifecycle.TaskHook{Certifier: cert}})
+		Lifecycle: lifecycle.TaskHook{Certifier: cert, WipePolicy: policy}})
 	a.Reconciler = lifecycle.NewReconciler(a.Store, a.Lifecycle, a.Secrets, a.log.With("service", "reconciler"), a.cfg.ReconcileInterval)
 	a.Reconciler.AutoEnrollMACPrefixes = a.cfg.AutoEnrollMACPrefixes
 	a.Reconciler.AutoEnrollRules = a.cfg.AutoEnroll

@@ -52,6 +52,8 @@ type AgentToken struct {
 	MachineID string
 	Kind      string     // "boot" (deploy environment) or "node" (installed system)
 	BoundAddr netip.Addr // invalid: usable from any address (node tokens)
+	// TaskID is the install task a node token was issued to ("" for boot tokens).
+	TaskID string
 }
 
 // ErrTokenSource marks a bound token presented from another address than it was issued to.
@@ -77,8 +79,8 @@ func (s *Store) AuthenticateAgentToken(ctx context.Context, tok string, remote n
 	var bound string
 	var activated, created, lifetime int64
 	now := s.now()
-	err := s.read.QueryRowContext(ctx, `SELECT machine_id, kind, bound_addr, activated_at, created_at, lifetime_s FROM agent_tokens WHERE token_hash = ? AND expires_at > ?`,
-		tokenHash(tok), now.Unix()).Scan(&t.MachineID, &t.Kind, &bound, &activated, &created, &lifetime)
+	err := s.read.QueryRowContext(ctx, `SELECT machine_id, kind, task_id, bound_addr, activated_at, created_at, lifetime_s FROM agent_tokens WHERE token_hash = ? AND expires_at > ?`,
+		tokenHash(tok), now.Unix()).Scan(&t.MachineID, &t.Kind, &t.TaskID, &bound, &activated, &created, &lifetime)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, Errorf(ErrNotFound, "agent token unknown or expired")
 	}
@@ -108,13 +110,26 @@ func (s *Store) AuthenticateAgentToken(ctx context.Context, tok string, remote n
 	return t, nil
 }
 
+// AgentTokenInfo returns what a valid, unexpired token stands for (ErrNotFound otherwise):
+// handlers that must know which kind of agent is calling ask it beside the auth middleware.
+func (s *Store) AgentTokenInfo(ctx context.Context, tok string) (AgentToken, error) {
+	var a AgentToken
+	err := s.read.QueryRowContext(ctx, `SELECT machine_id, kind, task_id FROM agent_tokens WHERE token_hash = ? AND expires_at > ?`,
+		tokenHash(tok), s.now().Unix()).Scan(&a.MachineID, &a.Kind, &a.TaskID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, Errorf(ErrNotFound, "agent token unknown or expired")
+	}
+	return a, err
+}
+
 // NodeTokenTTL is how long an installed system's token lives: as long as the install, in
 // practice — a re-install replaces it and retiring the machine revokes it.
 const NodeTokenTTL = 10 * 365 * 24 * time.Hour
 
 // IssueNodeToken creates the token an installed system's slate-agent node uses. Earlier node
 // tokens of the machine are revoked in the same transaction: only the newest install reports.
-func (t *Tx) IssueNodeToken(ctx context.Context, machineID string) (string, error) {
+// taskID is the install task the token is issued to (AgentTokenInfo returns it).
+func (t *Tx) IssueNodeToken(ctx context.Context, machineID, taskID string) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -123,8 +138,8 @@ func (t *Tx) IssueNodeToken(ctx context.Context, machineID string) (string, erro
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM agent_tokens WHERE machine_id = ? AND kind = 'node'`, machineID); err != nil {
 		return "", err
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO agent_tokens(token_hash, machine_id, created_at, expires_at, kind, activated_at) VALUES (?,?,?,?,'node',?)`,
-		tokenHash(tok), machineID, t.now.Unix(), t.now.Add(NodeTokenTTL).Unix(), t.now.Unix())
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO agent_tokens(token_hash, machine_id, created_at, expires_at, kind, activated_at, task_id) VALUES (?,?,?,?,'node',?,?)`,
+		tokenHash(tok), machineID, t.now.Unix(), t.now.Add(NodeTokenTTL).Unix(), t.now.Unix(), taskID)
 	if err != nil {
 		return "", fmt.Errorf("issue node token for machine %s: %w", machineID, err)
 	}

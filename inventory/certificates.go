@@ -156,3 +156,16 @@ func (t *Tx) DeleteLeasesOf(ctx context.Context, macs []string) (int64, error) {
 	}
 	return n, nil
 }
+
+// SetTaskResult replaces a finished task's result document: Slate stores its own wipe plan
+// in place of the one the agent proposed (the agent reports drives; Slate decides methods).
+func (t *Tx) SetTaskResult(ctx context.Context, taskID string, result []byte) error {
+	res, err := t.tx.ExecContext(ctx, `UPDATE tasks SET result = ? WHERE id = ? AND state = 'succeeded'`, string(result), taskID)
+	if err != nil {
+		return fmt.Errorf("store result of task %s: %w", taskID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return Errorf(ErrConflict, "task %s has not succeeded: its result cannot be replaced", taskID)
+	}
+	return nil
+}

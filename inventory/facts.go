@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -39,7 +40,8 @@ func (t *Tx) PutFacts(ctx context.Context, machineID string, doc json.RawMessage
 	if d == "" {
 		return 0, nil, Errorf(ErrInvalid, "facts document is empty")
 	}
-	if _, err := t.GetMachine(ctx, machineID); err != nil {
+	m, err := t.GetMachine(ctx, machineID)
+	if err != nil {
 		return 0, nil, fmt.Errorf("store facts: %w", err)
 	}
 	var cur sql.NullInt64
@@ -58,7 +60,15 @@ func (t *Tx) PutFacts(ctx context.Context, machineID string, doc json.RawMessage
 		return &s
 	}
 	p := MachinePatch{SystemUUID: opt(f.SystemUUID), Serial: opt(f.Serial), Vendor: opt(f.Vendor), Model: opt(f.Model),
-		Arch: opt(f.Arch), FirmwareMode: opt(f.FirmwareMode)}
+		Arch: opt(f.Arch), FirmwareMode: opt(f.FirmwareMode), fromFacts: true}
+	// Operator-entered identity is never overwritten from facts, whoever calls: the agent
+	// API fails the machine on a mismatch before it gets here (IdentityConflicts).
+	if m.SerialByOperator {
+		p.Serial = nil
+	}
+	if m.SystemUUIDByOperator {
+		p.SystemUUID = nil
+	}
 	if _, err := t.UpdateMachine(ctx, machineID, p); err != nil {
 		if !errors.Is(err, ErrConflict) || p.Serial == nil {
 			return 0, nil, fmt.Errorf("store facts of machine %s: %w", machineID, err)
@@ -73,6 +83,39 @@ func (t *Tx) PutFacts(ctx context.Context, machineID string, doc json.RawMessage
 		return 0, nil, err
 	}
 	return version, warnings, nil
+}
+
+// IdentityConflicts compares inspected identity with what an operator entered: one sentence
+// per field that differs, naming both values (none: facts may be stored). Values never
+// entered by an operator are not compared: inspection fills them.
+func IdentityConflicts(m Machine, f FactFields) []string {
+	var out []string
+	check := func(what, byOperator, inspected string, entered bool) {
+		if !entered || strings.TrimSpace(inspected) == "" || strings.EqualFold(strings.TrimSpace(inspected), strings.TrimSpace(byOperator)) {
+			return
+		}
+		out = append(out, fmt.Sprintf("inspected %s %q differs from the %s %q entered by an operator: check the machine and correct one of them", what, inspected, what, byOperator))
+	}
+	check("serial", m.Serial, f.Serial, m.SerialByOperator)
+	check("system UUID", m.SystemUUID, f.SystemUUID, m.SystemUUIDByOperator)
+	return out
+}
+
+// LatestFacts returns the newest facts of a machine inside the transaction.
+func (t *Tx) LatestFacts(ctx context.Context, machineID string) (Facts, error) {
+	f := Facts{MachineID: machineID}
+	var doc string
+	var at int64
+	err := t.tx.QueryRowContext(ctx, `SELECT version, doc, created_at FROM facts WHERE machine_id = ? ORDER BY version DESC LIMIT 1`, machineID).Scan(&f.Version, &doc, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, fmt.Errorf("facts of machine %s: %w (inspect the machine first)", machineID, ErrNotFound)
+	}
+	if err != nil {
+		return f, fmt.Errorf("facts of machine %s: %w", machineID, err)
+	}
+	f.Doc = json.RawMessage(doc)
+	f.CreatedAt = time.Unix(0, at).UTC()
+	return f, nil
 }
 
 // LatestFacts returns the newest facts of a machine (ErrNotFound if it was never inspected).

@@ -72,3 +72,71 @@ func TestFactsVersionsAndMachineFields(t *testing.T) {
 		t.Fatalf("unknown machine: %v", err)
 	}
 }
+
+// Who set a serial or system UUID decides whether facts may change it: an operator's value
+// (enrollment, an edit) is kept by PutFacts and reported by IdentityConflicts; a value only
+// facts ever set may change with the next inspection; clearing it hands it back to facts.
+func TestOperatorIdentityIsNotOverwrittenByFacts(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTaskTestStore(t)
+	var m Machine
+	if err := s.Update(ctx, func(tx *Tx) error {
+		var err error
+		m, err = tx.CreateMachine(ctx, NewMachine{Name: "hmi", MACs: []string{"52:54:00:00:00:09"}, Serial: "HMI-7", State: "enrolled"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !m.SerialByOperator || m.SystemUUIDByOperator {
+		t.Fatalf("enrolled with a serial only: by operator serial %v, uuid %v", m.SerialByOperator, m.SystemUUIDByOperator)
+	}
+	put := func(f FactFields) Machine {
+		t.Helper()
+		var got Machine
+		if err := s.Update(ctx, func(tx *Tx) error {
+			if _, _, err := tx.PutFacts(ctx, m.ID, json.RawMessage(`{"a":1}`), f); err != nil {
+				return err
+			}
+			var err error
+			got, err = tx.GetMachine(ctx, m.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	f := FactFields{Serial: "FORGED-1", SystemUUID: "u-1"}
+	if c := IdentityConflicts(m, f); len(c) != 1 || !strings.Contains(c[0], `inspected serial "FORGED-1" differs from the serial "HMI-7" entered by an operator`) {
+		t.Fatalf("conflicts: %q", c)
+	}
+	got := put(f)
+	if got.Serial != "HMI-7" || got.SystemUUID != "u-1" || got.SystemUUIDByOperator {
+		t.Fatalf("after facts: serial %q uuid %q (by operator %v)", got.Serial, got.SystemUUID, got.SystemUUIDByOperator)
+	}
+	if c := IdentityConflicts(got, FactFields{Serial: "hmi-7", SystemUUID: "u-2"}); len(c) != 0 {
+		t.Fatalf("same serial in another case, a UUID from facts: conflicts %q", c)
+	}
+	// The operator clears the serial: facts fill it again and it is not the operator's.
+	empty := ""
+	if err := s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.UpdateMachine(ctx, m.ID, MachinePatch{Serial: &empty})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got = put(FactFields{Serial: "BOARD-9"}); got.Serial != "BOARD-9" || got.SerialByOperator {
+		t.Fatalf("cleared serial refilled: %q (by operator %v)", got.Serial, got.SerialByOperator)
+	}
+	// An operator's edit claims it again.
+	uuid := "u-op"
+	if err := s.Update(ctx, func(tx *Tx) error {
+		var err error
+		got, err = tx.UpdateMachine(ctx, m.ID, MachinePatch{SystemUUID: &uuid})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !got.SystemUUIDByOperator || put(FactFields{SystemUUID: "u-3"}).SystemUUID != "u-op" {
+		t.Fatalf("an operator's UUID edit is not kept: %+v", got)
+	}
+}

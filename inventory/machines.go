@@ -35,10 +35,15 @@ type Machine struct {
 	DesiredRelease string            `json:"desired_release,omitempty"`
 	BootedRelease  string            `json:"booted_release,omitempty"`
 	// BootedDigest is the image digest the node's installer record names (disk images).
-	BootedDigest string    `json:"booted_digest,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	BMC          *BMCInfo  `json:"bmc,omitempty"`
+	BootedDigest string `json:"booted_digest,omitempty"`
+	// SerialByOperator and SystemUUIDByOperator say the value was entered by a person (or
+	// the BMC), not learnt from inspection: the agent may not change it, and inspected facts
+	// that disagree fail the machine for a technician to resolve.
+	SerialByOperator     bool      `json:"serial_by_operator,omitempty"`
+	SystemUUIDByOperator bool      `json:"system_uuid_by_operator,omitempty"`
+	CreatedAt            time.Time `json:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at"`
+	BMC                  *BMCInfo  `json:"bmc,omitempty"`
 }
 
 // BMCInfo is what may be shown of a BMC: never its password.
@@ -67,7 +72,8 @@ func newID(prefix string) string {
 }
 
 const machineCols = `id, name, system_uuid, serial, vendor, model, arch, firmware_mode, site, segment, labels,
-	state, failed_reason, failed_task, failed_from, desired_release, booted_release, booted_digest, created_at, updated_at`
+	state, failed_reason, failed_task, failed_from, desired_release, booted_release, booted_digest, created_at, updated_at,
+	serial_by_operator, system_uuid_by_operator`
 
 func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
 	var m Machine
@@ -75,7 +81,7 @@ func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
 	var created, updated int64
 	err := sc.Scan(&m.ID, &m.Name, &m.SystemUUID, &m.Serial, &m.Vendor, &m.Model, &m.Arch, &m.FirmwareMode,
 		&m.Site, &m.Segment, &labels, &m.State, &m.FailedReason, &m.FailedTask, &m.FailedFrom,
-		&m.DesiredRelease, &m.BootedRelease, &m.BootedDigest, &created, &updated)
+		&m.DesiredRelease, &m.BootedRelease, &m.BootedDigest, &created, &updated, &m.SerialByOperator, &m.SystemUUIDByOperator)
 	if err != nil {
 		return m, err
 	}
@@ -293,9 +299,9 @@ func (t *Tx) CreateMachine(ctx context.Context, n NewMachine) (Machine, error) {
 	}
 	labels, _ := json.Marshal(n.Labels)
 	now := t.now.UnixNano()
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO machines(`+machineCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'','','','','','',?,?)`,
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO machines(`+machineCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'','','','','','',?,?,?,?)`,
 		id, n.Name, n.SystemUUID, n.Serial, n.Vendor, n.Model, n.Arch, n.FirmwareMode, n.Site, n.Segment, string(labels),
-		n.State, now, now)
+		n.State, now, now, strings.TrimSpace(n.Serial) != "", strings.TrimSpace(n.SystemUUID) != "")
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "serial") {
 			return Machine{}, Errorf(ErrConflict, "serial %q already belongs to another machine", n.Serial)
@@ -343,6 +349,9 @@ type MachinePatch struct {
 	DesiredRelease *string            `json:"desired_release,omitempty"`
 	BootedRelease  *string            `json:"booted_release,omitempty"`
 	BootedDigest   *string            `json:"booted_digest,omitempty"`
+	// fromFacts marks a patch made from inspected facts (PutFacts): it neither claims the
+	// identity as operator-entered nor may it change an operator-entered one.
+	fromFacts bool
 }
 
 // UpdateMachine applies p to a machine.
@@ -359,6 +368,16 @@ func (t *Tx) UpdateMachine(ctx context.Context, id string, p MachinePatch) (Mach
 	set(&m.Name, p.Name)
 	set(&m.SystemUUID, p.SystemUUID)
 	set(&m.Serial, p.Serial)
+	if !p.fromFacts {
+		// Whoever else sets the identity (an operator's edit, BMC enrollment) owns it;
+		// clearing it hands it back to inspection.
+		if p.Serial != nil {
+			m.SerialByOperator = m.Serial != ""
+		}
+		if p.SystemUUID != nil {
+			m.SystemUUIDByOperator = m.SystemUUID != ""
+		}
+	}
 	set(&m.Vendor, p.Vendor)
 	set(&m.Model, p.Model)
 	set(&m.Arch, p.Arch)
@@ -379,9 +398,10 @@ func (t *Tx) UpdateMachine(ctx context.Context, id string, p MachinePatch) (Mach
 	}
 	labels, _ := json.Marshal(m.Labels)
 	_, err = t.tx.ExecContext(ctx, `UPDATE machines SET name=?, system_uuid=?, serial=?, vendor=?, model=?, arch=?, firmware_mode=?,
-		site=?, segment=?, labels=?, desired_release=?, booted_release=?, booted_digest=?, updated_at=? WHERE id=?`,
+		site=?, segment=?, labels=?, desired_release=?, booted_release=?, booted_digest=?, updated_at=?,
+		serial_by_operator=?, system_uuid_by_operator=? WHERE id=?`,
 		m.Name, m.SystemUUID, m.Serial, m.Vendor, m.Model, m.Arch, m.FirmwareMode, m.Site, m.Segment, string(labels),
-		m.DesiredRelease, m.BootedRelease, m.BootedDigest, t.now.UnixNano(), m.ID)
+		m.DesiredRelease, m.BootedRelease, m.BootedDigest, t.now.UnixNano(), m.SerialByOperator, m.SystemUUIDByOperator, m.ID)
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "serial") {
 			return m, Errorf(ErrConflict, "serial %q already belongs to another machine", m.Serial)

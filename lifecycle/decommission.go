@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"slate/inventory"
 	"slate/wipe"
@@ -27,6 +28,10 @@ type Certifier interface {
 // transaction that records the result.
 type TaskHook struct {
 	Certifier Certifier
+	// WipePolicy is Slate's sanitization policy (nil: wipe.DefaultPolicy()): the plan Slate
+	// stores is made with it from the drives the agent probed, whatever policy the agent used.
+	WipePolicy *wipe.Policy
+	Now        func() time.Time
 }
 
 // TaskFinished moves the machine on: inspecting → ready (or failed); a finished wipe →
@@ -47,6 +52,8 @@ func (h TaskHook) TaskFinished(ctx context.Context, tx *inventory.Tx, m inventor
 	case task.Kind == TaskWipePlan && m.State == Decommissioning && failed:
 		_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "could not plan the wipe: "+task.Message, task.ID)
 		return err
+	case task.Kind == TaskWipePlan && m.State == Decommissioning:
+		return h.replan(ctx, tx, m, task)
 	case task.Kind == TaskWipe && m.State == Decommissioning:
 		if failed {
 			_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "wipe failed: "+task.Message, task.ID)
@@ -67,6 +74,38 @@ func (h TaskHook) TaskFinished(ctx context.Context, tx *inventory.Tx, m inventor
 		return err
 	}
 	return nil
+}
+
+// replan replaces the agent's proposed plan with Slate's (slatePlan), audited with what was
+// ignored of the agent's proposal and how the drives differ from inspection.
+func (h TaskHook) replan(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) error {
+	policy := wipe.DefaultPolicy()
+	if h.WipePolicy != nil {
+		policy = *h.WipePolicy
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	p, ignored, err := slatePlan(ctx, tx, m, task.Result, policy, now().UTC())
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if err := tx.SetTaskResult(ctx, task.ID, b); err != nil {
+		return err
+	}
+	outcome := "ok"
+	disc := p.AllDiscrepancies()
+	if len(disc) > 0 {
+		outcome = "discrepancy"
+	}
+	_, err = tx.Audit(ctx, "slate", "wipe.plan", m.ID, outcome, map[string]any{"task": task.ID, "plan_digest": p.Digest(),
+		"drives": len(p.Drives), "discrepancies": disc, "ignored_from_agent": ignored})
+	return err
 }
 
 // WipePlan returns the newest wipe plan proposed for a machine, with its task.
@@ -116,6 +155,11 @@ func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDig
 			refusal = inventory.Errorf(inventory.ErrInvalid, "type the machine's name (%s) to confirm its erasure", m.Name)
 		case !plan.Runnable():
 			refusal = inventory.Errorf(inventory.ErrConflict, "the plan has blocked drives: %s", blockedSummary(plan))
+		case actor == AutoWipeActor && len(plan.AllDiscrepancies()) > 0:
+			// A pre-approved policy covers the drives inspection saw, nothing else: a
+			// technician must look at the machine and confirm by hand.
+			refusal = inventory.Errorf(inventory.ErrConflict, "the plan differs from inspection, so it cannot be confirmed automatically: %s",
+				strings.Join(plan.AllDiscrepancies(), "; "))
 		}
 		if refusal != nil {
 			return refusal
@@ -140,7 +184,7 @@ func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDig
 			drives = append(drives, fmt.Sprintf("%s %s: %s by %s", d.Drive.Path, d.Drive.Serial, d.Level, d.Method))
 		}
 		if _, err := tx.Audit(ctx, actor, "wipe.confirm", m.ID, "ok", map[string]any{"task": task.ID, "plan_task": planTask.ID,
-			"plan_digest": plan.Digest(), "drives": drives}); err != nil {
+			"plan_digest": plan.Digest(), "drives": drives, "discrepancies_acknowledged": plan.AllDiscrepancies()}); err != nil {
 			return err
 		}
 		out, err = tx.GetTask(ctx, task.ID)
@@ -213,11 +257,15 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 		r.explain(m.ID, "wipe plan blocked: "+blockedSummary(p))
 		return nil
 	}
+	if d := p.AllDiscrepancies(); len(d) > 0 {
+		r.explain(m.ID, "wipe plan differs from inspection ("+strings.Join(d, "; ")+"): check the machine's drives; only a technician can confirm this plan")
+		return nil
+	}
 	if r.AutoConfirmWipe {
 		if r.atLimit(ctx, m, r.MaxWipes, "wipes", TaskWipe) {
 			return nil
 		}
-		_, err := r.ConfirmWipe(ctx, "slate (pre-approved wipe policy)", m.ID, p.Digest(), m.Name)
+		_, err := r.ConfirmWipe(ctx, AutoWipeActor, m.ID, p.Digest(), m.Name)
 		return err
 	}
 	r.explain(m.ID, fmt.Sprintf("wipe plan ready for %d drives: confirm it to start the erasure", len(p.Drives)))

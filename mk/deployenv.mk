@@ -5,7 +5,9 @@
 DEB_PACKAGES += dpkg apt bc cpio qemu-system-x86 qemu-utils ovmf dnsmasq swtpm
 
 DEPLOYENV_OUT ?= assets/deployenv
-DEPLOYENV_SOURCES := $(shell find agent cmd/slate-agent -name '*.go' -not -name '*_test.go' 2>/dev/null) \
+# Every package slate-agent links (`go list -deps ./cmd/slate-agent`): a change to wipe/ (the
+# result fields Slate checks) or image/ must reach the initramfs too.
+DEPLOYENV_SOURCES := $(shell find agent cmd/slate-agent wipe image -name '*.go' -not -name '*_test.go' -not -path 'wipe/cmd/*' 2>/dev/null) \
 	scripts/deploy-env.sh mk/deployenv.mk go.mod
 
 .PHONY: deploy-env

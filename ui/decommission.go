@@ -25,6 +25,9 @@ type planView struct {
 	Plan     wipe.Plan
 	Digest   string
 	Runnable bool
+	// Discrepancies are how the probed drives differ from inspection: the technician must
+	// see them before confirming (a pre-approved policy does not confirm such a plan).
+	Discrepancies []string
 }
 
 func (u *UI) planFor(ctx context.Context, m inventory.Machine) *planView {
@@ -35,7 +38,7 @@ func (u *UI) planFor(ctx context.Context, m inventory.Machine) *planView {
 	if err != nil || !ok {
 		return nil
 	}
-	return &planView{Plan: p, Digest: p.Digest(), Runnable: p.Runnable()}
+	return &planView{Plan: p, Digest: p.Digest(), Runnable: p.Runnable(), Discrepancies: p.AllDiscrepancies()}
 }
 
 // decommissionPost starts a decommission: the technician types the machine's name.

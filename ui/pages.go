@@ -380,6 +380,36 @@ func (u *UI) events(c echo.Context, s session) error {
 	}
 }
 
+// identityPost corrects a machine's serial and system UUID (how a technician resolves an
+// identity mismatch); only the values that changed are written, so an inspected value
+// resubmitted unchanged does not become the operator's.
+func (u *UI) identityPost(c echo.Context, s session) error {
+	ctx := c.Request().Context()
+	m, err := u.d.Store.GetMachine(ctx, c.Param("id"))
+	if err != nil {
+		return u.errorPage(c, s, http.StatusNotFound, "No such machine.")
+	}
+	back := "/machines/" + url.PathEscape(m.ID)
+	var p inventory.MachinePatch
+	if v := strings.TrimSpace(c.FormValue("serial")); v != m.Serial {
+		p.Serial = &v
+	}
+	if v := strings.TrimSpace(c.FormValue("system_uuid")); v != m.SystemUUID {
+		p.SystemUUID = &v
+	}
+	if p.Serial == nil && p.SystemUUID == nil {
+		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Identity unchanged."))
+	}
+	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, m.ID, p); err != nil {
+		return u.errorPage(c, s, http.StatusConflict, "Identity not changed: "+errText(err))
+	}
+	msg := "Identity corrected."
+	if m.State == lifecycle.Failed {
+		msg += " Retry the machine to inspect it again."
+	}
+	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(msg))
+}
+
 // releaseSetPost sets the release a machine should run; the reconciler installs it.
 func (u *UI) releaseSetPost(c echo.Context, s session) error {
 	ctx := c.Request().Context()

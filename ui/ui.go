@@ -143,6 +143,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.POST("/machines/:id/expect-boot", u.page(roleWrite, u.expectBootPost))
 	e.POST("/machines/:id/decommission", u.page(roleWrite, u.decommissionPost))
 	e.POST("/machines/:id/release", u.page(roleWrite, u.releaseSetPost))
+	e.POST("/machines/:id/identity", u.page(roleWrite, u.identityPost))
 	e.POST("/machines/:id/wipe/confirm", u.page(roleWrite, u.wipeConfirmPost))
 	e.GET("/machines/:id/report.pdf", u.page(roleAny, u.reportFile))
 	e.GET("/certificates", u.page(roleAny, u.certificates))

@@ -81,6 +81,9 @@ type Result struct {
 	Errors         []string     `json:"errors,omitempty"`
 	// Attempts lists methods the drive rejected before Method succeeded.
 	Attempts []string `json:"attempts,omitempty"`
+	// CommandCompleted says the drive reported the purge command (format, sanitize, security
+	// erase, TCG revert) as completed; Slate accepts a purge result only with it.
+	CommandCompleted bool `json:"command_completed,omitempty"`
 }
 
 // Verification is what was checked after sanitization; it goes on the certificate.
@@ -391,6 +394,7 @@ func (r *driveRun) purgeAndVerify(m Method) error {
 	if err := r.purge(m); err != nil {
 		return err
 	}
+	r.res.CommandCompleted = true
 	dev, err := r.opts.OpenIO(d.Path, false)
 	if err != nil {
 		return err

@@ -176,6 +176,10 @@ type DrivePlan struct {
 	Reason       string   `json:"reason,omitempty"`
 	Remedy       string   `json:"remedy,omitempty"`
 	Warnings     []string `json:"warnings,omitempty"`
+	// Discrepancy says how the drive differs from what inspection saw (Slate fills it when it
+	// checks the agent's probe against the machine's facts): shown to the technician, and a
+	// pre-approved (automatic) wipe refuses a plan with any.
+	Discrepancy string `json:"discrepancy,omitempty"`
 }
 
 // Plan is shown to the technician and confirmed (by its Digest) before anything runs.
@@ -184,6 +188,20 @@ type Plan struct {
 	CreatedAt time.Time   `json:"created_at"`
 	Policy    Policy      `json:"policy"`
 	Drives    []DrivePlan `json:"drives"`
+	// Discrepancies are differences between the plan and inspection that belong to no
+	// planned drive (an inspected disk the plan leaves out, a machine never inspected).
+	Discrepancies []string `json:"discrepancies,omitempty"`
+}
+
+// AllDiscrepancies lists every difference from inspection, per drive and for the plan.
+func (p Plan) AllDiscrepancies() []string {
+	out := append([]string(nil), p.Discrepancies...)
+	for _, d := range p.Drives {
+		if d.Discrepancy != "" {
+			out = append(out, fmt.Sprintf("%s (serial %q): %s", d.Drive.Path, d.Drive.Serial, d.Discrepancy))
+		}
+	}
+	return out
 }
 
 // Digest identifies the plan's exact content; the Authorization must carry it, so what runs

@@ -41,21 +41,23 @@ const (
 // DriveInfo is everything the probe learnt about one drive: the plan is made from it and it is
 // shown to the technician.
 type DriveInfo struct {
-	Name              string    `json:"name"`
-	Path              string    `json:"path"`
-	Transport         Transport `json:"transport"`
-	Media             MediaType `json:"media"`
-	Vendor            string    `json:"vendor,omitempty"`
-	Model             string    `json:"model"`
-	Serial            string    `json:"serial"`
-	Firmware          string    `json:"firmware,omitempty"`
-	SizeBytes         uint64    `json:"size_bytes"`
-	LogicalBlockSize  uint32    `json:"logical_block_size"`
-	PhysicalBlockSize uint32    `json:"physical_block_size"`
-	Rotational        bool      `json:"rotational"`
-	Removable         bool      `json:"removable"`
-	Mounted           bool      `json:"mounted"`
-	MountPoints       []string  `json:"mount_points,omitempty"`
+	Name      string    `json:"name"`
+	Path      string    `json:"path"`
+	Transport Transport `json:"transport"`
+	Media     MediaType `json:"media"`
+	Vendor    string    `json:"vendor,omitempty"`
+	Model     string    `json:"model"`
+	Serial    string    `json:"serial"`
+	// WWN is the kernel's world-wide identifier of the drive (wwid), when it has one.
+	WWN               string   `json:"wwn,omitempty"`
+	Firmware          string   `json:"firmware,omitempty"`
+	SizeBytes         uint64   `json:"size_bytes"`
+	LogicalBlockSize  uint32   `json:"logical_block_size"`
+	PhysicalBlockSize uint32   `json:"physical_block_size"`
+	Rotational        bool     `json:"rotational"`
+	Removable         bool     `json:"removable"`
+	Mounted           bool     `json:"mounted"`
+	MountPoints       []string `json:"mount_points,omitempty"`
 	// InUse lists holders (device-mapper, md) and swap that make the drive busy.
 	InUse      []string `json:"in_use,omitempty"`
 	BootDevice bool     `json:"boot_device"`
@@ -186,6 +188,9 @@ func (p Prober) Probe(ctx context.Context, name string) (DriveInfo, error) {
 	d.Firmware = readTrim(sys, "device/firmware_rev")
 	if d.Serial == "" {
 		d.Serial = readTrim(sys, "serial")
+	}
+	if d.WWN = readTrim(sys, "wwid"); d.WWN == "" {
+		d.WWN = readTrim(sys, "device/wwid")
 	}
 	switch {
 	case strings.HasPrefix(name, "nvme"):

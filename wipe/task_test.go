@@ -34,6 +34,11 @@ func TestTaskFlowAndCertify(t *testing.T) {
 	if !tr.Sanitized || len(tr.Results) != 1 {
 		t.Fatalf("task result: %+v", tr)
 	}
+	// A real run's timings are plausible to Slate's check (the lab's disks are small and fast).
+	if problems, missing := CheckResult(plan, tr); len(problems) > 0 || len(missing) > 0 {
+		t.Fatalf("a real wipe's result refused: %v %v", problems, missing)
+	}
+	t.Logf("real overwrite of %d bytes + read-back took %s", tr.Results[0].BytesWritten, tr.Results[0].End.Sub(tr.Results[0].Start))
 	if len(fractions) < 3 || fractions[len(fractions)-1] != 1 {
 		t.Fatalf("aggregate progress %v does not end at 1", fractions)
 	}

@@ -32,6 +32,7 @@ import (
 // Store is what the agent API needs of the inventory (*inventory.Store implements it).
 type Store interface {
 	AuthenticateAgentToken(ctx context.Context, tok string, remote netip.Addr) (inventory.AgentToken, error)
+	AgentTokenInfo(ctx context.Context, tok string) (inventory.AgentToken, error)
 	GetMachine(ctx context.Context, idOrName string) (inventory.Machine, error)
 	ClaimNextTask(ctx context.Context, machineID string, maxAttempts int, kinds ...string) (inventory.Task, bool, error)
 	ReportTaskProgress(ctx context.Context, machineID, taskID string, progress float64, message string, lines []inventory.TaskLogLine) error
@@ -102,6 +103,10 @@ type Handler struct {
 	mu   sync.Mutex
 	wake map[string]chan struct{}
 	seen map[string]Seen
+	// lastRefusal is the last refused release claim per machine: a node left with an old
+	// token repeats it every heartbeat, and one audit event says it (each new claim or reason
+	// is audited again).
+	lastRefusal map[string]string
 }
 
 // New builds the handler.
@@ -127,7 +132,8 @@ func New(store Store, opt Options) *Handler {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	h := &Handler{store: store, opt: opt, mux: &patternMux{ServeMux: http.NewServeMux()}, wake: map[string]chan struct{}{}, seen: map[string]Seen{}}
+	h := &Handler{store: store, opt: opt, mux: &patternMux{ServeMux: http.NewServeMux()}, wake: map[string]chan struct{}{}, seen: map[string]Seen{},
+		lastRefusal: map[string]string{}}
 	p := agentproto.PathPrefix
 	h.mux.HandleFunc("POST "+p+"/register", h.auth(h.register))
 	h.mux.HandleFunc("GET "+p+"/tasks/next", h.auth(h.next))
@@ -454,6 +460,12 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request, id string) {
 			return fmt.Errorf("%w: an inspect task succeeds only with its facts", inventory.ErrInvalid)
 		}
 		if in.Facts != nil {
+			refused, err := h.identityRefused(ctx, tx, id, taskID, factFields(in.Facts))
+			if err != nil || refused != "" {
+				// The machine is failed and the refusal audited in this transaction: what
+				// the task would otherwise mean (inspecting → ready) does not happen.
+				return err
+			}
 			if _, warn, err := tx.PutFacts(ctx, id, factsDoc, factFields(in.Facts)); err != nil {
 				return err
 			} else if len(warn) > 0 {
@@ -491,13 +503,24 @@ func (h *Handler) facts(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	doc, _ := json.Marshal(in)
 	var out agentproto.FactsReply
+	var refused string
 	err := h.store.Update(r.Context(), func(tx *inventory.Tx) error {
 		var err error
+		if refused, err = h.identityRefused(r.Context(), tx, id, "", factFields(&in)); err != nil || refused != "" {
+			return err
+		}
 		out.Version, out.Warnings, err = tx.PutFacts(r.Context(), id, doc, factFields(&in))
 		return err
 	})
 	if err != nil {
 		h.storeErr(w, id, "store facts", err)
+		return
+	}
+	if refused != "" {
+		if h.opt.Notify != nil {
+			h.opt.Notify.MachineChanged(id)
+		}
+		writeErr(w, http.StatusConflict, "facts refused: "+refused)
 		return
 	}
 	if h.opt.Notify != nil {
@@ -513,10 +536,25 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	changed := false
 	if in.BootedRelease != "" {
+		var refused string
 		err := h.store.Update(r.Context(), func(tx *inventory.Tx) error {
 			m, err := tx.GetMachine(r.Context(), id)
-			if err != nil || (m.BootedRelease == in.BootedRelease && m.BootedDigest == in.ImageDigest) {
+			if err != nil {
 				return err
+			}
+			if refused, err = h.releaseReporterRefused(r, tx, id); err != nil {
+				return err
+			}
+			if refused != "" {
+				if !h.newRefusal(id, refused+"\x00"+in.BootedRelease+"\x00"+in.ImageDigest) {
+					return nil
+				}
+				_, err = tx.Audit(r.Context(), "agent", "machine.booted_release", id, "refused",
+					map[string]any{"reason": refused, "claimed_release": in.BootedRelease, "claimed_digest": in.ImageDigest, "remote": r.RemoteAddr})
+				return err
+			}
+			if m.BootedRelease == in.BootedRelease && m.BootedDigest == in.ImageDigest {
+				return nil
 			}
 			rel, digest := in.BootedRelease, in.ImageDigest
 			if _, err := tx.UpdateMachine(r.Context(), id, inventory.MachinePatch{BootedRelease: &rel, BootedDigest: &digest}); err != nil {
@@ -538,6 +576,11 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
 			h.storeErr(w, id, "heartbeat", err)
 			return
 		}
+		if refused != "" {
+			h.opt.Log.Warn("agent API: booted release refused", "machine", id, "remote", r.RemoteAddr, "reason", refused)
+			writeErr(w, http.StatusForbidden, "booted release refused: "+refused)
+			return
+		}
 	}
 	h.touch(id, func(s *Seen) {
 		s.Mode, s.BootID = in.Mode, in.BootID
@@ -549,6 +592,79 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, id string) {
 		h.opt.Notify.MachineChanged(id)
 	}
 	writeJSON(w, http.StatusOK, agentproto.HeartbeatReply{IntervalSeconds: int(h.opt.HeartbeatInterval.Seconds())})
+}
+
+// newRefusal records a refused release claim and says whether it differs from the last one.
+func (h *Handler) newRefusal(machineID, key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lastRefusal[machineID] == key {
+		return false
+	}
+	h.lastRefusal[machineID] = key
+	return true
+}
+
+// releaseReporterRefused says why the caller may not report a booted release ("" if it may):
+// only an installed system's node token, issued to an install task of this machine that
+// succeeded, speaks for what the machine runs — a deploy environment's token (or a stolen one)
+// could otherwise mark any machine as running any release.
+func (h *Handler) releaseReporterRefused(r *http.Request, tx *inventory.Tx, machineID string) (string, error) {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	info, err := h.store.AgentTokenInfo(r.Context(), strings.TrimSpace(tok))
+	if errors.Is(err, inventory.ErrNotFound) {
+		return "the token is unknown or expired", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if info.MachineID != machineID {
+		return "the token belongs to another machine", nil
+	}
+	if info.Kind != "node" {
+		return fmt.Sprintf("a %s token cannot report a booted release: only an installed system's node token can", info.Kind), nil
+	}
+	if info.TaskID == "" {
+		return "the node token names no install task: re-install the machine so Slate issues one tied to its install", nil
+	}
+	t, err := tx.GetTask(r.Context(), info.TaskID)
+	if errors.Is(err, inventory.ErrNotFound) {
+		return fmt.Sprintf("the node token's install task %s no longer exists", info.TaskID), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if t.MachineID != machineID || !leavesSystem(t.Kind) || t.State != inventory.TaskSucceeded {
+		return fmt.Sprintf("the node token's task %s (%s, %s) is not a succeeded install of this machine", t.ID, t.Kind, t.State), nil
+	}
+	return "", nil
+}
+
+// identityRefused fails the machine when inspected facts contradict operator-entered identity
+// (serial, system UUID), audits it naming both values, and returns the reason ("" if the
+// facts may be stored). The operator's values are kept; a technician resolves it.
+func (h *Handler) identityRefused(ctx context.Context, tx *inventory.Tx, machineID, taskID string, f inventory.FactFields) (string, error) {
+	m, err := tx.GetMachine(ctx, machineID)
+	if err != nil {
+		return "", err
+	}
+	conflicts := inventory.IdentityConflicts(m, f)
+	if len(conflicts) == 0 {
+		return "", nil
+	}
+	reason := strings.Join(conflicts, "; ")
+	if _, err := tx.Audit(ctx, "agent", "machine.identity_mismatch", machineID, "refused",
+		map[string]any{"task": taskID, "conflicts": conflicts, "operator_serial": m.Serial, "inspected_serial": f.Serial,
+			"operator_system_uuid": m.SystemUUID, "inspected_system_uuid": f.SystemUUID}); err != nil {
+		return "", err
+	}
+	if m.State != lifecycle.Failed {
+		if _, err := lifecycle.TransitionTx(ctx, tx, machineID, lifecycle.Failed, "agent", reason, taskID); err != nil && !errors.Is(err, lifecycle.ErrNotAllowed) {
+			return "", err
+		}
+	}
+	h.opt.Log.Warn("agent API: inspected identity differs from the operator's", "machine", machineID, "task", taskID, "reason", reason)
+	return reason, nil
 }
 
 // leavesSystem says whether a task kind leaves an installed system behind, and so may ask
@@ -571,7 +687,7 @@ func (h *Handler) nodeToken(w http.ResponseWriter, r *http.Request, id string) {
 		if !leavesSystem(t.Kind) || t.State != inventory.TaskRunning {
 			return inventory.Errorf(inventory.ErrConflict, "task %s is a %s task in state %s: only a running install task gets a node token", taskID, t.Kind, t.State)
 		}
-		if tok, err = tx.IssueNodeToken(r.Context(), id); err != nil {
+		if tok, err = tx.IssueNodeToken(r.Context(), id, taskID); err != nil {
 			return err
 		}
 		_, err = tx.Audit(r.Context(), "agent", "agent.node_token", id, "ok", map[string]any{"task": taskID})

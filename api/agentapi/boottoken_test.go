@@ -132,7 +132,7 @@ func TestNodeTokenNotBoundToAnAddress(t *testing.T) {
 	var tok string
 	if err := e.store.Update(ctx, func(tx *inventory.Tx) error {
 		var err error
-		tok, err = tx.IssueNodeToken(ctx, m.ID)
+		tok, err = tx.IssueNodeToken(ctx, m.ID, "")
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"slate/inventory"
 	"slate/lifecycle"
+	"slate/wipe"
 )
 
 // multi is a repeatable string flag.
@@ -92,6 +93,8 @@ func machineCommands() *command {
 		{name: "expect-boot", summary: "announce that you will power a machine on by hand: its network boot gets an agent token", run: machineExpectBoot},
 		{name: "provision", summary: "set the release a machine should run (installs, updates or rolls back)", run: machineProvision},
 		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
+		{name: "identity", summary: "correct a machine's serial or system UUID (they then count as entered by an operator; \"\" hands them back to inspection)", run: machineIdentity},
+		{name: "wipe-plan", summary: "show a decommissioning machine's wipe plan and how it differs from inspection", run: machineWipePlan},
 	}}
 }
 
@@ -229,8 +232,15 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 		row("Boot expected", fmt.Sprintf("until %s (%s, by %s)", e.ExpiresAt.Local().Format("15:04:05"), e.Reason, e.Actor))
 	}
 	row("MACs", strings.Join(m.MACs, ", "))
-	row("Serial", m.Serial)
-	row("System UUID", m.SystemUUID)
+	// Operator-entered identity is kept against inspection: say which values are.
+	byOp := func(v string, entered bool) string {
+		if entered && v != "" {
+			return v + " (entered by an operator)"
+		}
+		return v
+	}
+	row("Serial", byOp(m.Serial, m.SerialByOperator))
+	row("System UUID", byOp(m.SystemUUID, m.SystemUUIDByOperator))
 	row("Vendor", m.Vendor)
 	row("Model", m.Model)
 	row("Arch", m.Arch)
@@ -328,6 +338,100 @@ func isTerminal(r io.Reader) bool {
 	var tio syscall.Termios
 	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&tio)))
 	return errno == 0
+}
+
+func machineIdentity(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine identity", "slate machine identity <id|name> [--serial S] [--system-uuid U]")
+	server, asJSON := apiFlags(fs)
+	serial := fs.String("serial", "", "the serial on the machine's label")
+	uuid := fs.String("system-uuid", "", "the system UUID")
+	clearSerial := fs.Bool("clear-serial", false, "forget the serial: the next inspection fills it")
+	clearUUID := fs.Bool("clear-system-uuid", false, "forget the system UUID: the next inspection fills it")
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	id, err := oneArg(fs, "machine id or name")
+	if err != nil {
+		return err
+	}
+	p := map[string]string{}
+	if *serial != "" || *clearSerial {
+		p["serial"] = *serial
+	}
+	if *uuid != "" || *clearUUID {
+		p["system_uuid"] = *uuid
+	}
+	if len(p) == 0 {
+		return errors.New("give --serial, --system-uuid, --clear-serial or --clear-system-uuid")
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var m inventory.Machine
+	if err := c.do(ctx, "PATCH", "/machines/"+url.PathEscape(id), nil, p, &m); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, m)
+	}
+	fmt.Fprintf(env.stdout, "%s: serial %s, system UUID %s. Retry a machine failed on an identity mismatch with `slate machine transition %s retry --reason ...`.\n",
+		m.Name, dash(m.Serial), dash(m.SystemUUID), m.Name)
+	return nil
+}
+
+func machineWipePlan(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "machine wipe-plan", "slate machine wipe-plan <id|name> [--json]")
+	server, asJSON := apiFlags(fs)
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	id, err := oneArg(fs, "machine id or name")
+	if err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Plan            wipe.Plan `json:"plan"`
+		Digest          string    `json:"digest"`
+		Runnable        bool      `json:"runnable"`
+		Discrepancies   []string  `json:"discrepancies"`
+		AutoConfirmable bool      `json:"auto_confirmable"`
+	}
+	if *asJSON {
+		var raw json.RawMessage
+		if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(id)+"/wipe-plan", nil, nil, &raw); err != nil {
+			return err
+		}
+		_, err := env.stdout.Write(append(raw, '\n'))
+		return err
+	}
+	if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(id)+"/wipe-plan", nil, nil, &out); err != nil {
+		return err
+	}
+	tw := table(env.stdout)
+	fmt.Fprintln(tw, "DRIVE\tSERIAL\tBYTES\tLEVEL\tMETHOD / BLOCKED")
+	for _, d := range out.Plan.Drives {
+		what := string(d.Method)
+		if d.Blocked {
+			what = "BLOCKED: " + d.Reason + " (" + d.Remedy + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.Drive.Path, dash(d.Drive.Serial), d.Drive.SizeBytes, dash(string(d.Level)), what)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "Plan %s, runnable: %v\n", out.Digest, out.Runnable)
+	if len(out.Discrepancies) > 0 {
+		fmt.Fprintln(env.stdout, "This plan differs from what inspection saw (check the drives; a pre-approved policy will not confirm it):")
+		for _, d := range out.Discrepancies {
+			fmt.Fprintln(env.stdout, "  - "+d)
+		}
+	}
+	return nil
 }
 
 func machineTransition(ctx context.Context, env *cliEnv, args []string) error {
