@@ -163,7 +163,7 @@ func (a *Appliance) bootstrapAdmin(ctx context.Context, o Options) error {
 		pw = base64.RawURLEncoding.EncodeToString(b)
 	}
 	if _, err := a.Store.AddUser(ctx, "slate", "admin", pw, inventory.RoleAdmin, "Administrator"); err != nil {
-		return fmt.Errorf("create the first admin: %w", err)
+		return fmt.Errorf("create the first admin (password from SLATE_ADMIN_PASSWORD, or unset it to generate one): %w", err)
 	}
 	path := filepath.Join(a.cfg.DataDir, "initial-admin-password")
 	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
