@@ -47,7 +47,7 @@ func (u *UI) decommissionPost(c echo.Context, s session) error {
 	}
 	back := "/machines/" + url.PathEscape(m.ID)
 	if strings.TrimSpace(c.FormValue("confirm_name")) != m.Name {
-		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Not decommissioned: type the machine's name exactly ("+m.Name+")."))
+		return c.Redirect(http.StatusSeeOther, withFlash(back, "decommission-name-mismatch"))
 	}
 	reason := strings.TrimSpace(c.FormValue("reason"))
 	if reason == "" {
@@ -56,7 +56,7 @@ func (u *UI) decommissionPost(c echo.Context, s session) error {
 	if _, err := u.d.Lifecycle.Transition(ctx, m.ID, lifecycle.Decommissioning, s.user.Username, reason); err != nil {
 		return u.errorPage(c, s, http.StatusConflict, "Not decommissioned: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(m.Name+" is being decommissioned: Slate will probe its drives and show the wipe plan here."))
+	return c.Redirect(http.StatusSeeOther, withFlash(back, "decommission-started"))
 }
 
 // wipeConfirmPost is the audited confirmation of the plan shown on the page.
@@ -67,9 +67,10 @@ func (u *UI) wipeConfirmPost(c echo.Context, s session) error {
 	id := c.Param("id")
 	t, err := u.d.Decommission.ConfirmWipe(c.Request().Context(), s.user.Username, id, c.FormValue("plan_digest"), c.FormValue("confirm_name"))
 	if err != nil {
-		return c.Redirect(http.StatusSeeOther, "/machines/"+url.PathEscape(id)+"?ok="+url.QueryEscape("Wipe not started: "+errText(err)))
+		return u.errorPage(c, s, http.StatusConflict, "Wipe not started: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, "/machines/"+url.PathEscape(id)+"?ok="+url.QueryEscape("Wipe confirmed (task "+t.ID+"): erasing every drive."))
+	u.d.Logger.Info("ui: wipe confirmed", "machine", id, "task", t.ID, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(id), "wipe-confirmed"))
 }
 
 func (u *UI) certificates(c echo.Context, s session) error {

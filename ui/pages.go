@@ -234,12 +234,13 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 	}
 	m, err := u.d.Lifecycle.Enroll(c.Request().Context(), u.d.Secrets, s.user.Username, req)
 	if err != nil && m.ID != "" {
-		return c.Redirect(http.StatusSeeOther, "/machines/"+m.ID+"?ok="+url.QueryEscape("Enrolled "+m.Name+", but: "+err.Error()))
+		u.d.Logger.Warn("ui: enrolled, but power-on failed", "machine", m.ID, "err", err)
+		return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "enrolled-power-on-failed"))
 	}
 	if err != nil {
-		return u.enrollForm(c, s, http.StatusUnprocessableEntity, form, &flash{"error", "Not enrolled: " + errText(err)})
+		return u.enrollForm(c, s, http.StatusUnprocessableEntity, form, &flash{Kind: "error", Text: "Not enrolled: " + errText(err)})
 	}
-	return c.Redirect(http.StatusSeeOther, "/machines/"+m.ID+"?ok="+url.QueryEscape("Enrolled "+m.Name+"."))
+	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "machine-enrolled"))
 }
 
 func (u *UI) transitionPost(c echo.Context, s session) error {
@@ -247,22 +248,21 @@ func (u *UI) transitionPost(c echo.Context, s session) error {
 	id, to, reason := c.Param("id"), c.FormValue("to"), strings.TrimSpace(c.FormValue("reason"))
 	back := "/machines/" + url.PathEscape(id)
 	if reason == "" {
-		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Nothing changed: give a reason."))
+		return c.Redirect(http.StatusSeeOther, withFlash(back, "reason-required"))
 	}
 	var err error
-	var m inventory.Machine
 	switch to {
 	case "retry":
-		m, err = u.d.Lifecycle.Retry(ctx, id, s.user.Username, reason)
+		_, err = u.d.Lifecycle.Retry(ctx, id, s.user.Username, reason)
 	case lifecycle.Failed:
-		m, err = u.d.Lifecycle.Fail(ctx, id, s.user.Username, reason, "")
+		_, err = u.d.Lifecycle.Fail(ctx, id, s.user.Username, reason, "")
 	default:
-		m, err = u.d.Lifecycle.Transition(ctx, id, to, s.user.Username, reason)
+		_, err = u.d.Lifecycle.Transition(ctx, id, to, s.user.Username, reason)
 	}
 	if err != nil {
 		return u.errorPage(c, s, http.StatusConflict, "Not moved: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(fmt.Sprintf("%s is now %s.", m.Name, m.State)))
+	return c.Redirect(http.StatusSeeOther, withFlash(back, "machine-moved"))
 }
 
 func (u *UI) audit(c echo.Context, s session) error {
@@ -315,9 +315,10 @@ func (u *UI) usersPost(c echo.Context, s session) error {
 	nu, err := u.d.Store.AddUser(c.Request().Context(), s.user.Username, c.FormValue("username"), c.FormValue("password"),
 		c.FormValue("role"), strings.TrimSpace(c.FormValue("full_name")))
 	if err != nil {
-		return u.usersView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not added: " + errText(err)})
+		return u.usersView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not added: " + errText(err)})
 	}
-	return c.Redirect(http.StatusSeeOther, "/users?ok="+url.QueryEscape("Added "+nu.Username+" ("+nu.Role+")."))
+	u.d.Logger.Info("ui: user added", "user", nu.Username, "role", nu.Role, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/users", "user-added"))
 }
 
 // events streams machine changes as server-sent events.
@@ -357,11 +358,11 @@ func (u *UI) releaseSetPost(c echo.Context, s session) error {
 	back := "/machines/" + url.PathEscape(id)
 	rel, err := u.d.Store.GetRelease(ctx, c.FormValue("release"))
 	if err != nil || rel.State != lifecycle.ReleaseApproved {
-		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Not set: choose an approved release."))
+		return c.Redirect(http.StatusSeeOther, withFlash(back, "release-not-approved"))
 	}
 	ref := rel.Name + "@" + rel.Version
 	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, id, inventory.MachinePatch{DesiredRelease: &ref}); err != nil {
 		return u.errorPage(c, s, http.StatusConflict, "Not set: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Desired release set to "+ref+": Slate installs it when the machine is ready."))
+	return c.Redirect(http.StatusSeeOther, withFlash(back, "release-set"))
 }

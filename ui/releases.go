@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -52,9 +51,10 @@ func (u *UI) releasePost(c echo.Context, s session) error {
 	}
 	r, err := u.d.Releases.Create(c.Request().Context(), s.user.Username, n)
 	if err != nil {
-		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not created: " + errText(err)})
+		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not created: " + errText(err)})
 	}
-	return c.Redirect(http.StatusSeeOther, "/releases?ok="+url.QueryEscape("Created draft "+r.Name+"@"+r.Version+"."))
+	u.d.Logger.Info("ui: draft release created", "release", r.Name+"@"+r.Version, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/releases", "release-created"))
 }
 
 func (u *UI) releaseAction(c echo.Context, s session) error {
@@ -70,9 +70,10 @@ func (u *UI) releaseAction(c echo.Context, s session) error {
 		return u.errorPage(c, s, http.StatusNotFound, "No such release action.")
 	}
 	if err != nil {
-		return u.releasesView(c, s, http.StatusConflict, &flash{"error", errText(err)})
+		return u.releasesView(c, s, http.StatusConflict, &flash{Kind: "error", Text: errText(err)})
 	}
-	return c.Redirect(http.StatusSeeOther, "/releases?ok="+url.QueryEscape(r.Name+"@"+r.Version+" is now "+r.State+"."))
+	u.d.Logger.Info("ui: release state changed", "release", r.Name+"@"+r.Version, "state", r.State, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/releases", "release-changed"))
 }
 
 // registryGCPost runs (or rehearses) a registry garbage collection and shows its report on
@@ -85,14 +86,14 @@ func (u *UI) registryGCPost(c echo.Context, s session) error {
 	rep, err := u.d.Registry.CollectGarbage(c.Request().Context(), s.user.Username, dry)
 	if err != nil {
 		u.d.Logger.Error("ui: registry garbage collection failed", "user", s.user.Username, "err", err)
-		return u.releasesView(c, s, http.StatusInternalServerError, &flash{"error", "Garbage collection failed: " + errText(err)})
+		return u.releasesView(c, s, http.StatusInternalServerError, &flash{Kind: "error", Text: "Garbage collection failed: " + errText(err)})
 	}
 	verb := "Removed"
 	if dry {
 		verb = "Dry run: would remove"
 	}
 	msg := fmt.Sprintf("%s %s and %s, %s.", verb, plural(len(rep.Manifests), "manifest"), plural(len(rep.Blobs), "blob"), humanBytes(rep.BytesFreed))
-	return u.releasesPage(c, s, http.StatusOK, &flash{"ok", msg}, &rep)
+	return u.releasesPage(c, s, http.StatusOK, &flash{Kind: "ok", Text: msg}, &rep)
 }
 
 func plural(n int, noun string) string {

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -62,6 +63,8 @@ type Deps struct {
 	Vendors []string
 	// Registry garbage-collects the embedded registry (admins, from the releases page).
 	Registry RegistryCollector
+	// SessionIdle ends a session not used for this long (0: 30 minutes).
+	SessionIdle time.Duration
 }
 
 // UI serves the pages.
@@ -76,12 +79,17 @@ func New(d Deps) (*UI, error) {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
+	if d.SessionIdle == 0 {
+		d.SessionIdle = 30 * time.Minute
+	}
 	if len(d.Vendors) == 0 {
 		d.Vendors = []string{"auto", "generic", "dell", "hpe", "supermicro", "lenovo"}
 	}
 	funcs := template.FuncMap{
 		"ago":       ago,
 		"hasPrefix": strings.HasPrefix,
+		// fieldFlash reports whether the page's banner is about the named form field.
+		"fieldFlash": func(f *flash, field string) bool { return f != nil && f.Kind != "ok" && f.Field == field },
 		"bytes":     humanBytes,
 		"json": func(v any) string {
 			b, _ := json.Marshal(v)
@@ -171,8 +179,6 @@ func canFor(role string) Can {
 	return Can{Write: slices.Contains(roleWrite, role), Audit: slices.Contains(roleAudit, role), Admin: role == inventory.RoleAdmin}
 }
 
-type flash struct{ Kind, Text string }
-
 type session struct {
 	user  inventory.User
 	token string
@@ -191,11 +197,15 @@ func (u *UI) page(roles []string, h handler) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ck, err := c.Cookie(sessionCookie)
 		if err != nil || ck.Value == "" {
-			return u.toLogin(c)
+			return u.toLogin(c, false)
 		}
-		usr, err := u.d.Store.UserForToken(c.Request().Context(), ck.Value, "session")
+		usr, err := u.d.Store.SessionUser(c.Request().Context(), ck.Value, u.d.SessionIdle)
+		if usr.Username == "" {
+			return u.toLogin(c, true)
+		}
 		if err != nil {
-			return u.toLogin(c)
+			// Valid session whose last use could not be noted: serve the page, say why in the log.
+			u.d.Logger.Warn("ui: session use not recorded", "user", usr.Username, "err", err)
 		}
 		s := session{user: usr, token: ck.Value}
 		if c.Request().Method == http.MethodPost {
@@ -215,11 +225,20 @@ func (u *UI) page(roles []string, h handler) echo.HandlerFunc {
 	}
 }
 
-func (u *UI) toLogin(c echo.Context) error {
+// toLogin sends the browser to the login page; expired says it came with a session that
+// is no longer valid (idle, past its lifetime, revoked), so the login page says so.
+func (u *UI) toLogin(c echo.Context, expired bool) error {
 	if c.Request().Method != http.MethodGet || c.Request().Header.Get("X-Partial") != "" || c.Path() == "/ui/events" {
+		if expired {
+			return echo.NewHTTPError(http.StatusUnauthorized, "your session expired: log in again")
+		}
 		return echo.NewHTTPError(http.StatusUnauthorized, "log in again")
 	}
-	return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+	to := "/login?next=" + url.QueryEscape(c.Request().URL.RequestURI())
+	if expired {
+		to += "&err=session-expired"
+	}
+	return c.Redirect(http.StatusSeeOther, to)
 }
 
 type layoutData struct {
@@ -232,9 +251,7 @@ type layoutData struct {
 
 func (u *UI) layout(c echo.Context, s session, title, nav string) layoutData {
 	ld := layoutData{Title: title, Nav: nav, CSRF: u.csrfFor(s.token), User: s.user, Can: canFor(s.user.Role)}
-	if f := c.QueryParam("ok"); f != "" {
-		ld.Flash = &flash{"ok", f}
-	}
+	ld.Flash = flashFromQuery(c.QueryParams())
 	if u.d.Warnings != nil {
 		ld.Warnings = u.d.Warnings()
 	}
@@ -276,7 +293,10 @@ func (u *UI) ErrorHTML(c echo.Context, status int, msg string) error {
 
 // --- login ---
 
-type loginData struct{ CSRF, Error, Username, Next string }
+type loginData struct {
+	CSRF, Error, Username, Next string
+	Flash                       *flash
+}
 
 func (u *UI) preToken(c echo.Context) string {
 	if ck, err := c.Cookie(preCookie); err == nil && len(ck.Value) == 32 {
@@ -289,11 +309,51 @@ func (u *UI) preToken(c echo.Context) string {
 	return v
 }
 
+// uiRoutes are the pages a login may return to (the first path segment of Slate's own UI).
+func uiRoutes() []string {
+	return []string{"/machines", "/releases", "/certificates", "/audit", "/users", "/account"}
+}
+
+// safeNext returns n if it is a path of one of Slate's own pages, else the start page. A
+// browser drops tabs and newlines and reads '\' as '/', so "/\t/evil" or "/\\evil" would
+// leave Slate: any control character, whitespace, backslash, percent-encoding in the path,
+// "//" or ".." refuses the value (it arrives decoded once; the path must need no more).
 func safeNext(n string) string {
-	if n == "" || !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.Contains(n, `\`) {
-		return "/machines"
+	const home = "/machines"
+	if n == "" || len(n) > 2048 {
+		return home
 	}
-	return n
+	bad := func(s string) bool {
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f || r == '\\' || unicode.IsSpace(r) || (r >= 0x80 && !unicode.IsPrint(r)) {
+				return true
+			}
+		}
+		return strings.Contains(s, "//")
+	}
+	if bad(n) {
+		return home
+	}
+	path, _, _ := strings.Cut(n, "?")
+	path, _, _ = strings.Cut(path, "#")
+	if strings.Contains(path, "%") || !strings.HasPrefix(path, "/") {
+		return home
+	}
+	p, err := url.Parse(n)
+	if err != nil || p.Scheme != "" || p.Host != "" || p.User != nil || p.Opaque != "" || p.Path != path {
+		return home
+	}
+	for _, seg := range strings.Split(path, "/") {
+		if seg == ".." || seg == "." {
+			return home
+		}
+	}
+	for _, r := range uiRoutes() {
+		if path == r || strings.HasPrefix(path, r+"/") {
+			return n
+		}
+	}
+	return home
 }
 
 func (u *UI) renderLogin(c echo.Context, status int, d loginData) error {
@@ -307,7 +367,8 @@ func (u *UI) renderLogin(c echo.Context, status int, d loginData) error {
 
 func (u *UI) loginPage(c echo.Context) error {
 	pre := u.preToken(c)
-	return u.renderLogin(c, http.StatusOK, loginData{CSRF: u.csrfFor("pre:" + pre), Next: safeNext(c.QueryParam("next"))})
+	return u.renderLogin(c, http.StatusOK, loginData{CSRF: u.csrfFor("pre:" + pre), Next: safeNext(c.QueryParam("next")),
+		Flash: flashFromQuery(c.QueryParams())})
 }
 
 func (u *UI) loginPost(c echo.Context) error {
@@ -321,12 +382,19 @@ func (u *UI) loginPost(c echo.Context) error {
 	usr, err := u.d.Store.Authenticate(ctx, username, c.FormValue("password"))
 	if err != nil {
 		_ = u.d.Store.Audit(ctx, username, "auth.login", "user:"+username, "refused", map[string]any{"remote": c.RealIP(), "via": "ui"})
-		return u.renderLogin(c, http.StatusUnauthorized, loginData{CSRF: u.csrfFor("pre:" + pre), Error: "Wrong username or password.", Username: username, Next: next})
+		msg, status := "Wrong username or password.", http.StatusUnauthorized
+		if errors.Is(err, inventory.ErrDisabled) {
+			msg, status = "This account is disabled: ask an admin to enable it.", http.StatusForbidden
+		}
+		return u.renderLogin(c, status, loginData{CSRF: u.csrfFor("pre:" + pre), Error: msg, Username: username, Next: next})
 	}
 	var tok string
 	err = u.d.Store.Update(ctx, func(tx *inventory.Tx) error {
 		var err error
 		if tok, err = tx.IssueToken(ctx, usr.Username, "session", sessionTTL); err != nil {
+			return err
+		}
+		if err := tx.RecordLogin(ctx, usr.Username); err != nil {
 			return err
 		}
 		_, err = tx.Audit(ctx, usr.Username, "auth.login", "user:"+usr.Username, "ok", map[string]any{"remote": c.RealIP(), "via": "ui"})
