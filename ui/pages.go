@@ -305,8 +305,10 @@ func (u *UI) usersView(c echo.Context, s session, status int, fl *flash) error {
 	}
 	return u.render(c, status, "users", struct {
 		layoutData
-		Users []inventory.User
-	}{ld, us})
+		Users       []inventory.User
+		Self        string
+		MinPassword int
+	}{ld, us, s.user.Username, minPasswordLength})
 }
 
 func (u *UI) users(c echo.Context, s session) error { return u.usersView(c, s, http.StatusOK, nil) }

@@ -37,9 +37,10 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 const (
-	sessionCookie = "slate_session"
-	preCookie     = "slate_pre"
-	sessionTTL    = 12 * time.Hour
+	minPasswordLength = inventory.MinPasswordLength
+	sessionCookie     = "slate_session"
+	preCookie         = "slate_pre"
+	sessionTTL        = 12 * time.Hour
 )
 
 // Deps is what the UI needs.
@@ -90,14 +91,14 @@ func New(d Deps) (*UI, error) {
 		"hasPrefix": strings.HasPrefix,
 		// fieldFlash reports whether the page's banner is about the named form field.
 		"fieldFlash": func(f *flash, field string) bool { return f != nil && f.Kind != "ok" && f.Field == field },
-		"bytes":     humanBytes,
+		"bytes":      humanBytes,
 		"json": func(v any) string {
 			b, _ := json.Marshal(v)
 			return string(b)
 		},
 	}
 	u := &UI{d: d, pages: map[string]*template.Template{}}
-	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates"} {
+	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates", "account"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("ui template %s: %w", p, err)
@@ -161,6 +162,10 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/audit", u.page(roleAudit, u.audit))
 	e.GET("/users", u.page(roleAdmin, u.users))
 	e.POST("/users", u.page(roleAdmin, u.usersPost))
+	e.POST("/users/:username/:verb", u.page(roleAdmin, u.userAction))
+	e.GET("/account", u.page(roleAny, u.accountPage))
+	e.POST("/account/password", u.page(roleAny, u.accountPasswordPost))
+	e.POST("/account/revoke-tokens", u.page(roleAny, u.accountRevokePost))
 	e.GET("/ui/events", u.page(roleAny, u.events))
 }
 
