@@ -289,7 +289,8 @@ func (u *UI) ErrorHTML(c echo.Context, status int, msg string) error {
 	}
 	ck, err := c.Cookie(sessionCookie)
 	if err == nil {
-		if usr, err := u.d.Store.UserForToken(c.Request().Context(), ck.Value, "session"); err == nil {
+		// Same idle rule as pages: an idle session gets the plain error, not the layout.
+		if usr, _ := u.d.Store.SessionUser(c.Request().Context(), ck.Value, u.d.SessionIdle); usr.Username != "" {
 			return u.errorPage(c, session{usr, ck.Value}, status, msg)
 		}
 	}
