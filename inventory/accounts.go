@@ -193,6 +193,10 @@ func (s *Store) ChangePassword(ctx context.Context, username, current, newPW, ke
 // ResetPassword is an admin setting another user's password; every token and session of
 // that user is revoked.
 func (s *Store) ResetPassword(ctx context.Context, actor, username, newPW string) (int, error) {
+	// A stolen admin session must not set the admin's own password without knowing it.
+	if actor == username {
+		return 0, Errorf(ErrConflict, "to change your own password, give the current one (My account, PUT /api/v1/me/password, slate user passwd)")
+	}
 	return s.setPassword(ctx, actor, username, newPW, "", "user.password.reset")
 }
 

@@ -167,6 +167,9 @@ func TestPasswordChangeRevokesOtherTokens(t *testing.T) {
 	if _, err := s.ResetPassword(ctx, "root", "ada", "ada"); err == nil {
 		t.Fatal("reset accepted a weak password")
 	}
+	if _, err := s.ResetPassword(ctx, "ada", "ada", "orange-desk-wind-3"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("reset of your own password without the current one: %v", err)
+	}
 	if _, err := s.ResetPassword(ctx, "root", "ada", "orange-desk-wind-3"); err != nil {
 		t.Fatal(err)
 	}
