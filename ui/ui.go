@@ -206,6 +206,9 @@ func (u *UI) page(roles []string, h handler) echo.HandlerFunc {
 		}
 		usr, err := u.d.Store.SessionUser(c.Request().Context(), ck.Value, u.d.SessionIdle)
 		if usr.Username == "" {
+			if err != nil && !errors.Is(err, inventory.ErrNotFound) {
+				u.d.Logger.Error("ui: cannot check the session; sending to the login page", "path", c.Request().URL.Path, "err", err)
+			}
 			return u.toLogin(c, true)
 		}
 		if err != nil {
