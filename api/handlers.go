@@ -34,12 +34,18 @@ func (s *Server) login(c echo.Context) error {
 		if aerr := s.d.Store.Audit(ctx, req.Username, "auth.login", "user:"+req.Username, "refused", map[string]any{"remote": c.RealIP()}); aerr != nil {
 			s.d.Logger.Error("audit of a refused login not saved", "user", req.Username, "err", aerr)
 		}
+		if errors.Is(err, inventory.ErrDisabled) {
+			return problem(http.StatusForbidden, "%v", err)
+		}
 		return problem(http.StatusUnauthorized, "wrong username or password")
 	}
 	var tok string
 	err = s.d.Store.Update(ctx, func(tx *inventory.Tx) error {
 		var err error
 		if tok, err = tx.IssueToken(ctx, u.Username, "api", s.d.TokenTTL); err != nil {
+			return err
+		}
+		if err := tx.RecordLogin(ctx, u.Username); err != nil {
 			return err
 		}
 		_, err = tx.Audit(ctx, u.Username, "auth.login", "user:"+u.Username, "ok", map[string]any{"remote": c.RealIP(), "via": "api"})

@@ -100,6 +100,7 @@ func New(d Deps) *Server {
 		{Method: "GET", Path: "/users", Summary: "List users", Roles: adminOnly, handler: s.listUsers},
 		{Method: "POST", Path: "/users", Summary: "Create a user", Roles: adminOnly, Body: userRequest{}, handler: s.createUser},
 	}
+	s.routes = append(s.routes, s.accountRoutes()...)
 	s.routes = append(s.routes, s.releaseRoutes()...)
 	s.routes = append(s.routes, s.taskRoutes()...)
 	s.routes = append(s.routes, s.decommissionRoutes()...)

@@ -172,7 +172,7 @@ func (a *Appliance) bootstrapAdmin(ctx context.Context, o Options) error {
 		pw = base64.RawURLEncoding.EncodeToString(b)
 	}
 	if _, err := a.Store.AddUser(ctx, "slate", "admin", pw, inventory.RoleAdmin, "Administrator"); err != nil {
-		return fmt.Errorf("create the first admin: %w", err)
+		return fmt.Errorf("create the first admin (password from SLATE_ADMIN_PASSWORD, or unset it to generate one): %w", err)
 	}
 	path := filepath.Join(a.cfg.DataDir, "initial-admin-password")
 	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
@@ -205,7 +205,7 @@ func (a *Appliance) buildHTTP() error {
 	a.API = api.New(api.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Logger: a.log,
 		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL, Subscribe: a.Hub.Subscribe, Registry: registryGC{a.Store, a.Images, a.log}})
 	pages, err := ui.New(ui.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
-		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images, a.log}})
+		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images, a.log}, SessionIdle: a.cfg.SessionIdleTimeout})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ type Config struct {
 	LogLevel  string `yaml:"log_level"`
 	// TokenTTL is the lifetime of API tokens.
 	TokenTTL time.Duration `yaml:"token_ttl"`
+	// SessionIdleTimeout ends a web UI session not used for this long (besides its 12 h
+	// lifetime): a browser left open on a shared plant terminal does not stay logged in.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
 	// Synchronous is SQLite's durability level: FULL (default) or NORMAL.
 	Synchronous string `yaml:"synchronous"`
 	// FourEyes requires a release to be approved by someone other than its author.
@@ -65,7 +68,7 @@ type Config struct {
 
 // Defaults returns the configuration with nothing set by the operator.
 func Defaults() Config {
-	return Config{Listen: ":8080", DataDir: "/var/lib/slate", LogFormat: "text", LogLevel: "info", TokenTTL: 12 * time.Hour, Synchronous: "FULL"}
+	return Config{Listen: ":8080", DataDir: "/var/lib/slate", LogFormat: "text", LogLevel: "info", TokenTTL: 12 * time.Hour, SessionIdleTimeout: 30 * time.Minute, Synchronous: "FULL"}
 }
 
 // FieldError names the configuration key that is wrong.
@@ -102,6 +105,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenTTL < time.Minute || c.TokenTTL > 30*24*time.Hour {
 		return &FieldError{"token_ttl", fmt.Sprintf("%s must be between 1m and 720h", c.TokenTTL)}
+	}
+	if c.SessionIdleTimeout == 0 {
+		c.SessionIdleTimeout = 30 * time.Minute
+	}
+	if c.SessionIdleTimeout < time.Minute || c.SessionIdleTimeout > 12*time.Hour {
+		return &FieldError{"session_idle_timeout", fmt.Sprintf("%s must be between 1m and 12h", c.SessionIdleTimeout)}
 	}
 	for i, p := range c.AutoEnrollMACPrefixes {
 		p = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(p), "-", ":"))

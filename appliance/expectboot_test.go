@@ -26,14 +26,14 @@ func TestExpectBootThroughTheAPI(t *testing.T) {
 	for _, f := range []string{"vmlinuz", "initrd.gz"} {
 		os.WriteFile(filepath.Join(cfg.DataDir, "deployenv", f), []byte("x"), 0o644)
 	}
-	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"})
+	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "first-pass-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
 	h := &harness{t: t, a: a, srv: httptest.NewServer(a.Handler()), tok: map[string]string{}}
 	t.Cleanup(h.srv.Close)
-	h.tok["admin"] = h.login("admin", "admin-pass-1")
+	h.tok["admin"] = h.login("admin", "first-pass-01")
 	for _, u := range [][2]string{{"olga", "operator"}, {"aldo", "auditor"}} {
 		if st, body := h.do("POST", "/api/v1/users", h.tok["admin"], map[string]string{"username": u[0], "password": "pass-" + u[0] + "-1", "role": u[1]}); st != 201 {
 			t.Fatalf("create %s: %d %s", u[0], st, body)

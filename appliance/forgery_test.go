@@ -325,7 +325,7 @@ func TestWipePolicyFileIsSlatesPolicy(t *testing.T) {
 	cfg := appliance.Defaults()
 	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
 	cfg.Wipe.PolicyFile = bad
-	if a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"}); err == nil {
+	if a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "first-pass-01"}); err == nil {
 		a.Close()
 		t.Fatal("a policy below NIST's 1000 subsections was accepted")
 	} else if !strings.Contains(err.Error(), "wipe.policy_file") {
@@ -334,7 +334,7 @@ func TestWipePolicyFileIsSlatesPolicy(t *testing.T) {
 	good := filepath.Join(dir, "good.json")
 	os.WriteFile(good, []byte(`{"verify": "sample", "pattern": "aes-ctr"}`), 0o600)
 	cfg.Wipe.PolicyFile = good
-	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"})
+	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "first-pass-01"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func newHarnessIn(t *testing.T, dataDir string, o appliance.Options, mods ...fun
 	for _, m := range mods {
 		m(&cfg)
 	}
-	o.AdminPassword = "admin-pass-1"
+	o.AdminPassword = "first-pass-01"
 	a, err := appliance.New(context.Background(), cfg, o)
 	if err != nil {
 		t.Fatal(err)
@@ -48,13 +48,13 @@ func newHarnessIn(t *testing.T, dataDir string, o appliance.Options, mods ...fun
 	t.Cleanup(func() { a.Close() })
 	h := &harness{t: t, a: a, srv: httptest.NewServer(a.Handler()), tok: map[string]string{}}
 	t.Cleanup(h.srv.Close)
-	h.tok["admin"] = h.login("admin", "admin-pass-1")
+	h.tok["admin"] = h.login("admin", "first-pass-01")
 	for _, u := range [][2]string{{"olga", "operator"}, {"aldo", "auditor"}} {
-		st, body := h.do("POST", "/api/v1/users", h.tok["admin"], map[string]string{"username": u[0], "password": "pass-" + u[0] + "-1", "role": u[1]})
+		st, body := h.do("POST", "/api/v1/users", h.tok["admin"], map[string]string{"username": u[0], "password": "pass-" + u[1] + "-01", "role": u[1]})
 		if st != 201 {
 			t.Fatalf("create %s: %d %s", u[0], st, body)
 		}
-		h.tok[u[1]] = h.login(u[0], "pass-"+u[0]+"-1")
+		h.tok[u[1]] = h.login(u[0], "pass-"+u[1]+"-01")
 	}
 	return h
 }
@@ -148,7 +148,7 @@ func TestRoleMatrixRouteByRoute(t *testing.T) {
 				if rt.Method == "DELETE" && rt.Path == "/auth/token" {
 					// Logging out revokes the token: use a throwaway one.
 					tok = h.login(map[string]string{"admin": "admin", "operator": "olga", "auditor": "aldo"}[role],
-						map[string]string{"admin": "admin-pass-1", "operator": "pass-olga-1", "auditor": "pass-aldo-1"}[role])
+						map[string]string{"admin": "first-pass-01", "operator": "pass-operator-01", "auditor": "pass-auditor-01"}[role])
 				}
 				st, b, _ := h.raw(rt.Method, path, tok, "application/json", strings.NewReader("{}"))
 				allowed := slices.Contains(rt.Roles, role)
@@ -316,7 +316,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	}
 	// Admin creating a user with a bad password: 422, no user row.
 	st, b = h.do("POST", "/api/v1/users", h.tok["admin"], map[string]string{"username": "bob", "password": "short", "role": "operator"})
-	if st != 422 || !strings.Contains(string(b), "at least 8") {
+	if st != 422 || !strings.Contains(string(b), "at least 12") {
 		t.Fatalf("short password: %d %s", st, b)
 	}
 	st, b = h.do("POST", "/api/v1/users", h.tok["admin"], map[string]string{"username": "bob", "password": "long-enough", "role": "superuser"})

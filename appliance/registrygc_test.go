@@ -30,7 +30,7 @@ func (h *harness) pushUntagged(repo string) string {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "olga", Password: "pass-olga-1"})); err != nil {
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "olga", Password: "pass-operator-01"})); err != nil {
 		h.t.Fatalf("push %s: %v", ref, err)
 	}
 	return d.String()

@@ -347,7 +347,7 @@ func TestRegistryDeleteOnlyThroughTheAdminPath(t *testing.T) {
 	}
 
 	// The registry API deletes nothing, whoever asks.
-	for _, creds := range []string{"admin:admin-pass-1", "olga:pass-olga-1"} {
+	for _, creds := range []string{"admin:first-pass-01", "olga:pass-olga-1"} {
 		for _, d := range []string{released, loose} {
 			out, err := exec.Command(skopeo, "delete", "--tls-verify=false", "--creds", creds, "docker://"+host+"/plant/hmi@"+d).CombinedOutput()
 			if err == nil || !present("plant/hmi", d) {

@@ -237,7 +237,7 @@ func TestTokensExpireAndAreHashed(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	if _, err := s.AddUser(ctx, "t", "alice", "password123", RoleAuditor, "Alice"); err != nil {
+	if _, err := s.AddUser(ctx, "t", "alice", "amber-field-stone-4", RoleAuditor, "Alice"); err != nil {
 		t.Fatal(err)
 	}
 	var tok string

@@ -30,6 +30,10 @@ type User struct {
 	Role      string    `json:"role"`
 	FullName  string    `json:"full_name,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// Disabled accounts cannot log in and their tokens are refused.
+	Disabled bool `json:"disabled"`
+	// LastLoginAt is zero when the user never logged in.
+	LastLoginAt time.Time `json:"last_login_at,omitzero"`
 }
 
 var usernameRE = regexp.MustCompile(`^[a-z][a-z0-9._-]{1,31}$`)
@@ -83,8 +87,8 @@ func (t *Tx) CreateUser(ctx context.Context, username, password, role, fullName 
 	if !ValidRole(role) {
 		return User{}, Errorf(ErrInvalid, "role %q must be admin, operator or auditor", role)
 	}
-	if len(password) < 8 {
-		return User{}, Errorf(ErrInvalid, "password must be at least 8 characters")
+	if err := CheckPasswordPolicy(username, password); err != nil {
+		return User{}, err
 	}
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO users(username, password_hash, role, full_name, created_at) VALUES (?,?,?,?,?)`,
 		username, HashPassword(password), role, fullName, t.now.Unix())
@@ -106,7 +110,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 
 // ListUsers returns all accounts.
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT username, role, full_name, created_at FROM users ORDER BY username`)
+	rows, err := s.read.QueryContext(ctx, `SELECT username, role, full_name, created_at, disabled, last_login_at FROM users ORDER BY username`)
 	if err != nil {
 		return nil, err
 	}
@@ -114,11 +118,14 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	out := []User{}
 	for rows.Next() {
 		var u User
-		var c int64
-		if err := rows.Scan(&u.Username, &u.Role, &u.FullName, &c); err != nil {
+		var c, last int64
+		if err := rows.Scan(&u.Username, &u.Role, &u.FullName, &c, &u.Disabled, &last); err != nil {
 			return nil, err
 		}
 		u.CreatedAt = time.Unix(c, 0).UTC()
+		if last > 0 {
+			u.LastLoginAt = time.Unix(last, 0).UTC()
+		}
 		out = append(out, u)
 	}
 	return out, rows.Err()
@@ -129,8 +136,8 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 	var u User
 	var hash string
 	var c int64
-	err := s.read.QueryRowContext(ctx, `SELECT username, role, full_name, created_at, password_hash FROM users WHERE username = ?`,
-		username).Scan(&u.Username, &u.Role, &u.FullName, &c, &hash)
+	err := s.read.QueryRowContext(ctx, `SELECT username, role, full_name, created_at, password_hash, disabled FROM users WHERE username = ?`,
+		username).Scan(&u.Username, &u.Role, &u.FullName, &c, &hash, &u.Disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Hash anyway so a wrong username costs as long as a wrong password.
 		CheckPassword("$argon2id$v=19$m=65536,t=3,p=2$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
@@ -141,6 +148,10 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 	}
 	if !CheckPassword(hash, password) {
 		return User{}, Errorf(ErrNotFound, "wrong username or password")
+	}
+	// Said only to someone who knows the password: a guesser learns nothing.
+	if u.Disabled {
+		return User{}, Errorf(ErrDisabled, "account %s is disabled: ask an admin to enable it", u.Username)
 	}
 	u.CreatedAt = time.Unix(c, 0).UTC()
 	return u, nil
@@ -156,8 +167,8 @@ func (t *Tx) IssueToken(ctx context.Context, username, kind string, ttl time.Dur
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	tok := "slt_" + base64.RawURLEncoding.EncodeToString(b)
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO api_tokens(token_hash, username, kind, created_at, expires_at) VALUES (?,?,?,?,?)`,
-		tokenHash(tok), username, kind, t.now.Unix(), t.now.Add(ttl).Unix())
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO api_tokens(token_hash, username, kind, created_at, expires_at, last_used_at) VALUES (?,?,?,?,?,?)`,
+		tokenHash(tok), username, kind, t.now.Unix(), t.now.Add(ttl).Unix(), t.now.Unix())
 	if err != nil {
 		return "", fmt.Errorf("issue token: %w", err)
 	}
@@ -177,7 +188,7 @@ func (s *Store) UserForToken(ctx context.Context, tok, kind string) (User, error
 	var u User
 	var c int64
 	err := s.read.QueryRowContext(ctx, `SELECT u.username, u.role, u.full_name, u.created_at FROM api_tokens t
-		JOIN users u ON u.username = t.username WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ?`,
+		JOIN users u ON u.username = t.username WHERE t.token_hash = ? AND t.kind = ? AND t.expires_at > ? AND u.disabled = 0`,
 		tokenHash(tok), kind, s.now().Unix()).Scan(&u.Username, &u.Role, &u.FullName, &c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, Errorf(ErrNotFound, "token unknown or expired")

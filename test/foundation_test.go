@@ -348,8 +348,8 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 // happens and stops at the state asked for.
 func TestWatchFollowsLive(t *testing.T) {
 	dir := t.TempDir()
-	s := startServe(t, dir, "SLATE_ADMIN_PASSWORD=watch-pw-1")
-	tok := apiToken(t, s.addr, "admin", "watch-pw-1")
+	s := startServe(t, dir, "SLATE_ADMIN_PASSWORD=watch-pw-0001")
+	tok := apiToken(t, s.addr, "admin", "watch-pw-0001")
 	env := []string{"SLATE_TOKEN=" + tok, "SLATE_SERVER=http://" + s.addr, "XDG_CONFIG_HOME=" + t.TempDir()}
 	if out, err := run(t, env, "machine", "enroll", "--name", "w1", "--mac", "52:54:00:77:00:01"); err != nil {
 		t.Fatal(out)

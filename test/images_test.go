@@ -40,7 +40,7 @@ func ociLayout(t *testing.T) (dir, digest string) {
 func TestRegistryPushAndReleaseApproval(t *testing.T) {
 	skopeo := testenv.RequireCommand(t, "skopeo", "skopeo")
 	dir := t.TempDir()
-	s := startServe(t, dir, "SLATE_ADMIN_PASSWORD=admin-pw-1", "SLATE_FOUR_EYES=true")
+	s := startServe(t, dir, "SLATE_ADMIN_PASSWORD=images-pw-0001", "SLATE_FOUR_EYES=true")
 	env := []string{"XDG_CONFIG_HOME=" + t.TempDir(), "SLATE_SERVER=http://" + s.addr}
 	pw := filepath.Join(t.TempDir(), "pw")
 	mustRun := func(args ...string) string {
@@ -51,9 +51,9 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 		}
 		return out
 	}
-	os.WriteFile(pw, []byte("admin-pw-1\n"), 0o600)
+	os.WriteFile(pw, []byte("images-pw-0001\n"), 0o600)
 	mustRun("login", "--password-file", pw)
-	os.WriteFile(pw, []byte("pass-word-1\n"), 0o600)
+	os.WriteFile(pw, []byte("pass-word-0001\n"), 0o600)
 	mustRun("user", "add", "olga", "--role", "operator", "--password-file", pw)
 	mustRun("user", "add", "omar", "--role", "operator", "--password-file", pw)
 	mustRun("user", "add", "aldo", "--role", "auditor", "--password-file", pw)
@@ -71,13 +71,13 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 	if out, err := copyWith(""); err == nil || !strings.Contains(strings.ToLower(out), "unauthorized") {
 		t.Fatalf("push without credentials must be refused: %v\n%s", err, out)
 	}
-	if out, err := copyWith("aldo:pass-word-1"); err == nil || !strings.Contains(strings.ToLower(out), "denied") {
+	if out, err := copyWith("aldo:pass-word-0001"); err == nil || !strings.Contains(strings.ToLower(out), "denied") {
 		t.Fatalf("push as auditor must be refused: %v\n%s", err, out)
 	}
-	if out, err := copyWith("olga:pass-word-1"); err != nil {
+	if out, err := copyWith("olga:pass-word-0001"); err != nil {
 		t.Fatalf("push as operator: %v\n%s", err, out)
 	}
-	out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0")
+	out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-0001", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0")
 	if err != nil || strings.TrimSpace(out) != digest {
 		t.Fatalf("pull back as auditor: %v %q, want %s", err, out, digest)
 	}
@@ -109,11 +109,11 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 			t.Fatalf("podman push without credentials must be refused: %v\n%s", err, out)
 		}
 		df := filepath.Join(t.TempDir(), "digest")
-		if out, err := pm("push", "--tls-verify=false", "--creds", "olga:pass-word-1", "--digestfile", df, "localhost/plant/podman:1", dest); err != nil {
+		if out, err := pm("push", "--tls-verify=false", "--creds", "olga:pass-word-0001", "--digestfile", df, "localhost/plant/podman:1", dest); err != nil {
 			t.Fatalf("podman push as operator: %v\n%s", err, out)
 		}
 		pushed, _ := os.ReadFile(df)
-		out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--format", "{{.Digest}}", dest)
+		out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-0001", "--format", "{{.Digest}}", dest)
 		if err != nil || strings.TrimSpace(out) != strings.TrimSpace(string(pushed)) || len(pushed) == 0 {
 			t.Fatalf("registry has %q (%v), podman pushed %q", out, err, pushed)
 		}
@@ -172,7 +172,7 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 			t.Fatalf("no digest printed:\n%s", out)
 		}
 		d := strings.Fields(out[i+len("plant/disk@"):])[0]
-		got, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--raw", "docker://"+s.addr+"/plant/disk:1")
+		got, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-0001", "--raw", "docker://"+s.addr+"/plant/disk:1")
 		if err != nil || !strings.Contains(got, "application/vnd.slate.disk.image.raw.v1") {
 			t.Fatalf("manifest: %v %s", err, got)
 		}
@@ -215,7 +215,7 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 	}
 
 	// The registry itself refuses a manifest whose blobs are missing and a blob whose digest lies.
-	tok := apiToken(t, s.addr, "olga", "pass-word-1")
+	tok := apiToken(t, s.addr, "olga", "pass-word-0001")
 	manifest := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + missing + `","size":10},"layers":[]}`
 	st, body := regDo(t, "PUT", "http://"+s.addr+"/v2/plant/hmi/manifests/broken", tok, "application/vnd.oci.image.manifest.v1+json", []byte(manifest))
 	if st != 400 || !strings.Contains(body, "BLOB_UNKNOWN") {
@@ -255,7 +255,7 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 	if out := mustRun("registry", "gc"); !strings.Contains(out, "Removed 0 manifests") || !strings.Contains(out, "kept 3 manifests") { // the released one, the tagged podman and push-disk images
 		t.Fatalf("registry gc:\n%s", out)
 	}
-	if out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0"); err != nil || strings.TrimSpace(out) != digest {
+	if out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-0001", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0"); err != nil || strings.TrimSpace(out) != digest {
 		t.Fatalf("pull after garbage collection: %v %q", err, out)
 	}
 

@@ -25,7 +25,7 @@ func startServeConfig(t *testing.T, dataDir, yaml string) *server {
 	os.WriteFile(cfg, []byte(yaml), 0o600)
 	addr := freePort(t)
 	cmd := exec.Command(slate(t), "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfg, "--public-url", "http://"+addr)
-	cmd.Env = append(os.Environ(), "SLATE_ADMIN_PASSWORD=resume-pw-1")
+	cmd.Env = append(os.Environ(), "SLATE_ADMIN_PASSWORD=resume-pw-0001")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -57,7 +57,7 @@ func TestJourneyResumesAfterKill(t *testing.T) {
 	}
 	conf := "reconcile_interval: 200ms\n"
 	s := startServeConfig(t, dir, conf)
-	tok := apiToken(t, s.addr, "admin", "resume-pw-1")
+	tok := apiToken(t, s.addr, "admin", "resume-pw-0001")
 	base := "http://" + s.addr
 	mac := "52:54:00:77:00:99"
 	var m inventory.Machine
@@ -126,7 +126,7 @@ func TestJourneyResumesAfterKill(t *testing.T) {
 	// Restarted on the same data (the port is taken again by the new process).
 	s2 := startServeConfig(t, dir, conf)
 	base = "http://" + s2.addr
-	tok = apiToken(t, s2.addr, "admin", "resume-pw-1")
+	tok = apiToken(t, s2.addr, "admin", "resume-pw-0001")
 	facts := agentproto.Facts{Schema: 1, System: agentproto.System{Serial: "RESUME-1", UUID: "0e3c9c5e-0000-4000-8000-000000000099"}}
 	result := agentproto.Result{State: "succeeded", Facts: &facts}
 	for i := range 2 {

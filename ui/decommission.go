@@ -60,7 +60,7 @@ func (u *UI) decommissionPost(c echo.Context, s session) error {
 	if _, err := u.d.Lifecycle.Transition(ctx, m.ID, lifecycle.Decommissioning, s.user.Username, reason); err != nil {
 		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not decommissioned: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(m.Name+" is being decommissioned: Slate will probe its drives and show the wipe plan here."))
+	return c.Redirect(http.StatusSeeOther, withFlash(back, "decommission-started"))
 }
 
 // wipeConfirmPost is the audited confirmation of the plan shown on the page.
@@ -74,7 +74,8 @@ func (u *UI) wipeConfirmPost(c echo.Context, s session) error {
 		// A refusal is an error page (red), not a redirect to a success banner.
 		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Wipe not started: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, "/machines/"+url.PathEscape(id)+"?ok="+url.QueryEscape("Wipe confirmed (task "+t.ID+"): erasing every drive."))
+	u.d.Logger.Info("ui: wipe confirmed", "machine", id, "task", t.ID, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(id), "wipe-confirmed"))
 }
 
 func (u *UI) certificates(c echo.Context, s session) error {

@@ -223,8 +223,8 @@ func (u *UI) expectBootPost(c echo.Context, s session) error {
 	if err != nil {
 		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "No boot expected: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, "/machines/"+url.PathEscape(id)+"?ok="+
-		url.QueryEscape("Network boot expected until "+e.ExpiresAt.Local().Format("15:04")+": power the machine on now."))
+	u.d.Logger.Info("ui: network boot expected", "machine", id, "until", e.ExpiresAt, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(id), "boot-expected"))
 }
 
 func (u *UI) enrollForm(c echo.Context, s session, status int, form map[string]string, fl *flash) error {
@@ -263,13 +263,14 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 	m, err := u.d.Lifecycle.Enroll(c.Request().Context(), u.d.Secrets, s.user.Username, req)
 	var pe *lifecycle.PowerOnError
 	if errors.As(err, &pe) {
-		// Enrolled (committed); only the power-on failed.
-		return c.Redirect(http.StatusSeeOther, "/machines/"+m.ID+"?ok="+url.QueryEscape("Enrolled "+m.Name+", but: "+err.Error()))
+		// Enrolled (committed); only the power-on failed: the machine page shows it.
+		u.d.Logger.Warn("ui: enrolled, but power-on failed", "machine", m.ID, "err", err)
+		return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "enrolled-power-on-failed"))
 	}
 	if err != nil {
-		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, &flash{"error", "Not enrolled: " + errText(err)})
+		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, &flash{Kind: "error", Text: "Not enrolled: " + errText(err)})
 	}
-	return c.Redirect(http.StatusSeeOther, "/machines/"+m.ID+"?ok="+url.QueryEscape("Enrolled "+m.Name+"."))
+	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "machine-enrolled"))
 }
 
 func (u *UI) transitionPost(c echo.Context, s session) error {
@@ -277,22 +278,21 @@ func (u *UI) transitionPost(c echo.Context, s session) error {
 	id, to, reason := c.Param("id"), c.FormValue("to"), strings.TrimSpace(c.FormValue("reason"))
 	back := "/machines/" + url.PathEscape(id)
 	if reason == "" {
-		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Nothing changed: give a reason."))
+		return c.Redirect(http.StatusSeeOther, withFlash(back, "reason-required"))
 	}
 	var err error
-	var m inventory.Machine
 	switch to {
 	case "retry":
-		m, err = u.d.Lifecycle.Retry(ctx, id, s.user.Username, reason)
+		_, err = u.d.Lifecycle.Retry(ctx, id, s.user.Username, reason)
 	case lifecycle.Failed:
-		m, err = u.d.Lifecycle.Fail(ctx, id, s.user.Username, reason, "")
+		_, err = u.d.Lifecycle.Fail(ctx, id, s.user.Username, reason, "")
 	default:
-		m, err = u.d.Lifecycle.Transition(ctx, id, to, s.user.Username, reason)
+		_, err = u.d.Lifecycle.Transition(ctx, id, to, s.user.Username, reason)
 	}
 	if err != nil {
 		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not moved: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(fmt.Sprintf("%s is now %s.", m.Name, m.State)))
+	return c.Redirect(http.StatusSeeOther, withFlash(back, "machine-moved"))
 }
 
 func (u *UI) audit(c echo.Context, s session) error {
@@ -335,8 +335,10 @@ func (u *UI) usersView(c echo.Context, s session, status int, fl *flash) error {
 	}
 	return u.render(c, status, "users", struct {
 		layoutData
-		Users []inventory.User
-	}{ld, us})
+		Users       []inventory.User
+		Self        string
+		MinPassword int
+	}{ld, us, s.user.Username, minPasswordLength})
 }
 
 func (u *UI) users(c echo.Context, s session) error { return u.usersView(c, s, http.StatusOK, nil) }
@@ -345,9 +347,10 @@ func (u *UI) usersPost(c echo.Context, s session) error {
 	nu, err := u.d.Store.AddUser(c.Request().Context(), s.user.Username, c.FormValue("username"), c.FormValue("password"),
 		c.FormValue("role"), strings.TrimSpace(c.FormValue("full_name")))
 	if err != nil {
-		return u.usersView(c, s, statusFor(err, http.StatusUnprocessableEntity), &flash{"error", "Not added: " + errText(err)})
+		return u.usersView(c, s, statusFor(err, http.StatusUnprocessableEntity), &flash{Kind: "error", Text: "Not added: " + errText(err)})
 	}
-	return c.Redirect(http.StatusSeeOther, "/users?ok="+url.QueryEscape("Added "+nu.Username+" ("+nu.Role+")."))
+	u.d.Logger.Info("ui: user added", "user", nu.Username, "role", nu.Role, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/users", "user-added"))
 }
 
 // events streams machine changes as server-sent events.
@@ -398,16 +401,12 @@ func (u *UI) identityPost(c echo.Context, s session) error {
 		p.SystemUUID = &v
 	}
 	if p.Serial == nil && p.SystemUUID == nil {
-		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Identity unchanged."))
+		return c.Redirect(http.StatusSeeOther, withFlash(back, "identity-unchanged"))
 	}
 	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, m.ID, p); err != nil {
-		return u.errorPage(c, s, http.StatusConflict, "Identity not changed: "+errText(err))
+		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Identity not changed: "+errText(err))
 	}
-	msg := "Identity corrected."
-	if m.State == lifecycle.Failed {
-		msg += " Retry the machine to inspect it again."
-	}
-	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape(msg))
+	return c.Redirect(http.StatusSeeOther, withFlash(back, "identity-corrected"))
 }
 
 // releaseSetPost sets the release a machine should run; the reconciler installs it.
@@ -417,11 +416,11 @@ func (u *UI) releaseSetPost(c echo.Context, s session) error {
 	back := "/machines/" + url.PathEscape(id)
 	rel, err := u.d.Store.GetRelease(ctx, c.FormValue("release"))
 	if err != nil || rel.State != lifecycle.ReleaseApproved {
-		return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Not set: choose an approved release."))
+		return c.Redirect(http.StatusSeeOther, withFlash(back, "release-not-approved"))
 	}
 	ref := rel.Name + "@" + rel.Version
 	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, id, inventory.MachinePatch{DesiredRelease: &ref}); err != nil {
 		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not set: "+errText(err))
 	}
-	return c.Redirect(http.StatusSeeOther, back+"?ok="+url.QueryEscape("Desired release set to "+ref+": Slate installs it when the machine is ready."))
+	return c.Redirect(http.StatusSeeOther, withFlash(back, "release-set"))
 }

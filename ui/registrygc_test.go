@@ -48,12 +48,12 @@ func TestRegistryGCForm(t *testing.T) {
 	}
 	d, _ := img.Digest()
 	ref, _ := name.ParseReference(strings.TrimPrefix(s.srv.URL, "http://")+"/plant/old@"+d.String(), name.Insecure)
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "tom", Password: "tech-pass-1"})); err != nil {
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "tom", Password: "tech-pass-01"})); err != nil {
 		t.Fatal(err)
 	}
 	present := func() bool { ok, _ := s.a.Images.HasManifest(ctx, "plant/old", d.String()); return ok }
 
-	tom := formClient(t, s, "tom", "tech-pass-1")
+	tom := formClient(t, s, "tom", "tech-pass-01")
 	r, _ := tom.Get(s.srv.URL + "/releases")
 	page := readAll(r)
 	if strings.Contains(page, "Garbage-collect registry") {
@@ -65,7 +65,7 @@ func TestRegistryGCForm(t *testing.T) {
 		t.Fatalf("operator's garbage collection: %d, image present %v", r.StatusCode, present())
 	}
 
-	admin := formClient(t, s, "admin", "admin-pass-1")
+	admin := formClient(t, s, "admin", "first-pass-01")
 	r, _ = admin.Get(s.srv.URL + "/releases")
 	page = readAll(r)
 	if !strings.Contains(page, `action="/registry/gc"`) || !strings.Contains(page, `name="dry_run"`) {
@@ -137,7 +137,7 @@ func TestRegistryDeleteForm(t *testing.T) {
 		t.Fatalf("operator's delete: %d, image present %v", r.StatusCode, present(loose))
 	}
 
-	admin := formClient(t, s, "admin", "admin-pass-1")
+	admin := formClient(t, s, "admin", "first-pass-01")
 	r, _ = admin.Get(s.srv.URL + "/releases")
 	page = readAll(r)
 	if !strings.Contains(page, `action="/registry/delete"`) || !strings.Contains(page, `name="confirm_image"`) {

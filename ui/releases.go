@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -55,9 +54,10 @@ func (u *UI) releasePost(c echo.Context, s session) error {
 	}
 	r, err := u.d.Releases.Create(c.Request().Context(), s.user.Username, n)
 	if err != nil {
-		return u.releasesView(c, s, statusFor(err, http.StatusUnprocessableEntity), &flash{"error", "Not created: " + errText(err)})
+		return u.releasesView(c, s, statusFor(err, http.StatusUnprocessableEntity), &flash{Kind: "error", Text: "Not created: " + errText(err)})
 	}
-	return c.Redirect(http.StatusSeeOther, "/releases?ok="+url.QueryEscape("Created draft "+r.Name+"@"+r.Version+"."))
+	u.d.Logger.Info("ui: draft release created", "release", r.Name+"@"+r.Version, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/releases", "release-created"))
 }
 
 func (u *UI) releaseAction(c echo.Context, s session) error {
@@ -73,9 +73,10 @@ func (u *UI) releaseAction(c echo.Context, s session) error {
 		return u.errorPage(c, s, http.StatusNotFound, "No such release action.")
 	}
 	if err != nil {
-		return u.releasesView(c, s, statusFor(err, http.StatusConflict), &flash{"error", errText(err)})
+		return u.releasesView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: errText(err)})
 	}
-	return c.Redirect(http.StatusSeeOther, "/releases?ok="+url.QueryEscape(r.Name+"@"+r.Version+" is now "+r.State+"."))
+	u.d.Logger.Info("ui: release state changed", "release", r.Name+"@"+r.Version, "state", r.State, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/releases", "release-changed"))
 }
 
 // registryGCPost runs (or rehearses) a registry garbage collection and shows its report on
@@ -88,14 +89,14 @@ func (u *UI) registryGCPost(c echo.Context, s session) error {
 	rep, err := u.d.Registry.CollectGarbage(c.Request().Context(), s.user.Username, dry)
 	if err != nil {
 		u.d.Logger.Error("ui: registry garbage collection failed", "user", s.user.Username, "err", err)
-		return u.releasesView(c, s, statusFor(err, http.StatusInternalServerError), &flash{"error", "Garbage collection failed: " + errText(err)})
+		return u.releasesView(c, s, statusFor(err, http.StatusInternalServerError), &flash{Kind: "error", Text: "Garbage collection failed: " + errText(err)})
 	}
 	verb := "Removed"
 	if dry {
 		verb = "Dry run: would remove"
 	}
 	msg := fmt.Sprintf("%s %s and %s, %s.", verb, plural(len(rep.Manifests), "manifest"), plural(len(rep.Blobs), "blob"), humanBytes(rep.BytesFreed))
-	return u.releasesPage(c, s, http.StatusOK, &flash{"ok", msg}, &rep)
+	return u.releasesPage(c, s, http.StatusOK, &flash{Kind: "ok", Text: msg}, &rep)
 }
 
 // registryDeletePost deletes one image for an admin: the image is typed twice (a digest is
@@ -106,11 +107,11 @@ func (u *UI) registryDeletePost(c echo.Context, s session) error {
 	}
 	img := strings.TrimSpace(c.FormValue("image"))
 	if img == "" || strings.TrimSpace(c.FormValue("confirm_image")) != img {
-		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not deleted: type the image (REPO@sha256:…) in both fields."})
+		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not deleted: type the image (REPO@sha256:…) in both fields."})
 	}
 	repo, digest, ok := strings.Cut(img, "@")
 	if !ok || repo == "" {
-		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not deleted: " + img + " is not REPO@sha256:DIGEST (images are deleted by digest, never by tag)."})
+		return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not deleted: " + img + " is not REPO@sha256:DIGEST (images are deleted by digest, never by tag)."})
 	}
 	rep, err := u.d.Registry.DeleteImage(c.Request().Context(), s.user.Username, repo, digest)
 	if err != nil {
@@ -123,13 +124,13 @@ func (u *UI) registryDeletePost(c echo.Context, s session) error {
 		default:
 			u.d.Logger.Error("ui: registry delete failed", "user", s.user.Username, "image", img, "err", err)
 		}
-		return u.releasesView(c, s, status, &flash{"error", "Not deleted: " + errText(err)})
+		return u.releasesView(c, s, status, &flash{Kind: "error", Text: "Not deleted: " + errText(err)})
 	}
 	msg := "Deleted " + rep.Repo + "@" + rep.Digest
 	if len(rep.Tags) > 0 {
 		msg += " and its tags " + strings.Join(rep.Tags, ", ")
 	}
-	return u.releasesView(c, s, http.StatusOK, &flash{"ok", msg + "; its blobs are freed by the next garbage collection."})
+	return u.releasesView(c, s, http.StatusOK, &flash{Kind: "ok", Text: msg + "; its blobs are freed by the next garbage collection."})
 }
 
 func plural(n int, noun string) string {

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -36,9 +37,10 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 const (
-	sessionCookie = "slate_session"
-	preCookie     = "slate_pre"
-	sessionTTL    = 12 * time.Hour
+	minPasswordLength = inventory.MinPasswordLength
+	sessionCookie     = "slate_session"
+	preCookie         = "slate_pre"
+	sessionTTL        = 12 * time.Hour
 )
 
 // Deps is what the UI needs.
@@ -62,6 +64,8 @@ type Deps struct {
 	Vendors []string
 	// Registry garbage-collects the embedded registry (admins, from the releases page).
 	Registry RegistryCollector
+	// SessionIdle ends a session not used for this long (0: 30 minutes).
+	SessionIdle time.Duration
 }
 
 // UI serves the pages.
@@ -76,20 +80,25 @@ func New(d Deps) (*UI, error) {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
+	if d.SessionIdle == 0 {
+		d.SessionIdle = 30 * time.Minute
+	}
 	if len(d.Vendors) == 0 {
 		d.Vendors = []string{"auto", "generic", "dell", "hpe", "supermicro", "lenovo", "sushy"}
 	}
 	funcs := template.FuncMap{
 		"ago":       ago,
 		"hasPrefix": strings.HasPrefix,
-		"bytes":     humanBytes,
+		// fieldFlash reports whether the page's banner is about the named form field.
+		"fieldFlash": func(f *flash, field string) bool { return f != nil && f.Kind != "ok" && f.Field == field },
+		"bytes":      humanBytes,
 		"json": func(v any) string {
 			b, _ := json.Marshal(v)
 			return string(b)
 		},
 	}
 	u := &UI{d: d, pages: map[string]*template.Template{}}
-	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates"} {
+	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates", "account"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("ui template %s: %w", p, err)
@@ -156,6 +165,10 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/audit", u.page(roleAudit, u.audit))
 	e.GET("/users", u.page(roleAdmin, u.users))
 	e.POST("/users", u.page(roleAdmin, u.usersPost))
+	e.POST("/users/:username/:verb", u.page(roleAdmin, u.userAction))
+	e.GET("/account", u.page(roleAny, u.accountPage))
+	e.POST("/account/password", u.page(roleAny, u.accountPasswordPost))
+	e.POST("/account/revoke-tokens", u.page(roleAny, u.accountRevokePost))
 	e.GET("/ui/events", u.page(roleAny, u.events))
 }
 
@@ -179,8 +192,6 @@ func canFor(role string) Can {
 	return Can{Write: slices.Contains(roleWrite, role), Audit: slices.Contains(roleAudit, role), Admin: role == inventory.RoleAdmin}
 }
 
-type flash struct{ Kind, Text string }
-
 type session struct {
 	user  inventory.User
 	token string
@@ -199,11 +210,18 @@ func (u *UI) page(roles []string, h handler) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ck, err := c.Cookie(sessionCookie)
 		if err != nil || ck.Value == "" {
-			return u.toLogin(c)
+			return u.toLogin(c, false)
 		}
-		usr, err := u.d.Store.UserForToken(c.Request().Context(), ck.Value, "session")
+		usr, err := u.d.Store.SessionUser(c.Request().Context(), ck.Value, u.d.SessionIdle)
+		if usr.Username == "" {
+			if err != nil && !errors.Is(err, inventory.ErrNotFound) {
+				u.d.Logger.Error("ui: cannot check the session; sending to the login page", "path", c.Request().URL.Path, "err", err)
+			}
+			return u.toLogin(c, true)
+		}
 		if err != nil {
-			return u.toLogin(c)
+			// Valid session whose last use could not be noted: serve the page, say why in the log.
+			u.d.Logger.Warn("ui: session use not recorded", "user", usr.Username, "err", err)
 		}
 		s := session{user: usr, token: ck.Value}
 		if c.Request().Method == http.MethodPost {
@@ -225,11 +243,20 @@ func (u *UI) page(roles []string, h handler) echo.HandlerFunc {
 	}
 }
 
-func (u *UI) toLogin(c echo.Context) error {
+// toLogin sends the browser to the login page; expired says it came with a session that
+// is no longer valid (idle, past its lifetime, revoked), so the login page says so.
+func (u *UI) toLogin(c echo.Context, expired bool) error {
 	if c.Request().Method != http.MethodGet || c.Request().Header.Get("X-Partial") != "" || c.Path() == "/ui/events" {
+		if expired {
+			return echo.NewHTTPError(http.StatusUnauthorized, "your session expired: log in again")
+		}
 		return echo.NewHTTPError(http.StatusUnauthorized, "log in again")
 	}
-	return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+	to := "/login?next=" + url.QueryEscape(c.Request().URL.RequestURI())
+	if expired {
+		to += "&err=session-expired"
+	}
+	return c.Redirect(http.StatusSeeOther, to)
 }
 
 type layoutData struct {
@@ -242,9 +269,7 @@ type layoutData struct {
 
 func (u *UI) layout(c echo.Context, s session, title, nav string) layoutData {
 	ld := layoutData{Title: title, Nav: nav, CSRF: u.csrfFor(s.token), User: s.user, Can: canFor(s.user.Role)}
-	if f := c.QueryParam("ok"); f != "" {
-		ld.Flash = &flash{"ok", f}
-	}
+	ld.Flash = flashFromQuery(c.QueryParams())
 	if u.d.Warnings != nil {
 		ld.Warnings = u.d.Warnings()
 	}
@@ -264,7 +289,7 @@ func (u *UI) render(c echo.Context, status int, page string, data any) error {
 func (u *UI) errorPage(c echo.Context, s session, status int, msg string) error {
 	ld := u.layout(c, s, http.StatusText(status), "")
 	// An error page never carries a success banner (a ?ok= left in the URL): it is red.
-	ld.Flash = &flash{"error", msg}
+	ld.Flash = &flash{Kind: "error", Text: msg}
 	return u.render(c, status, "error", struct {
 		layoutData
 		Status     int
@@ -292,7 +317,8 @@ func (u *UI) ErrorHTML(c echo.Context, status int, msg string) error {
 	}
 	ck, err := c.Cookie(sessionCookie)
 	if err == nil {
-		if usr, err := u.d.Store.UserForToken(c.Request().Context(), ck.Value, "session"); err == nil {
+		// Same idle rule as pages: an idle session gets the plain error, not the layout.
+		if usr, _ := u.d.Store.SessionUser(c.Request().Context(), ck.Value, u.d.SessionIdle); usr.Username != "" {
 			return u.errorPage(c, session{usr, ck.Value}, status, msg)
 		}
 	}
@@ -301,7 +327,10 @@ func (u *UI) ErrorHTML(c echo.Context, status int, msg string) error {
 
 // --- login ---
 
-type loginData struct{ CSRF, Error, Username, Next string }
+type loginData struct {
+	CSRF, Error, Username, Next string
+	Flash                       *flash
+}
 
 func (u *UI) preToken(c echo.Context) string {
 	if ck, err := c.Cookie(preCookie); err == nil && len(ck.Value) == 32 {
@@ -314,11 +343,51 @@ func (u *UI) preToken(c echo.Context) string {
 	return v
 }
 
+// uiRoutes are the pages a login may return to (the first path segment of Slate's own UI).
+func uiRoutes() []string {
+	return []string{"/machines", "/releases", "/certificates", "/audit", "/users", "/account"}
+}
+
+// safeNext returns n if it is a path of one of Slate's own pages, else the start page. A
+// browser drops tabs and newlines and reads '\' as '/', so "/\t/evil" or "/\\evil" would
+// leave Slate: any control character, whitespace, backslash, percent-encoding in the path,
+// "//" or ".." refuses the value (it arrives decoded once; the path must need no more).
 func safeNext(n string) string {
-	if n == "" || !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "//") || strings.Contains(n, `\`) {
-		return "/machines"
+	const home = "/machines"
+	if n == "" || len(n) > 2048 {
+		return home
 	}
-	return n
+	bad := func(s string) bool {
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f || r == '\\' || unicode.IsSpace(r) || (r >= 0x80 && !unicode.IsPrint(r)) {
+				return true
+			}
+		}
+		return strings.Contains(s, "//")
+	}
+	if bad(n) {
+		return home
+	}
+	path, _, _ := strings.Cut(n, "?")
+	path, _, _ = strings.Cut(path, "#")
+	if strings.Contains(path, "%") || !strings.HasPrefix(path, "/") {
+		return home
+	}
+	p, err := url.Parse(n)
+	if err != nil || p.Scheme != "" || p.Host != "" || p.User != nil || p.Opaque != "" || p.Path != path {
+		return home
+	}
+	for _, seg := range strings.Split(path, "/") {
+		if seg == ".." || seg == "." {
+			return home
+		}
+	}
+	for _, r := range uiRoutes() {
+		if path == r || strings.HasPrefix(path, r+"/") {
+			return n
+		}
+	}
+	return home
 }
 
 func (u *UI) renderLogin(c echo.Context, status int, d loginData) error {
@@ -332,7 +401,8 @@ func (u *UI) renderLogin(c echo.Context, status int, d loginData) error {
 
 func (u *UI) loginPage(c echo.Context) error {
 	pre := u.preToken(c)
-	return u.renderLogin(c, http.StatusOK, loginData{CSRF: u.csrfFor("pre:" + pre), Next: safeNext(c.QueryParam("next"))})
+	return u.renderLogin(c, http.StatusOK, loginData{CSRF: u.csrfFor("pre:" + pre), Next: safeNext(c.QueryParam("next")),
+		Flash: flashFromQuery(c.QueryParams())})
 }
 
 func (u *UI) loginPost(c echo.Context) error {
@@ -348,12 +418,19 @@ func (u *UI) loginPost(c echo.Context) error {
 		if aerr := u.d.Store.Audit(ctx, username, "auth.login", "user:"+username, "refused", map[string]any{"remote": c.RealIP(), "via": "ui"}); aerr != nil {
 			u.d.Logger.Error("ui: audit of a refused login not saved", "user", username, "err", aerr)
 		}
-		return u.renderLogin(c, http.StatusUnauthorized, loginData{CSRF: u.csrfFor("pre:" + pre), Error: "Wrong username or password.", Username: username, Next: next})
+		msg, status := "Wrong username or password.", http.StatusUnauthorized
+		if errors.Is(err, inventory.ErrDisabled) {
+			msg, status = "This account is disabled: ask an admin to enable it.", http.StatusForbidden
+		}
+		return u.renderLogin(c, status, loginData{CSRF: u.csrfFor("pre:" + pre), Error: msg, Username: username, Next: next})
 	}
 	var tok string
 	err = u.d.Store.Update(ctx, func(tx *inventory.Tx) error {
 		var err error
 		if tok, err = tx.IssueToken(ctx, usr.Username, "session", sessionTTL); err != nil {
+			return err
+		}
+		if err := tx.RecordLogin(ctx, usr.Username); err != nil {
 			return err
 		}
 		_, err = tx.Audit(ctx, usr.Username, "auth.login", "user:"+usr.Username, "ok", map[string]any{"remote": c.RealIP(), "via": "ui"})

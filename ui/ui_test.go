@@ -32,7 +32,7 @@ func newSite(t *testing.T) *site {
 	cfg := appliance.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.PublicURL = "http://127.0.0.1:8080" // installs need it: without it a desired release is refused
-	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"})
+	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "first-pass-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,10 +40,10 @@ func newSite(t *testing.T) *site {
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
-	if _, err := a.Store.AddUser(ctx, "test", "tom", "tech-pass-1", inventory.RoleOperator, "Tom Technician"); err != nil {
+	if _, err := a.Store.AddUser(ctx, "test", "tom", "tech-pass-01", inventory.RoleOperator, "Tom Technician"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Store.AddUser(ctx, "test", "aud", "audit-pass-1", inventory.RoleAuditor, "Ada Auditor"); err != nil {
+	if _, err := a.Store.AddUser(ctx, "test", "aud", "readonly-pw-01", inventory.RoleAuditor, "Ada Auditor"); err != nil {
 		t.Fatal(err)
 	}
 	for i, s := range []struct{ name, mac, state string }{
@@ -167,7 +167,7 @@ func TestTechnicianFlowInChromium(t *testing.T) {
 	}
 	shot(t, ctx, "login-error")
 
-	login(t, ctx, s.srv.URL, "tom", "tech-pass-1")
+	login(t, ctx, s.srv.URL, "tom", "tech-pass-01")
 	var table, counts string
 	if err := chromedp.Run(ctx,
 		chromedp.WaitVisible(`table`, chromedp.ByQuery),
@@ -273,7 +273,7 @@ func TestAuditorSeesNoActionsAndTheChain(t *testing.T) {
 	s := newSite(t)
 	ctx, cancel := browser(t)
 	defer cancel()
-	login(t, ctx, s.srv.URL, "aud", "audit-pass-1")
+	login(t, ctx, s.srv.URL, "aud", "readonly-pw-01")
 	var nav, page string
 	var forms int
 	m, _ := s.a.Store.GetMachine(context.Background(), "press-01")
@@ -324,12 +324,12 @@ func TestFormsNeedCSRFAndSession(t *testing.T) {
 	r, _ = cl.Get(s.srv.URL + "/login")
 	page := readAll(r)
 	csrf := between(page, `name="csrf" value="`, `"`)
-	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {"forged"}, "username": {"tom"}, "password": {"tech-pass-1"}})
+	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {"forged"}, "username": {"tom"}, "password": {"tech-pass-01"}})
 	if r.StatusCode != http.StatusForbidden {
 		t.Fatalf("login with a forged CSRF token: %d", r.StatusCode)
 	}
 	r.Body.Close()
-	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {"tom"}, "password": {"tech-pass-1"}})
+	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {"tom"}, "password": {"tech-pass-01"}})
 	r.Body.Close()
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("login: %d", r.StatusCode)
@@ -416,7 +416,7 @@ func TestDecommissionInChromium(t *testing.T) {
 	m, _ := s.a.Store.GetMachine(ctx, "press-02")
 	br, cancel := browser(t)
 	defer cancel()
-	login(t, br, s.srv.URL, "tom", "tech-pass-1")
+	login(t, br, s.srv.URL, "tom", "tech-pass-01")
 	var flash string
 	if err := chromedp.Run(br,
 		chromedp.Navigate(s.srv.URL+"/machines/"+m.ID),

@@ -617,7 +617,12 @@ func auditVerify(ctx context.Context, env *cliEnv, args []string) error {
 func userCommands() *command {
 	return &command{name: "user", summary: "manage users (admin)", subs: []*command{
 		{name: "add", summary: "add a user", run: userAdd},
-		{name: "list", summary: "list users", run: userList},
+		{name: "list", summary: "list users with role, state and last login", run: userList},
+		{name: "disable", summary: "disable a user: no login, its tokens stop working at once", run: userSetDisabled(true)},
+		{name: "enable", summary: "enable a disabled user", run: userSetDisabled(false)},
+		{name: "delete", summary: "delete a user (the audit log keeps the name)", run: userDelete},
+		{name: "passwd", summary: "change your password, or (admin) set another user's", run: userPasswd},
+		{name: "revoke-tokens", summary: "revoke all your other tokens, or (admin) all of a user's", run: userRevokeTokens},
 	}}
 }
 
@@ -673,9 +678,16 @@ func userList(ctx context.Context, env *cliEnv, args []string) error {
 		return printJSON(env.stdout, out.Items)
 	}
 	tw := table(env.stdout)
-	fmt.Fprintln(tw, "USER\tROLE\tNAME\tCREATED")
+	fmt.Fprintln(tw, "USER\tROLE\tSTATE\tNAME\tCREATED\tLAST LOGIN")
 	for _, u := range out.Items {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Username, u.Role, dash(u.FullName), u.CreatedAt.Local().Format("2006-01-02"))
+		state, last := "enabled", "never"
+		if u.Disabled {
+			state = "disabled"
+		}
+		if !u.LastLoginAt.IsZero() {
+			last = u.LastLoginAt.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Role, state, dash(u.FullName), u.CreatedAt.Local().Format("2006-01-02"), last)
 	}
 	return tw.Flush()
 }

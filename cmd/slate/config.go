@@ -25,6 +25,7 @@ var envKeys = map[string]string{
 	"SLATE_LISTEN": "listen", "SLATE_DATA_DIR": "data_dir", "SLATE_PUBLIC_URL": "public_url",
 	"SLATE_LOG_FORMAT": "log_format", "SLATE_LOG_LEVEL": "log_level", "SLATE_TOKEN_TTL": "token_ttl",
 	"SLATE_SYNCHRONOUS": "synchronous", "SLATE_FOUR_EYES": "four_eyes",
+	"SLATE_SESSION_IDLE_TIMEOUT": "session_idle_timeout",
 }
 
 var otherEnv = map[string]bool{"SLATE_ADMIN_PASSWORD": true, "SLATE_CONFIG": true, "SLATE_TOKEN": true, "SLATE_SERVER": true}
@@ -150,6 +151,7 @@ func configFlags(fs *flag.FlagSet) (configPath *string, values map[string]*strin
 		{"log_format", "text or json"},
 		{"log_level", "debug, info, warn or error"},
 		{"token_ttl", "lifetime of API tokens, e.g. 12h"},
+		{"session_idle_timeout", "a web UI session unused this long ends (default 30m; sessions also end after 12h)"},
 		{"synchronous", "SQLite durability: FULL (default) or NORMAL"},
 		{"four_eyes", "true: a release must be approved by someone other than its author"},
 	} {

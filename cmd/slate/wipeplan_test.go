@@ -22,14 +22,14 @@ func TestMachineWipePlanAndIdentity(t *testing.T) {
 	ctx := context.Background()
 	cfg := appliance.Defaults()
 	cfg.DataDir = t.TempDir()
-	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "admin-pass-1"})
+	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	resp, err := http.Post(srv.URL+"/api/v1/auth/token", "application/json", strings.NewReader(`{"username":"admin","password":"admin-pass-1"}`))
+	resp, err := http.Post(srv.URL+"/api/v1/auth/token", "application/json", strings.NewReader(`{"username":"admin","password":"first-pass-01"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.
 printf '{"imageLayoutVersion":"1.0.0"}' > "$oci/oci-layout"
 
 # slate serve on loopback with a fresh data dir, and an operator to push as.
-SLATE_ADMIN_PASSWORD=bench-admin-1 "$W/slate" serve --listen 127.0.0.1:0 --data-dir "$W/data" > "$W/serve.log" 2>&1 & pid=$!
+SLATE_ADMIN_PASSWORD=bench-pw-0001 "$W/slate" serve --listen 127.0.0.1:0 --data-dir "$W/data" > "$W/serve.log" 2>&1 & pid=$!
 addr=""
 for _ in $(seq 200); do
   addr=$(grep -o 'listen=127\.0\.0\.1:[0-9]*' "$W/serve.log" | head -1 | cut -d= -f2) || true
@@ -46,7 +46,7 @@ for _ in $(seq 200); do
 done
 [ -n "$addr" ] && curl -sf "http://$addr/healthz" >/dev/null || { echo "registry bench: slate serve did not start:"; cat "$W/serve.log"; exit 1; }
 export XDG_CONFIG_HOME=$W/cfg SLATE_SERVER=http://$addr
-echo bench-admin-1 > "$W/pw"; "$W/slate" login --username admin --password-file "$W/pw" >/dev/null
+echo bench-pw-0001 > "$W/pw"; "$W/slate" login --username admin --password-file "$W/pw" >/dev/null
 echo bench-operator-1 > "$W/pw"; "$W/slate" user add bencher --role operator --password-file "$W/pw" >/dev/null
 creds=bencher:bench-operator-1
 cat "$layer" > /dev/null   # both sides read the source from the page cache
