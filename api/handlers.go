@@ -1,12 +1,14 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"slate/authguard"
 	"slate/inventory"
 	"slate/lifecycle"
 )
@@ -28,10 +30,9 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	u, err := s.d.Store.Authenticate(ctx, req.Username, req.Password)
+	u, err := s.d.Guard.Check(ctx, req.Username, req.Password, c.RealIP(), "api")
 	if err != nil {
-		_ = s.d.Store.Audit(ctx, req.Username, "auth.login", "user:"+req.Username, "refused", map[string]any{"remote": c.RealIP()})
-		return problem(http.StatusUnauthorized, "wrong username or password")
+		return loginRefused(c, err)
 	}
 	var tok string
 	err = s.d.Store.Update(ctx, func(tx *inventory.Tx) error {
@@ -46,6 +47,30 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, tokenResponse{Token: tok, ExpiresIn: int(s.d.TokenTTL.Seconds()), Role: u.Role})
+}
+
+// loginRefused answers a refused login: 429 with Retry-After when throttled, 403 for a
+// locked account (saying how to unlock), 401 for wrong credentials.
+func loginRefused(c echo.Context, err error) error {
+	var th *authguard.ThrottledError
+	switch {
+	case errors.As(err, &th):
+		c.Response().Header().Set("Retry-After", strconv.Itoa(th.Seconds()))
+		return problem(http.StatusTooManyRequests, "%s", th.Error())
+	case errors.Is(err, inventory.ErrLocked):
+		return problem(http.StatusForbidden, "%s", err.Error())
+	case errors.Is(err, inventory.ErrNotFound):
+		return problem(http.StatusUnauthorized, "wrong username or password")
+	}
+	return err
+}
+
+func (s *Server) unlockUser(c echo.Context) error {
+	name := c.Param("username")
+	if err := s.d.Store.UnlockUser(c.Request().Context(), actor(c), name); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"username": name, "locked": false})
 }
 
 func (s *Server) logout(c echo.Context) error {

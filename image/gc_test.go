@@ -25,7 +25,7 @@ import (
 // anyone may push: the garbage collector, not authentication, is under test.
 type anyone struct{}
 
-func (anyone) Basic(context.Context, string, string) (string, Access, error) {
+func (anyone) Basic(context.Context, string, string, string) (string, Access, error) {
 	return "tester", Push, nil
 }
 func (anyone) Bearer(context.Context, string) (string, Access, error) { return "tester", Push, nil }

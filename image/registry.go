@@ -6,11 +6,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +21,8 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the only driver an appliance needs
+
+	"slate/internal/clientaddr"
 )
 
 // Access is what a registry caller may do.
@@ -32,9 +37,10 @@ const (
 
 // Authorizer decides what the credentials of a request allow (Slate's users and agent tokens).
 type Authorizer interface {
-	// Basic checks a username and password; Bearer a token. Each returns the subject's name
-	// (for logs) and its access.
-	Basic(ctx context.Context, user, password string) (string, Access, error)
+	// Basic checks a username and password from the client at remote; Bearer a token. Each
+	// returns the subject's name (for logs) and its access. An error with a
+	// RetryAfter() time.Duration method (a throttled login) is answered 429.
+	Basic(ctx context.Context, user, password, remote string) (string, Access, error)
 	Bearer(ctx context.Context, token string) (string, Access, error)
 }
 
@@ -95,9 +101,20 @@ func needed(req *http.Request) Access {
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	name, access, err := r.authenticate(req)
 	want := needed(req)
+	var th interface{ RetryAfter() time.Duration }
+	if errors.As(err, &th) {
+		secs := max(int(math.Ceil(th.RetryAfter().Seconds())), 1)
+		r.log.Info("registry: login throttled", "method", req.Method, "path", req.URL.Path, "remote", clientaddr.From(req), "retry_after_s", secs)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprintf(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":%q}]}`+"\n", err.Error())
+		return
+	}
 	if err != nil || access < want {
 		if err != nil {
-			r.log.Info("registry: refused", "method", req.Method, "path", req.URL.Path, "reason", err)
+			r.log.Info("registry: refused", "method", req.Method, "path", req.URL.Path, "remote", clientaddr.From(req), "reason", err)
 		} else {
 			r.log.Info("registry: refused", "method", req.Method, "path", req.URL.Path, "subject", name, "reason", "insufficient role")
 		}
@@ -120,7 +137,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		defer release()
-		r.log.Info("registry: write", "method", req.Method, "path", req.URL.Path, "subject", name)
+		r.log.Info("registry: write", "method", req.Method, "path", req.URL.Path, "subject", name, "remote", clientaddr.From(req))
 	}
 	r.app.ServeHTTP(w, req)
 }
@@ -142,7 +159,7 @@ func (r *Registry) authenticate(req *http.Request) (string, Access, error) {
 		return c.name, c.access, nil
 	}
 	// A registry password may also be an API token (as `podman login -p <token>` sends it).
-	name, access, err := r.auth.Basic(req.Context(), user, pw)
+	name, access, err := r.auth.Basic(req.Context(), user, pw, clientaddr.From(req))
 	if err != nil {
 		if n, a, e := r.auth.Bearer(req.Context(), pw); e == nil {
 			name, access, err = n, a, nil

@@ -320,6 +320,14 @@ func (u *UI) usersPost(c echo.Context, s session) error {
 	return c.Redirect(http.StatusSeeOther, "/users?ok="+url.QueryEscape("Added "+nu.Username+" ("+nu.Role+")."))
 }
 
+func (u *UI) unlockUser(c echo.Context, s session) error {
+	name := c.Param("username")
+	if err := u.d.Store.UnlockUser(c.Request().Context(), s.user.Username, name); err != nil {
+		return u.usersView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not unlocked: " + errText(err)})
+	}
+	return c.Redirect(http.StatusSeeOther, "/users?ok="+url.QueryEscape("Unlocked "+name+": they can log in again."))
+}
+
 // events streams machine changes as server-sent events.
 func (u *UI) events(c echo.Context, s session) error {
 	if u.d.Hub == nil {

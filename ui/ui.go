@@ -20,11 +20,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"slate/authguard"
 	"slate/inventory"
 	"slate/lifecycle"
 )
@@ -62,6 +64,8 @@ type Deps struct {
 	Vendors []string
 	// Registry garbage-collects the embedded registry (admins, from the releases page).
 	Registry RegistryCollector
+	// Guard checks passwords (the same one as the API's: one bound, one back-off).
+	Guard *authguard.Guard
 }
 
 // UI serves the pages.
@@ -75,6 +79,9 @@ type UI struct {
 func New(d Deps) (*UI, error) {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.Guard == nil {
+		d.Guard = authguard.New(d.Store, authguard.Config{}, nil, d.Logger)
 	}
 	if len(d.Vendors) == 0 {
 		d.Vendors = []string{"auto", "generic", "dell", "hpe", "supermicro", "lenovo"}
@@ -153,6 +160,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/audit", u.page(roleAudit, u.audit))
 	e.GET("/users", u.page(roleAdmin, u.users))
 	e.POST("/users", u.page(roleAdmin, u.usersPost))
+	e.POST("/users/:username/unlock", u.page(roleAdmin, u.unlockUser))
 	e.GET("/ui/events", u.page(roleAny, u.events))
 }
 
@@ -318,10 +326,20 @@ func (u *UI) loginPost(c echo.Context) error {
 	if !hmac.Equal([]byte(c.FormValue("csrf")), []byte(u.csrfFor("pre:"+pre))) {
 		return u.renderLogin(c, http.StatusForbidden, loginData{CSRF: u.csrfFor("pre:" + pre), Error: "The login form expired. Try again.", Username: username, Next: next})
 	}
-	usr, err := u.d.Store.Authenticate(ctx, username, c.FormValue("password"))
+	usr, err := u.d.Guard.Check(ctx, username, c.FormValue("password"), c.RealIP(), "ui")
 	if err != nil {
-		_ = u.d.Store.Audit(ctx, username, "auth.login", "user:"+username, "refused", map[string]any{"remote": c.RealIP(), "via": "ui"})
-		return u.renderLogin(c, http.StatusUnauthorized, loginData{CSRF: u.csrfFor("pre:" + pre), Error: "Wrong username or password.", Username: username, Next: next})
+		status, msg := http.StatusUnauthorized, "Wrong username or password."
+		var th *authguard.ThrottledError
+		switch {
+		case errors.As(err, &th):
+			c.Response().Header().Set("Retry-After", strconv.Itoa(th.Seconds()))
+			status, msg = http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins: wait %d seconds, then try again.", th.Seconds())
+		case errors.Is(err, inventory.ErrLocked):
+			status, msg = http.StatusForbidden, "This account is locked after repeated failed logins. Ask an admin to unlock it (Users page, or slate user unlock "+username+")."
+		case !errors.Is(err, inventory.ErrNotFound):
+			return err
+		}
+		return u.renderLogin(c, status, loginData{CSRF: u.csrfFor("pre:" + pre), Error: msg, Username: username, Next: next})
 	}
 	var tok string
 	err = u.d.Store.Update(ctx, func(tx *inventory.Tx) error {
