@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 )
@@ -63,8 +64,11 @@ func (s *Store) UnlockUser(ctx context.Context, actor, username string) error {
 		var lockedAt int64
 		var fails int
 		err := tx.tx.QueryRowContext(ctx, `SELECT locked_at, failed_logins FROM users WHERE username = ?`, username).Scan(&lockedAt, &fails)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Errorf(ErrNotFound, "user %q does not exist (slate user list shows the accounts)", username)
+		}
 		if err != nil {
-			return Errorf(ErrNotFound, "user %q does not exist", username)
+			return fmt.Errorf("unlock %q: %w", username, err)
 		}
 		if _, err := tx.tx.ExecContext(ctx, `UPDATE users SET locked_at = 0, failed_logins = 0 WHERE username = ?`, username); err != nil {
 			return fmt.Errorf("unlock %q: %w", username, err)

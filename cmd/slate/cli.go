@@ -437,6 +437,7 @@ func userCommands() *command {
 	return &command{name: "user", summary: "manage users (admin)", subs: []*command{
 		{name: "add", summary: "add a user", run: userAdd},
 		{name: "list", summary: "list users", run: userList},
+		{name: "unlock", summary: "unlock an account locked after repeated failed logins", run: userUnlock},
 	}}
 }
 
@@ -492,9 +493,38 @@ func userList(ctx context.Context, env *cliEnv, args []string) error {
 		return printJSON(env.stdout, out.Items)
 	}
 	tw := table(env.stdout)
-	fmt.Fprintln(tw, "USER\tROLE\tNAME\tCREATED")
+	fmt.Fprintln(tw, "USER\tROLE\tNAME\tCREATED\tLOGIN")
 	for _, u := range out.Items {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Username, u.Role, dash(u.FullName), u.CreatedAt.Local().Format("2006-01-02"))
+		login := "ok"
+		if u.Locked {
+			login = "LOCKED (slate user unlock " + u.Username + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.Role, dash(u.FullName), u.CreatedAt.Local().Format("2006-01-02"), login)
 	}
 	return tw.Flush()
+}
+
+func userUnlock(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "user unlock", "slate user unlock <username>  (an account locked after repeated failed logins logs in again)")
+	server, asJSON := apiFlags(fs)
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	name, err := oneArg(fs, "username")
+	if err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var out map[string]any
+	if err := c.do(ctx, "POST", "/users/"+url.PathEscape(name)+"/unlock", nil, nil, &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, out)
+	}
+	fmt.Fprintf(env.stdout, "Unlocked %s: they can log in again.\n", name)
+	return nil
 }
