@@ -70,6 +70,7 @@ func (s *Server) unlockUser(c echo.Context) error {
 	if err := s.d.Store.UnlockUser(c.Request().Context(), actor(c), name); err != nil {
 		return err
 	}
+	s.d.Guard.Unlocked(name)
 	return c.JSON(http.StatusOK, map[string]any{"username": name, "locked": false})
 }
 

@@ -35,6 +35,7 @@ import (
 	"slate/pxe"
 	"slate/redfish"
 	"slate/ui"
+	"slate/wipe"
 )
 
 // Options are what cmd/ hands over besides the configuration.
@@ -94,7 +95,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w (set data_dir / --data-dir to a writable folder)", cfg.DataDir, err)
 	}
-	if err := tightenDataDir(cfg.DataDir, o.Logger); err != nil {
+	if err := tightenDataDir(cfg.DataDir, cfg.Wipe.KeyDir, o.Logger); err != nil {
 		return nil, err
 	}
 	box, err := inventory.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secret.key"))
@@ -235,45 +236,47 @@ func ipExtractor(proxies []string) (echo.IPExtractor, error) {
 	return echo.ExtractIPFromXFFHeader(opts...), nil
 }
 
-// tightenDataDir makes the data directory 0700 and the secrets at its top 0600, fixing what
-// an earlier Slate (or a hand-made directory) left world-readable, and says so in the log.
-func tightenDataDir(dir string, log *slog.Logger) error {
-	fix := func(path string, want os.FileMode) error {
-		fi, err := os.Lstat(path)
-		if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Mode()&os.ModeSymlink != 0) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("check the mode of %s: %w", path, err)
-		}
-		if fi.Mode().Perm() == want {
-			return nil
-		}
-		if err := os.Chmod(path, want); err != nil {
-			return fmt.Errorf("restrict %s to mode %v: %w (fix it by hand: chmod %o %s)", path, want, err, want, path)
-		}
-		log.Warn("restricted a data directory entry that others could read", "path", path, "was", fi.Mode().Perm().String(), "now", want.String())
-		return nil
+// tightenDataDir makes the data directory 0700 and the secrets in it 0600 (the database,
+// the secret key, the initial admin password, the certificate signing key in keyDir, which
+// wipe.key_dir may put elsewhere), fixing what an earlier Slate or a hand-made directory
+// left readable by others, and says so in the log.
+func tightenDataDir(dir, keyDir string, log *slog.Logger) error {
+	if keyDir == "" {
+		keyDir = filepath.Join(dir, "keys")
 	}
-	if err := fix(dir, 0o700); err != nil {
+	if err := restrictMode(dir, 0o700, log); err != nil {
 		return err
 	}
 	for _, name := range []string{"secret.key", initialPasswordFile, "slate.db", "slate.db-wal", "slate.db-shm"} {
-		if err := fix(filepath.Join(dir, name), 0o600); err != nil {
+		if err := restrictMode(filepath.Join(dir, name), 0o600, log); err != nil {
 			return err
 		}
 	}
-	for _, d := range []string{"keys", "registry"} {
-		if err := fix(filepath.Join(dir, d), 0o700); err != nil {
+	for _, d := range []string{keyDir, filepath.Join(dir, "registry")} {
+		if err := restrictMode(d, 0o700, log); err != nil {
 			return err
 		}
 	}
-	keys, _ := filepath.Glob(filepath.Join(dir, "keys", "*"))
-	for _, k := range keys {
-		if err := fix(k, 0o600); err != nil {
-			return err
-		}
+	return restrictMode(filepath.Join(keyDir, wipe.SigningKeyFile), 0o600, log)
+}
+
+// restrictMode sets path's permissions to want when they differ (a missing path or a
+// symlink, e.g. an asset linked in by the packaging, is left alone).
+func restrictMode(path string, want os.FileMode, log *slog.Logger) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Mode()&os.ModeSymlink != 0) {
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("check the mode of %s: %w", path, err)
+	}
+	if fi.Mode().Perm() == want {
+		return nil
+	}
+	if err := os.Chmod(path, want); err != nil {
+		return fmt.Errorf("restrict %s to mode %v: %w (fix it by hand: chmod %o %s)", path, want, err, want, path)
+	}
+	log.Warn("restricted a data directory entry that others could read", "path", path, "was", fi.Mode().Perm().String(), "now", want.String())
 	return nil
 }
 

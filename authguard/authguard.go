@@ -259,3 +259,7 @@ func (g *Guard) Tracked() int {
 	defer g.mu.Unlock()
 	return g.lru.Len()
 }
+
+// Unlocked drops a username's back-off after an admin unlocked the account: the admin's
+// decision lets the person in now, not after the remaining wait.
+func (g *Guard) Unlocked(username string) { g.forget("user:" + username) }

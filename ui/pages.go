@@ -325,6 +325,7 @@ func (u *UI) unlockUser(c echo.Context, s session) error {
 	if err := u.d.Store.UnlockUser(c.Request().Context(), s.user.Username, name); err != nil {
 		return u.usersView(c, s, http.StatusUnprocessableEntity, &flash{"error", "Not unlocked: " + errText(err)})
 	}
+	u.d.Guard.Unlocked(name)
 	return c.Redirect(http.StatusSeeOther, "/users?ok="+url.QueryEscape("Unlocked "+name+": they can log in again."))
 }
 
