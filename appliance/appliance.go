@@ -26,8 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"slate/api"
-	"slate/authguard"
 	"slate/api/agentapi"
+	"slate/authguard"
 	"slate/dhcp"
 	"slate/image"
 	"slate/inventory"
