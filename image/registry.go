@@ -58,7 +58,18 @@ type Registry struct {
 	// verified (user, password) pair is remembered briefly by its hash.
 	mu    sync.Mutex
 	cache map[[32]byte]cached
+	// inflight shares one password check among parallel requests with the same credentials
+	// (a client pushing layers in parallel): checks are bounded by Slate's login guard, and
+	// one client's parallel requests must not spend that bound, nor be refused by it.
+	inflight map[[32]byte]*check
 	now   func() time.Time
+}
+
+type check struct {
+	done   chan struct{}
+	name   string
+	access Access
+	err    error
 }
 
 type cached struct {
@@ -82,7 +93,7 @@ func NewRegistry(ctx context.Context, dir string, auth Authorizer, log *slog.Log
 	cfg.Log.AccessLog.Disabled = true
 	cfg.HTTP.Secret = "slate-embedded" // only signs upload state; uploads never cross instances
 	app := handlers.NewApp(ctx, cfg)
-	return &Registry{app: app, auth: auth, log: log, root: dir, cache: map[[32]byte]cached{}, now: time.Now}, nil
+	return &Registry{app: app, auth: auth, log: log, root: dir, cache: map[[32]byte]cached{}, inflight: map[[32]byte]*check{}, now: time.Now}, nil
 }
 
 // Root is the storage folder.
@@ -154,26 +165,45 @@ func (r *Registry) authenticate(req *http.Request) (string, Access, error) {
 	key := sha256.Sum256([]byte(user + "\x00" + pw))
 	r.mu.Lock()
 	c, hit := r.cache[key]
-	r.mu.Unlock()
 	if hit && r.now().Before(c.until) {
+		r.mu.Unlock()
 		return c.name, c.access, nil
 	}
+	if call, ok := r.inflight[key]; ok {
+		r.mu.Unlock()
+		select {
+		case <-call.done:
+			return call.name, call.access, call.err
+		case <-req.Context().Done():
+			return "", NoAccess, req.Context().Err()
+		}
+	}
+	call := &check{done: make(chan struct{})}
+	r.inflight[key] = call
+	r.mu.Unlock()
+	call.name, call.access, call.err = r.checkBasic(req, user, pw)
+	r.mu.Lock()
+	delete(r.inflight, key)
+	if call.err == nil {
+		if len(r.cache) > 1024 {
+			r.cache = map[[32]byte]cached{}
+		}
+		r.cache[key] = cached{call.name, call.access, r.now().Add(time.Minute)}
+	}
+	r.mu.Unlock()
+	close(call.done)
+	return call.name, call.access, call.err
+}
+
+func (r *Registry) checkBasic(req *http.Request, user, pw string) (string, Access, error) {
 	// A registry password may also be an API token (as `podman login -p <token>` sends it).
 	name, access, err := r.auth.Basic(req.Context(), user, pw, clientaddr.From(req))
 	if err != nil {
 		if n, a, e := r.auth.Bearer(req.Context(), pw); e == nil {
-			name, access, err = n, a, nil
+			return n, a, nil
 		}
-	}
-	if err != nil {
 		return "", NoAccess, err
 	}
-	r.mu.Lock()
-	if len(r.cache) > 1024 {
-		r.cache = map[[32]byte]cached{}
-	}
-	r.cache[key] = cached{name, access, r.now().Add(time.Minute)}
-	r.mu.Unlock()
 	return name, access, nil
 }
 
