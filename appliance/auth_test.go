@@ -171,6 +171,9 @@ func TestEveryPasswordPathIsThrottled(t *testing.T) {
 			if st != http.StatusTooManyRequests || h.Get("Retry-After") != "1" {
 				t.Fatalf("after 3 failures the next attempt must be 429 with Retry-After: 1, got %d %q %s", st, h.Get("Retry-After"), body)
 			}
+			if name == "ui" && !strings.Contains(body, "Wait 1 seconds") {
+				t.Fatalf("the login page must say how long to wait:\n%s", body)
+			}
 			if n := refusedEvents(); n != 3 {
 				t.Fatalf("a throttled attempt is refused before hashing and not audited: %d refused events, want 3", n)
 			}

@@ -333,7 +333,7 @@ func (u *UI) loginPost(c echo.Context) error {
 		switch {
 		case errors.As(err, &th):
 			c.Response().Header().Set("Retry-After", strconv.Itoa(th.Seconds()))
-			status, msg = http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins: wait %d seconds, then try again.", th.Seconds())
+			status, msg = http.StatusTooManyRequests, fmt.Sprintf("Not checked: %s. Wait %d seconds, then try again.", th.Reason, th.Seconds())
 		case errors.Is(err, inventory.ErrLocked):
 			status, msg = http.StatusForbidden, "This account is locked after repeated failed logins. Ask an admin to unlock it (Users page, or slate user unlock "+username+")."
 		case !errors.Is(err, inventory.ErrNotFound):
