@@ -62,7 +62,7 @@ type Registry struct {
 	// (a client pushing layers in parallel): checks are bounded by Slate's login guard, and
 	// one client's parallel requests must not spend that bound, nor be refused by it.
 	inflight map[[32]byte]*check
-	now   func() time.Time
+	now      func() time.Time
 }
 
 type check struct {
