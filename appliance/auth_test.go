@@ -398,3 +398,27 @@ func TestDataDirIsPrivateAndInitialPasswordGoesAtFirstLogin(t *testing.T) {
 		t.Fatalf("the removal must be audited: %+v", ev)
 	}
 }
+
+// TestRegistryTokenAsPasswordIsNoFailedLogin: `podman login -p <token>` sends an API token as
+// the Basic password; that is not a wrong password, so it must neither throttle nor lock
+// (the CLI's push-disk does this on every push).
+func TestRegistryTokenAsPasswordIsNoFailedLogin(t *testing.T) {
+	s := newAuthSite(t, nil)
+	_, body, _ := s.apiLogin("tom", "tech-pass-1", nil)
+	var out struct{ Token string }
+	json.Unmarshal([]byte(body), &out)
+	for i := range 6 {
+		// A fresh registry cache key each time (the user part differs), so each is checked.
+		if st, body, _ := s.registryLogin("tom"+strings.Repeat("x", i), out.Token); st != http.StatusOK {
+			t.Fatalf("token as password, attempt %d: %d %s", i+1, st, body)
+		}
+	}
+	for _, e := range s.audit("auth.login") {
+		if e.Outcome == "refused" {
+			t.Fatalf("a token sent as a password was recorded as a failed login: %+v", e)
+		}
+	}
+	if st, body, _ := s.apiLogin("tom", "tech-pass-1", nil); st != http.StatusOK {
+		t.Fatalf("tom must not be throttled or locked: %d %s", st, body)
+	}
+}

@@ -197,14 +197,12 @@ func (r *Registry) authenticate(req *http.Request) (string, Access, error) {
 
 func (r *Registry) checkBasic(req *http.Request, user, pw string) (string, Access, error) {
 	// A registry password may also be an API token (as `podman login -p <token>` sends it).
-	name, access, err := r.auth.Basic(req.Context(), user, pw, clientaddr.From(req))
-	if err != nil {
-		if n, a, e := r.auth.Bearer(req.Context(), pw); e == nil {
-			return n, a, nil
-		}
-		return "", NoAccess, err
+	// The token is tried first: it is a cheap lookup, and a token sent as a password must not
+	// count as a failed password (that would throttle and lock a client using its token).
+	if n, a, e := r.auth.Bearer(req.Context(), pw); e == nil {
+		return n, a, nil
 	}
-	return name, access, nil
+	return r.auth.Basic(req.Context(), user, pw, clientaddr.From(req))
 }
 
 // BlobPath is where the filesystem driver keeps a blob (for tests and garbage collection).
