@@ -291,6 +291,25 @@ func TestCLIAgainstServer(t *testing.T) {
 		t.Fatal(out)
 	}
 	apiToken(t, s.addr, "ana", "auditor-pw-1")
+	// When no admin can log in, root on the appliance unlocks in the database directly.
+	for i := range 2 {
+		b, _ := json.Marshal(map[string]string{"username": "ana", "password": "guess-again-" + strconv.Itoa(i)})
+		r, err := http.Post("http://"+s.addr+"/api/v1/auth/token", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+	}
+	b, _ := json.Marshal(map[string]string{"username": "ana", "password": "auditor-pw-1"})
+	if r, err := http.Post("http://"+s.addr+"/api/v1/auth/token", "application/json", bytes.NewReader(b)); err != nil || r.StatusCode != http.StatusForbidden {
+		t.Fatalf("ana must be locked again: %v %v", err, r)
+	} else {
+		r.Body.Close()
+	}
+	if out := mustRun("user", "unlock", "ana", "--data-dir", dir); !strings.Contains(out, "Unlocked ana") {
+		t.Fatal(out)
+	}
+	apiToken(t, s.addr, "ana", "auditor-pw-1")
 	out = mustRun("audit", "list")
 	for _, want := range []string{"machine.enroll", "machine.transition", "user.create", "refused"} {
 		if !strings.Contains(out, want) {

@@ -505,14 +505,29 @@ func userList(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func userUnlock(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "user unlock", "slate user unlock <username>  (an account locked after repeated failed logins logs in again)")
+	fs := newFlagSet(env, "user unlock", "slate user unlock <username> [--data-dir DIR]  (an account locked after repeated failed logins logs in again)")
 	server, asJSON := apiFlags(fs)
+	dataDir := fs.String("data-dir", "", "unlock in the database of this data directory directly (on the appliance, as root), for when no admin can log in")
 	if err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
 	name, err := oneArg(fs, "username")
 	if err != nil {
 		return err
+	}
+	if *dataDir != "" {
+		// The way back in when every admin is locked: whoever can write the database file
+		// already holds everything, so this asks no password; it is audited as the console.
+		st, err := inventory.Open(ctx, filepath.Join(*dataDir, "slate.db"), inventory.Options{})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := st.UnlockUser(ctx, "console", name); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "Unlocked %s in %s: they can log in again (a running Slate may keep a back-off of up to login.backoff_max for them).\n", name, *dataDir)
+		return nil
 	}
 	c, err := newClient(env, *server)
 	if err != nil {
