@@ -260,8 +260,8 @@ func tightenDataDir(dir, keyDir string, log *slog.Logger) error {
 	return restrictMode(filepath.Join(keyDir, wipe.SigningKeyFile), 0o600, log)
 }
 
-// restrictMode sets path's permissions to want when they differ (a missing path or a
-// symlink, e.g. an asset linked in by the packaging, is left alone).
+// restrictMode sets path's permissions to want when group or others have any (a missing
+// path or a symlink, e.g. an asset linked in by the packaging, is left alone).
 func restrictMode(path string, want os.FileMode, log *slog.Logger) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Mode()&os.ModeSymlink != 0) {
@@ -270,8 +270,8 @@ func restrictMode(path string, want os.FileMode, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("check the mode of %s: %w", path, err)
 	}
-	if fi.Mode().Perm() == want {
-		return nil
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil // nobody else can read it (an owner who made it stricter is left alone)
 	}
 	if err := os.Chmod(path, want); err != nil {
 		return fmt.Errorf("restrict %s to mode %v: %w (fix it by hand: chmod %o %s)", path, want, err, want, path)

@@ -166,8 +166,8 @@ func restrictFiles(path string, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("check the mode of %s: %w", p, err)
 		}
-		if fi.Mode().Perm() == 0o600 {
-			continue
+		if fi.Mode().Perm()&0o077 == 0 {
+			continue // private already
 		}
 		if err := os.Chmod(p, 0o600); err != nil {
 			return fmt.Errorf("restrict %s to mode 0600: %w (fix it by hand: chmod 600 %s)", p, err, p)
