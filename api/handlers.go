@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"slate/authguard"
 	"slate/inventory"
 	"slate/lifecycle"
 )
@@ -29,15 +30,9 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	u, err := s.d.Store.Authenticate(ctx, req.Username, req.Password)
+	u, err := s.d.Guard.Check(ctx, req.Username, req.Password, c.RealIP(), "api")
 	if err != nil {
-		if aerr := s.d.Store.Audit(ctx, req.Username, "auth.login", "user:"+req.Username, "refused", map[string]any{"remote": c.RealIP()}); aerr != nil {
-			s.d.Logger.Error("audit of a refused login not saved", "user", req.Username, "err", aerr)
-		}
-		if errors.Is(err, inventory.ErrDisabled) {
-			return problem(http.StatusForbidden, "%v", err)
-		}
-		return problem(http.StatusUnauthorized, "wrong username or password")
+		return loginRefused(c, err)
 	}
 	var tok string
 	err = s.d.Store.Update(ctx, func(tx *inventory.Tx) error {
@@ -55,6 +50,31 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, tokenResponse{Token: tok, ExpiresIn: int(s.d.TokenTTL.Seconds()), Role: u.Role})
+}
+
+// loginRefused answers a refused login: 429 with Retry-After when throttled, 403 for a
+// locked account (saying how to unlock), 401 for wrong credentials.
+func loginRefused(c echo.Context, err error) error {
+	var th *authguard.ThrottledError
+	switch {
+	case errors.As(err, &th):
+		c.Response().Header().Set("Retry-After", strconv.Itoa(th.Seconds()))
+		return problem(http.StatusTooManyRequests, "%s", th.Error())
+	case errors.Is(err, inventory.ErrLocked), errors.Is(err, inventory.ErrDisabled):
+		return problem(http.StatusForbidden, "%s", err.Error())
+	case errors.Is(err, inventory.ErrNotFound):
+		return problem(http.StatusUnauthorized, "wrong username or password")
+	}
+	return err
+}
+
+func (s *Server) unlockUser(c echo.Context) error {
+	name := c.Param("username")
+	if err := s.d.Store.UnlockUser(c.Request().Context(), actor(c), name); err != nil {
+		return err
+	}
+	s.d.Guard.Unlocked(name)
+	return c.JSON(http.StatusOK, map[string]any{"username": name, "locked": false})
 }
 
 func (s *Server) logout(c echo.Context) error {

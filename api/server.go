@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"slate/authguard"
 	"slate/inventory"
 	"slate/lifecycle"
 )
@@ -40,6 +41,9 @@ type Deps struct {
 	TokenTTL time.Duration
 	// Registry garbage-collects the embedded registry.
 	Registry RegistryCollector
+	// Guard checks passwords (shared with the UI and the registry, so one bound and one
+	// back-off cover every way in).
+	Guard *authguard.Guard
 }
 
 // Route is one entry of the API: the role matrix is the Roles column.
@@ -81,6 +85,9 @@ func New(d Deps) *Server {
 	if d.TokenTTL == 0 {
 		d.TokenTTL = 12 * time.Hour
 	}
+	if d.Guard == nil {
+		d.Guard = authguard.New(d.Store, authguard.Config{}, nil, d.Logger)
+	}
 	s := &Server{d: d}
 	s.routes = []Route{
 		{Method: "POST", Path: "/auth/token", Summary: "Log in: trade a username and password for a bearer token", Body: loginRequest{}, handler: s.login},
@@ -99,6 +106,7 @@ func New(d Deps) *Server {
 		{Method: "GET", Path: "/audit/verify", Summary: "Walk the audit hash chain", Roles: readersOfAudit, handler: s.verifyAudit},
 		{Method: "GET", Path: "/users", Summary: "List users", Roles: adminOnly, handler: s.listUsers},
 		{Method: "POST", Path: "/users", Summary: "Create a user", Roles: adminOnly, Body: userRequest{}, handler: s.createUser},
+		{Method: "POST", Path: "/users/:username/unlock", Summary: "Unlock an account locked after repeated failed logins", Roles: adminOnly, handler: s.unlockUser},
 	}
 	s.routes = append(s.routes, s.accountRoutes()...)
 	s.routes = append(s.routes, s.releaseRoutes()...)

@@ -27,6 +27,7 @@ import (
 
 	"slate/api"
 	"slate/api/agentapi"
+	"slate/authguard"
 	"slate/dhcp"
 	"slate/image"
 	"slate/inventory"
@@ -34,6 +35,7 @@ import (
 	"slate/pxe"
 	"slate/redfish"
 	"slate/ui"
+	"slate/wipe"
 )
 
 // Options are what cmd/ hands over besides the configuration.
@@ -74,6 +76,10 @@ type Appliance struct {
 	probe      *inventory.WriteProbe
 	Registry   *prometheus.Registry
 	echo       *echo.Echo
+	// Guard checks every password (API, UI, registry): one bound, one back-off, one lockout.
+	Guard *authguard.Guard
+	// ipExtract decides a request's client address (X-Forwarded-For only from trusted_proxies).
+	ipExtract echo.IPExtractor
 
 	mu       sync.Mutex
 	warnings []string
@@ -93,11 +99,14 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory %s: %w (set data_dir / --data-dir to a writable folder)", cfg.DataDir, err)
 	}
+	if err := tightenDataDir(cfg.DataDir, cfg.Wipe.KeyDir, o.Logger); err != nil {
+		return nil, err
+	}
 	box, err := inventory.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secret.key"))
 	if err != nil {
 		return nil, err
 	}
-	store, err := inventory.Open(ctx, filepath.Join(cfg.DataDir, "slate.db"), inventory.Options{Now: o.Now, Synchronous: cfg.Synchronous})
+	store, err := inventory.Open(ctx, filepath.Join(cfg.DataDir, "slate.db"), inventory.Options{Now: o.Now, Synchronous: cfg.Synchronous, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +118,18 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	}
 	a := &Appliance{cfg: cfg, log: o.Logger, Store: store, Secrets: box, Hub: ui.NewHub(), Registry: prometheus.NewRegistry(), version: o.Version,
 		probe: store.NewWriteProbe(o.ReadyProbeEvery)}
+	a.Guard = authguard.New(store, cfg.Login, o.Now, o.Logger)
+	a.Guard.OnSuccess = a.afterLogin
+	if a.ipExtract, err = ipExtractor(cfg.TrustedProxies); err != nil {
+		store.Close()
+		return nil, err
+	}
 	a.Lifecycle = lifecycle.New(store, a.Hub)
 	a.Lifecycle.SetBootWindow(cfg.BootExpectWindow)
 	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger) // the client attaches bmc= to its lines itself
 	})
-	reg, err := image.NewRegistry(ctx, filepath.Join(cfg.DataDir, "registry"), registryAuth{store}, o.Logger)
+	reg, err := image.NewRegistry(ctx, filepath.Join(cfg.DataDir, "registry"), registryAuth{store, a.Guard}, o.Logger)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -161,7 +176,11 @@ func (a *Appliance) bootstrapAdmin(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	path := filepath.Join(a.cfg.DataDir, initialPasswordFile)
 	if n > 0 {
+		if _, err := os.Stat(path); err == nil {
+			a.log.Warn("the initial admin password is still on disk; it is removed at the admin's first login", "password_file", path)
+		}
 		return nil
 	}
 	pw := o.AdminPassword
@@ -174,14 +193,99 @@ func (a *Appliance) bootstrapAdmin(ctx context.Context, o Options) error {
 	if _, err := a.Store.AddUser(ctx, "slate", "admin", pw, inventory.RoleAdmin, "Administrator"); err != nil {
 		return fmt.Errorf("create the first admin (password from SLATE_ADMIN_PASSWORD, or unset it to generate one): %w", err)
 	}
-	path := filepath.Join(a.cfg.DataDir, "initial-admin-password")
 	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if generated {
-		fmt.Fprintf(o.Out, "Created user admin with password %s (also in %s; change it after first login).\n", pw, path)
+		fmt.Fprintf(o.Out, "Created user admin with password %s (also in %s until admin's first login, which removes the file; change the password then).\n", pw, path)
 	}
-	a.log.Info("created the first admin user", "user", "admin", "password_file", path, "generated", generated)
+	a.log.Info("created the first admin user; the password file is removed at the admin's first login", "user", "admin", "password_file", path, "generated", generated)
+	return nil
+}
+
+// initialPasswordFile holds the first admin's password until that admin first logs in.
+const initialPasswordFile = "initial-admin-password"
+
+// afterLogin removes the initial admin password from disk once the admin has used it: a
+// password that sits in a file forever is one more copy to leak (backups, support bundles).
+func (a *Appliance) afterLogin(ctx context.Context, u inventory.User, remote, via string) {
+	if u.Username != "admin" {
+		return
+	}
+	path := filepath.Join(a.cfg.DataDir, initialPasswordFile)
+	err := os.Remove(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		a.log.Error("could not remove the initial admin password file: delete it by hand", "path", path, "err", err)
+		return
+	}
+	a.log.Info("removed the initial admin password file after the admin's first login", "path", path, "remote", remote)
+	if err := a.Store.Audit(ctx, "admin", "auth.initial_password_removed", "user:admin", "ok", map[string]any{"path": path, "remote": remote, "via": via}); err != nil {
+		a.log.Error("audit: could not record the removal of the initial admin password file", "path", path, "err", err)
+	}
+}
+
+// ipExtractor believes X-Forwarded-For only from the configured proxies; with none, the TCP
+// peer is the client. echo's defaults would trust loopback and private ranges, i.e. anyone
+// on the plant segment, so each of those is switched off.
+func ipExtractor(proxies []string) (echo.IPExtractor, error) {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect(), nil
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for i, p := range proxies {
+		pfx, err := parseProxy(p)
+		if err != nil {
+			return nil, &FieldError{fmt.Sprintf("trusted_proxies[%d]", i), err.Error()}
+		}
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: pfx.Addr().AsSlice(), Mask: net.CIDRMask(pfx.Bits(), pfx.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...), nil
+}
+
+// tightenDataDir makes the data directory 0700 and the secrets in it 0600 (the database,
+// the secret key, the initial admin password, the certificate signing key in keyDir, which
+// wipe.key_dir may put elsewhere), fixing what an earlier Slate or a hand-made directory
+// left readable by others, and says so in the log.
+func tightenDataDir(dir, keyDir string, log *slog.Logger) error {
+	if keyDir == "" {
+		keyDir = filepath.Join(dir, "keys")
+	}
+	if err := restrictMode(dir, 0o700, log); err != nil {
+		return err
+	}
+	for _, name := range []string{"secret.key", initialPasswordFile, "slate.db", "slate.db-wal", "slate.db-shm"} {
+		if err := restrictMode(filepath.Join(dir, name), 0o600, log); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{keyDir, filepath.Join(dir, "registry")} {
+		if err := restrictMode(d, 0o700, log); err != nil {
+			return err
+		}
+	}
+	return restrictMode(filepath.Join(keyDir, wipe.SigningKeyFile), 0o600, log)
+}
+
+// restrictMode sets path's permissions to want when group or others have any (a missing
+// path or a symlink, e.g. an asset linked in by the packaging, is left alone).
+func restrictMode(path string, want os.FileMode, log *slog.Logger) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Mode()&os.ModeSymlink != 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check the mode of %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil // nobody else can read it (an owner who made it stricter is left alone)
+	}
+	if err := os.Chmod(path, want); err != nil {
+		return fmt.Errorf("restrict %s to mode %v: %w (fix it by hand: chmod %o %s)", path, want, err, want, path)
+	}
+	log.Warn("restricted a data directory entry that others could read", "path", path, "was", fi.Mode().Perm().String(), "now", want.String())
 	return nil
 }
 
@@ -202,9 +306,10 @@ func (a *Appliance) buildHTTP() error {
 	a.Registry.MustRegister(reqs)
 	a.Registry.MustRegister(machinesCollector{a.Store})
 
-	a.API = api.New(api.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Logger: a.log,
+	e.IPExtractor = a.ipExtract
+	a.API = api.New(api.Deps{Guard: a.Guard, Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Logger: a.log,
 		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL, Subscribe: a.Hub.Subscribe, Registry: registryGC{a.Store, a.Images, a.log}})
-	pages, err := ui.New(ui.Deps{Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
+	pages, err := ui.New(ui.Deps{Guard: a.Guard, Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
 		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images, a.log}, SessionIdle: a.cfg.SessionIdleTimeout})
 	if err != nil {
 		return err
@@ -310,7 +415,10 @@ func (m machinesCollector) Collect(ch chan<- prometheus.Metric) {
 
 // registryAuth lets Slate's users push and pull (operators and admins push; auditors only
 // pull), and a machine's agent token pull the image of the install it runs, nothing else.
-type registryAuth struct{ s *inventory.Store }
+type registryAuth struct {
+	s     *inventory.Store
+	guard *authguard.Guard
+}
 
 func accessOf(role string) image.Access {
 	if role == inventory.RoleAdmin || role == inventory.RoleOperator {
@@ -319,8 +427,8 @@ func accessOf(role string) image.Access {
 	return image.Pull
 }
 
-func (r registryAuth) Basic(ctx context.Context, user, password string) (image.Subject, error) {
-	u, err := r.s.Authenticate(ctx, user, password)
+func (r registryAuth) Basic(ctx context.Context, user, password, remote string) (image.Subject, error) {
+	u, err := r.guard.Check(ctx, user, password, remote, "registry")
 	if err != nil {
 		return image.Subject{}, err
 	}

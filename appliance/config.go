@@ -5,6 +5,8 @@ package appliance
 
 import (
 	"fmt"
+	"net/netip"
+	"slate/authguard"
 	"slate/lifecycle"
 
 	"net"
@@ -64,6 +66,12 @@ type Config struct {
 	// environment's first call before it dies unused (default 10m); once used it lives
 	// boot.agent_token_ttl from its issue.
 	AgentTokenActivation time.Duration `yaml:"agent_token_activation"`
+	// TrustedProxies are the addresses (CIDRs or single IPs) of reverse proxies whose
+	// X-Forwarded-For / X-Real-IP Slate believes. None by default: the TCP peer is the client,
+	// so nobody on the segment can put an address of their choosing into the audit log.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Login bounds password checking: concurrent argon2 hashes, back-off, lockout.
+	Login authguard.Config `yaml:"login"`
 }
 
 // Defaults returns the configuration with nothing set by the operator.
@@ -142,6 +150,14 @@ func (c *Config) Validate() error {
 	if c.ReconcileInterval != 0 && (c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > time.Hour) {
 		return &FieldError{"reconcile_interval", fmt.Sprintf("%s must be between 100ms and 1h", c.ReconcileInterval)}
 	}
+	for i, p := range c.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			return &FieldError{fmt.Sprintf("trusted_proxies[%d]", i), err.Error()}
+		}
+	}
+	if err := c.Login.Validate(); err != nil {
+		return &FieldError{"login", err.Error()}
+	}
 	switch strings.ToUpper(c.Synchronous) {
 	case "FULL", "NORMAL", "EXTRA":
 		c.Synchronous = strings.ToUpper(c.Synchronous)
@@ -149,4 +165,17 @@ func (c *Config) Validate() error {
 		return &FieldError{"synchronous", fmt.Sprintf("%q must be FULL, NORMAL or EXTRA", c.Synchronous)}
 	}
 	return nil
+}
+
+// parseProxy reads a trusted_proxies entry: a CIDR (10.0.0.0/24) or one address (10.0.0.7).
+func parseProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR like 10.0.0.0/24 nor an address like 10.0.0.7", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slate/internal/clientaddr"
 	"strings"
 	"time"
 
@@ -191,7 +192,9 @@ func (a *Appliance) rootHandler() http.Handler {
 	mux.Handle("/boot/", a.boot)
 	mux.Handle("/agent/", a.agent)
 	mux.Handle("/", a.echo)
-	return mux
+	// Every handler (boot files, agent API, registry) logs the same client address echo
+	// audits, decided once here.
+	return clientaddr.Handler(clientaddr.Extractor(a.ipExtract), mux)
 }
 
 // runServices starts the network services and the reconciler; it returns when ctx ends or a

@@ -25,7 +25,7 @@ import (
 // anyone may push: the garbage collector, not authentication, is under test.
 type anyone struct{}
 
-func (anyone) Basic(context.Context, string, string) (Subject, error) {
+func (anyone) Basic(context.Context, string, string, string) (Subject, error) {
 	return Subject{Name: "tester", Access: Push}, nil
 }
 func (anyone) Bearer(context.Context, string) (Subject, error) {

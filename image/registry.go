@@ -6,11 +6,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +21,8 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the only driver an appliance needs
+
+	"slate/internal/clientaddr"
 )
 
 // Access is what a registry caller may do.
@@ -46,8 +51,9 @@ type Subject struct {
 
 // Authorizer decides what the credentials of a request allow (Slate's users and agent tokens).
 type Authorizer interface {
-	// Basic checks a username and password; Bearer a token.
-	Basic(ctx context.Context, user, password string) (Subject, error)
+	// Basic checks a username and password from the client at remote; Bearer a token. An
+	// error with a RetryAfter() time.Duration method (a throttled login) is answered 429.
+	Basic(ctx context.Context, user, password, remote string) (Subject, error)
 	Bearer(ctx context.Context, token string) (Subject, error)
 }
 
@@ -67,7 +73,17 @@ type Registry struct {
 	cache map[[32]byte]cached
 	// The manifests and blobs each image of a machine's scope covers, by "repo@digest".
 	scopes map[string]scopeSet
-	now    func() time.Time
+	// inflight shares one password check among parallel requests with the same credentials
+	// (a client pushing layers in parallel): checks are bounded by Slate's login guard, and
+	// one client's parallel requests must not spend that bound, nor be refused by it.
+	inflight map[[32]byte]*check
+	now      func() time.Time
+}
+
+type check struct {
+	done chan struct{}
+	sub  Subject
+	err  error
 }
 
 type cached struct {
@@ -92,7 +108,8 @@ func NewRegistry(ctx context.Context, dir string, auth Authorizer, log *slog.Log
 	cfg.Log.AccessLog.Disabled = true
 	cfg.HTTP.Secret = "slate-embedded" // only signs upload state; uploads never cross instances
 	app := handlers.NewApp(ctx, cfg)
-	return &Registry{app: app, auth: auth, log: log, root: dir, cache: map[[32]byte]cached{}, scopes: map[string]scopeSet{}, now: time.Now}, nil
+	return &Registry{app: app, auth: auth, log: log, root: dir, cache: map[[32]byte]cached{}, scopes: map[string]scopeSet{},
+		inflight: map[[32]byte]*check{}, now: time.Now}, nil
 }
 
 // Root is the storage folder.
@@ -112,8 +129,16 @@ func needed(req *http.Request) Access {
 // images releases use.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	sub, err := r.authenticate(req)
+	var th interface{ RetryAfter() time.Duration }
+	if errors.As(err, &th) {
+		secs := max(int(math.Ceil(th.RetryAfter().Seconds())), 1)
+		r.log.Info("registry: login throttled", "method", req.Method, "path", req.URL.Path, "remote", clientaddr.From(req), "retry_after_s", secs)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		ociError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", err.Error())
+		return
+	}
 	if err != nil {
-		r.log.Info("registry: refused", "method", req.Method, "path", req.URL.Path, "reason", err)
+		r.log.Info("registry: refused", "method", req.Method, "path", req.URL.Path, "remote", clientaddr.From(req), "reason", err)
 		w.Header().Set("WWW-Authenticate", `Basic realm="slate registry"`)
 		ociError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required: log in with a Slate user (operator or admin to push)")
 		return
@@ -150,7 +175,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		defer release()
-		r.log.Info("registry: write", "method", req.Method, "path", req.URL.Path, "subject", sub.Name)
+		r.log.Info("registry: write", "method", req.Method, "path", req.URL.Path, "subject", sub.Name, "remote", clientaddr.From(req))
 	}
 	r.app.ServeHTTP(w, req)
 }
@@ -302,32 +327,46 @@ func (r *Registry) authenticate(req *http.Request) (Subject, error) {
 	key := sha256.Sum256([]byte(user + "\x00" + pw))
 	r.mu.Lock()
 	c, hit := r.cache[key]
-	r.mu.Unlock()
 	if hit && r.now().Before(c.until) {
+		r.mu.Unlock()
 		return c.sub, nil
 	}
-	// A registry password may also be an API or agent token (as `podman login -p <token>`
-	// sends it, and bootc's auth.json does). Tokens are tried first: a token is looked up by
-	// its hash, where a password costs an argon2id hash — and a machine's answer is never
-	// remembered, so a pull of many blobs would pay it on every request.
-	sub, err := r.auth.Bearer(req.Context(), pw)
-	if err != nil {
-		sub, err = r.auth.Basic(req.Context(), user, pw)
+	if call, ok := r.inflight[key]; ok {
+		r.mu.Unlock()
+		select {
+		case <-call.done:
+			return call.sub, call.err
+		case <-req.Context().Done():
+			return Subject{}, req.Context().Err()
+		}
 	}
-	if err != nil {
-		return Subject{}, err
+	call := &check{done: make(chan struct{})}
+	r.inflight[key] = call
+	r.mu.Unlock()
+	call.sub, call.err = r.checkBasic(req, user, pw)
+	r.mu.Lock()
+	delete(r.inflight, key)
+	// A machine's scope follows its task from request to request: never remembered.
+	if call.err == nil && !call.sub.Scoped {
+		if len(r.cache) > 1024 {
+			r.cache = map[[32]byte]cached{}
+		}
+		r.cache[key] = cached{call.sub, r.now().Add(time.Minute)}
 	}
-	if sub.Scoped {
-		// A machine's scope follows its task from request to request: never remembered.
+	r.mu.Unlock()
+	close(call.done)
+	return call.sub, call.err
+}
+
+// checkBasic: a registry password may also be an API or agent token (as `podman login -p
+// <token>` sends it, and bootc's auth.json does). Tokens are tried first: a token is looked up
+// by its hash where a password costs an argon2id hash, and a token sent as a password must not
+// count as a failed password (that would throttle and lock a client using its token).
+func (r *Registry) checkBasic(req *http.Request, user, pw string) (Subject, error) {
+	if sub, err := r.auth.Bearer(req.Context(), pw); err == nil {
 		return sub, nil
 	}
-	r.mu.Lock()
-	if len(r.cache) > 1024 {
-		r.cache = map[[32]byte]cached{}
-	}
-	r.cache[key] = cached{sub, r.now().Add(time.Minute)}
-	r.mu.Unlock()
-	return sub, nil
+	return r.auth.Basic(req.Context(), user, pw, clientaddr.From(req))
 }
 
 // BlobPath is where the filesystem driver keeps a blob (for tests and garbage collection).

@@ -20,7 +20,7 @@ type machineAuth struct {
 	passwords int
 }
 
-func (a *machineAuth) Basic(context.Context, string, string) (Subject, error) {
+func (a *machineAuth) Basic(context.Context, string, string, string) (Subject, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.passwords++

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +38,8 @@ type Options struct {
 	// Synchronous is SQLite's synchronous pragma: FULL (default) makes every commit durable
 	// across power loss, which a system of record on a plant floor needs.
 	Synchronous string
+	// Logger says when Open had to restrict the database files' modes (nil: not logged).
+	Logger *slog.Logger
 }
 
 // Store is the handle on the database. It is safe for concurrent use.
@@ -116,6 +120,9 @@ func OpenAt(ctx context.Context, path string, opts Options, upTo int) (*Store, e
 	default:
 		return nil, fmt.Errorf("open store: synchronous must be FULL, NORMAL, EXTRA or OFF, not %q", opts.Synchronous)
 	}
+	if err := restrictFiles(path, opts.Logger); err != nil {
+		return nil, err
+	}
 	w, err := sql.Open("sqlite", dsn(path, opts.Synchronous, true))
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -139,6 +146,37 @@ func OpenAt(ctx context.Context, path string, opts Options, upTo int) (*Store, e
 	r.SetMaxOpenConns(8)
 	s.read = r
 	return s, nil
+}
+
+// restrictFiles makes the database and its -wal/-shm readable by Slate alone (0600), before
+// SQLite opens them: SQLite gives the -wal and -shm files the main file's mode, so creating
+// the main file 0600 first keeps all three private whatever the umask, and an install whose
+// files an earlier Slate left 0644 is fixed (and logged).
+func restrictFiles(path string, log *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w (is the data directory writable?)", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check the mode of %s: %w", p, err)
+		}
+		if fi.Mode().Perm()&0o077 == 0 {
+			continue // private already
+		}
+		if err := os.Chmod(p, 0o600); err != nil {
+			return fmt.Errorf("restrict %s to mode 0600: %w (fix it by hand: chmod 600 %s)", p, err, p)
+		}
+		if log != nil {
+			log.Warn("restricted a database file that others could read", "path", p, "was", fi.Mode().Perm().String(), "now", "-rw-------")
+		}
+	}
+	return nil
 }
 
 // Close releases the database.

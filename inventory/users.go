@@ -34,6 +34,8 @@ type User struct {
 	Disabled bool `json:"disabled"`
 	// LastLoginAt is zero when the user never logged in.
 	LastLoginAt time.Time `json:"last_login_at,omitzero"`
+	// Locked: repeated failed logins locked the account until an admin unlocks it.
+	Locked bool `json:"locked"`
 }
 
 var usernameRE = regexp.MustCompile(`^[a-z][a-z0-9._-]{1,31}$`)
@@ -110,7 +112,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 
 // ListUsers returns all accounts.
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT username, role, full_name, created_at, disabled, last_login_at FROM users ORDER BY username`)
+	rows, err := s.read.QueryContext(ctx, `SELECT username, role, full_name, created_at, disabled, last_login_at, locked_at != 0 FROM users ORDER BY username`)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	for rows.Next() {
 		var u User
 		var c, last int64
-		if err := rows.Scan(&u.Username, &u.Role, &u.FullName, &c, &u.Disabled, &last); err != nil {
+		if err := rows.Scan(&u.Username, &u.Role, &u.FullName, &c, &u.Disabled, &last, &u.Locked); err != nil {
 			return nil, err
 		}
 		u.CreatedAt = time.Unix(c, 0).UTC()
@@ -135,9 +137,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 func (s *Store) Authenticate(ctx context.Context, username, password string) (User, error) {
 	var u User
 	var hash string
-	var c int64
-	err := s.read.QueryRowContext(ctx, `SELECT username, role, full_name, created_at, password_hash, disabled FROM users WHERE username = ?`,
-		username).Scan(&u.Username, &u.Role, &u.FullName, &c, &hash, &u.Disabled)
+	var c, lockedAt int64
+	err := s.read.QueryRowContext(ctx, `SELECT username, role, full_name, created_at, password_hash, disabled, locked_at FROM users WHERE username = ?`,
+		username).Scan(&u.Username, &u.Role, &u.FullName, &c, &hash, &u.Disabled, &lockedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Hash anyway so a wrong username costs as long as a wrong password.
 		CheckPassword("$argon2id$v=19$m=65536,t=3,p=2$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
@@ -146,7 +148,13 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 	if err != nil {
 		return User{}, err
 	}
-	if !CheckPassword(hash, password) {
+	ok := CheckPassword(hash, password)
+	if lockedAt != 0 {
+		// Said whatever the password: a locked account must not keep answering whether a
+		// guess was right.
+		return User{}, Errorf(ErrLocked, "account %q is locked after repeated failed logins: ask an admin to unlock it (slate user unlock %s, or Unlock on the Users page)", u.Username, u.Username)
+	}
+	if !ok {
 		return User{}, Errorf(ErrNotFound, "wrong username or password")
 	}
 	// Said only to someone who knows the password: a guesser learns nothing.

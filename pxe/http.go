@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"slate/internal/clientaddr"
 )
 
 // HTTP serves the /boot/ tree: iPXE binaries (UEFI HTTP boot), the generic and per-machine
@@ -92,7 +94,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if lw.status >= 400 {
 			lvl = slog.LevelWarn
 		}
-		h.log.Log(r.Context(), lvl, "http transfer", append([]any{"client", r.RemoteAddr, "method", r.Method,
+		h.log.Log(r.Context(), lvl, "http transfer", append([]any{"client", clientaddr.From(r), "method", r.Method,
 			"path", r.URL.Path, "status", lw.status, "bytes", lw.n, "duration", h.now().Sub(start)}, attrs...)...)
 	}()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -205,7 +206,10 @@ func run(t *testing.T, env []string, args ...string) (string, error) {
 // TestCLIAgainstServer drives the CLI as a technician would, and the offline tamper check.
 func TestCLIAgainstServer(t *testing.T) {
 	dir := t.TempDir()
-	s := startServe(t, dir)
+	// A low lockout threshold (and no back-off before it) so the CLI's unlock is exercised fast.
+	cfgPath := filepath.Join(t.TempDir(), "slate.yaml")
+	os.WriteFile(cfgPath, []byte("login:\n  lockout_after: 2\n  free_failures: 5\n"), 0o600)
+	s := startServe(t, dir, "SLATE_CONFIG="+cfgPath)
 	pwb, err := os.ReadFile(filepath.Join(dir, "initial-admin-password"))
 	if err != nil {
 		t.Fatalf("no initial-admin-password file: %v", err)
@@ -233,6 +237,9 @@ func TestCLIAgainstServer(t *testing.T) {
 	out := mustRun("login", "--username", "admin", "--password-file", pwFile)
 	if !strings.Contains(out, "Logged in") {
 		t.Fatal(out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "initial-admin-password")); !os.IsNotExist(err) {
+		t.Fatalf("the initial admin password file must be removed at the admin's first login: %v", err)
 	}
 	out = mustRun("machine", "enroll", "--name", "hmi-01", "--mac", "52:54:00:ab:cd:01", "--serial", "SER-01", "--label", "line=2")
 	if !strings.Contains(out, "Enrolled hmi-01") {
@@ -278,6 +285,41 @@ func TestCLIAgainstServer(t *testing.T) {
 	if out := mustRun("user", "list"); !strings.Contains(out, "ana") || !strings.Contains(out, "auditor") {
 		t.Fatal(out)
 	}
+	// Two wrong passwords lock ana (lockout_after: 2); the CLI shows it and an admin unlocks.
+	for i := range 2 {
+		b, _ := json.Marshal(map[string]string{"username": "ana", "password": "guess-pw-" + strconv.Itoa(i)})
+		r, err := http.Post("http://"+s.addr+"/api/v1/auth/token", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+	}
+	if out := mustRun("user", "list"); !strings.Contains(out, "LOCKED (slate user unlock ana)") {
+		t.Fatalf("user list must show the lock:\n%s", out)
+	}
+	if out := mustRun("user", "unlock", "ana"); !strings.Contains(out, "Unlocked ana") {
+		t.Fatal(out)
+	}
+	apiToken(t, s.addr, "ana", "auditor-pw-1")
+	// When no admin can log in, root on the appliance unlocks in the database directly.
+	for i := range 2 {
+		b, _ := json.Marshal(map[string]string{"username": "ana", "password": "guess-again-" + strconv.Itoa(i)})
+		r, err := http.Post("http://"+s.addr+"/api/v1/auth/token", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+	}
+	b, _ := json.Marshal(map[string]string{"username": "ana", "password": "auditor-pw-1"})
+	if r, err := http.Post("http://"+s.addr+"/api/v1/auth/token", "application/json", bytes.NewReader(b)); err != nil || r.StatusCode != http.StatusForbidden {
+		t.Fatalf("ana must be locked again: %v %v", err, r)
+	} else {
+		r.Body.Close()
+	}
+	if out := mustRun("user", "unlock", "ana", "--data-dir", dir); !strings.Contains(out, "Unlocked ana") {
+		t.Fatal(out)
+	}
+	apiToken(t, s.addr, "ana", "auditor-pw-1")
 	out = mustRun("audit", "list")
 	for _, want := range []string{"machine.enroll", "machine.transition", "user.create", "refused", "boot.expected"} {
 		if !strings.Contains(out, want) {

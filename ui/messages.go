@@ -34,6 +34,8 @@ func flashFor(code string) (flash, bool) {
 		return flash{"ok", "User added.", ""}, true
 	case "user-disabled":
 		return flash{"ok", "User disabled: it cannot log in, and its sessions and tokens were revoked.", ""}, true
+	case "user-unlocked":
+		return flash{"ok", "User unlocked: they can log in again.", ""}, true
 	case "user-enabled":
 		return flash{"ok", "User enabled.", ""}, true
 	case "user-deleted":

@@ -353,6 +353,16 @@ func (u *UI) usersPost(c echo.Context, s session) error {
 	return c.Redirect(http.StatusSeeOther, withFlash("/users", "user-added"))
 }
 
+func (u *UI) unlockUser(c echo.Context, s session) error {
+	name := c.Param("username")
+	if err := u.d.Store.UnlockUser(c.Request().Context(), s.user.Username, name); err != nil {
+		return u.usersView(c, s, statusFor(err, http.StatusUnprocessableEntity), &flash{Kind: "error", Text: "Not unlocked: " + errText(err)})
+	}
+	u.d.Guard.Unlocked(name)
+	u.d.Logger.Info("ui: user unlocked", "user", name, "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/users", "user-unlocked"))
+}
+
 // events streams machine changes as server-sent events.
 func (u *UI) events(c echo.Context, s session) error {
 	if u.d.Hub == nil {

@@ -20,12 +20,14 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/labstack/echo/v4"
 
+	"slate/authguard"
 	"slate/inventory"
 	"slate/lifecycle"
 )
@@ -66,6 +68,8 @@ type Deps struct {
 	Registry RegistryCollector
 	// SessionIdle ends a session not used for this long (0: 30 minutes).
 	SessionIdle time.Duration
+	// Guard checks passwords (the same one as the API's: one bound, one back-off).
+	Guard *authguard.Guard
 }
 
 // UI serves the pages.
@@ -82,6 +86,9 @@ func New(d Deps) (*UI, error) {
 	}
 	if d.SessionIdle == 0 {
 		d.SessionIdle = 30 * time.Minute
+	}
+	if d.Guard == nil {
+		d.Guard = authguard.New(d.Store, authguard.Config{}, nil, d.Logger)
 	}
 	if len(d.Vendors) == 0 {
 		d.Vendors = []string{"auto", "generic", "dell", "hpe", "supermicro", "lenovo", "sushy"}
@@ -169,6 +176,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/account", u.page(roleAny, u.accountPage))
 	e.POST("/account/password", u.page(roleAny, u.accountPasswordPost))
 	e.POST("/account/revoke-tokens", u.page(roleAny, u.accountRevokePost))
+	e.POST("/users/:username/unlock", u.page(roleAdmin, u.unlockUser))
 	e.GET("/ui/events", u.page(roleAny, u.events))
 }
 
@@ -413,14 +421,20 @@ func (u *UI) loginPost(c echo.Context) error {
 	if !hmac.Equal([]byte(c.FormValue("csrf")), []byte(u.csrfFor("pre:"+pre))) {
 		return u.renderLogin(c, http.StatusForbidden, loginData{CSRF: u.csrfFor("pre:" + pre), Error: "The login form expired. Try again.", Username: username, Next: next})
 	}
-	usr, err := u.d.Store.Authenticate(ctx, username, c.FormValue("password"))
+	usr, err := u.d.Guard.Check(ctx, username, c.FormValue("password"), c.RealIP(), "ui")
 	if err != nil {
-		if aerr := u.d.Store.Audit(ctx, username, "auth.login", "user:"+username, "refused", map[string]any{"remote": c.RealIP(), "via": "ui"}); aerr != nil {
-			u.d.Logger.Error("ui: audit of a refused login not saved", "user", username, "err", aerr)
-		}
-		msg, status := "Wrong username or password.", http.StatusUnauthorized
-		if errors.Is(err, inventory.ErrDisabled) {
-			msg, status = "This account is disabled: ask an admin to enable it.", http.StatusForbidden
+		status, msg := http.StatusUnauthorized, "Wrong username or password."
+		var th *authguard.ThrottledError
+		switch {
+		case errors.As(err, &th):
+			c.Response().Header().Set("Retry-After", strconv.Itoa(th.Seconds()))
+			status, msg = http.StatusTooManyRequests, fmt.Sprintf("Not checked: %s. Wait %d seconds, then try again.", th.Reason, th.Seconds())
+		case errors.Is(err, inventory.ErrLocked):
+			status, msg = http.StatusForbidden, "This account is locked after repeated failed logins. Ask an admin to unlock it (Users page, or slate user unlock "+username+")."
+		case errors.Is(err, inventory.ErrDisabled):
+			status, msg = http.StatusForbidden, "This account is disabled: ask an admin to enable it."
+		case !errors.Is(err, inventory.ErrNotFound):
+			return err
 		}
 		return u.renderLogin(c, status, loginData{CSRF: u.csrfFor("pre:" + pre), Error: msg, Username: username, Next: next})
 	}

@@ -27,6 +27,8 @@ import (
 	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/lifecycle"
+
+	"slate/internal/clientaddr"
 )
 
 // Store is what the agent API needs of the inventory (*inventory.Store implements it).
@@ -234,7 +236,7 @@ func (h *Handler) auth(next func(w http.ResponseWriter, r *http.Request, machine
 			return
 		}
 		if err != nil {
-			h.opt.Log.Warn("agent API: token refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+			h.opt.Log.Warn("agent API: token refused", "remote", clientaddr.From(r), "path", r.URL.Path, "err", err)
 			if errors.Is(err, inventory.ErrNotFound) {
 				writeErr(w, http.StatusUnauthorized, "agent token unknown or expired: power-cycle the machine to get a new one")
 				return

@@ -623,6 +623,7 @@ func userCommands() *command {
 		{name: "delete", summary: "delete a user (the audit log keeps the name)", run: userDelete},
 		{name: "passwd", summary: "change your password, or (admin) set another user's", run: userPasswd},
 		{name: "revoke-tokens", summary: "revoke all your other tokens, or (admin) all of a user's", run: userRevokeTokens},
+		{name: "unlock", summary: "unlock an account locked after repeated failed logins", run: userUnlock},
 	}}
 }
 
@@ -684,10 +685,53 @@ func userList(ctx context.Context, env *cliEnv, args []string) error {
 		if u.Disabled {
 			state = "disabled"
 		}
+		if u.Locked {
+			state += ", LOCKED (slate user unlock " + u.Username + ")"
+		}
 		if !u.LastLoginAt.IsZero() {
 			last = u.LastLoginAt.Local().Format("2006-01-02 15:04")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Role, state, dash(u.FullName), u.CreatedAt.Local().Format("2006-01-02"), last)
 	}
 	return tw.Flush()
+}
+
+func userUnlock(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "user unlock", "slate user unlock <username> [--data-dir DIR]  (an account locked after repeated failed logins logs in again)")
+	server, asJSON := apiFlags(fs)
+	dataDir := fs.String("data-dir", "", "unlock in the database of this data directory directly (on the appliance, as root), for when no admin can log in")
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	name, err := oneArg(fs, "username")
+	if err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		// The way back in when every admin is locked: whoever can write the database file
+		// already holds everything, so this asks no password; it is audited as the console.
+		st, err := inventory.Open(ctx, filepath.Join(*dataDir, "slate.db"), inventory.Options{})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := st.UnlockUser(ctx, "console", name); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "Unlocked %s in %s: they can log in again (a running Slate may keep a back-off of up to login.backoff_max for them).\n", name, *dataDir)
+		return nil
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	var out map[string]any
+	if err := c.do(ctx, "POST", "/users/"+url.PathEscape(name)+"/unlock", nil, nil, &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, out)
+	}
+	fmt.Fprintf(env.stdout, "Unlocked %s: they can log in again.\n", name)
+	return nil
 }

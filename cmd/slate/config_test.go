@@ -33,3 +33,21 @@ func TestConfigPrecedenceFileEnvFlag(t *testing.T) {
 		t.Fatal("a missing config file must stop start-up")
 	}
 }
+
+// TestConfigLoginAndTrustedProxies: the login limits and trusted proxies are read from the
+// file; a bad proxy entry stops start-up naming the key.
+func TestConfigLoginAndTrustedProxies(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("trusted_proxies: [10.0.0.0/24, 10.1.0.7]\nlogin:\n  max_concurrent: 2\n  lockout_after: 5\n  backoff_max: 5m\n"), 0o644)
+	cfg, err := loadConfig(p, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.TrustedProxies) != 2 || cfg.Login.MaxConcurrent != 2 || cfg.Login.LockoutAfter != 5 || cfg.Login.BackoffMax != 5*time.Minute {
+		t.Fatalf("login / trusted_proxies not read: %+v %+v", cfg.TrustedProxies, cfg.Login)
+	}
+	os.WriteFile(p, []byte("trusted_proxies: [\"everyone\"]\n"), 0o644)
+	if _, err := loadConfig(p, nil, nil); err == nil || !strings.Contains(err.Error(), "trusted_proxies[0]") {
+		t.Fatalf("a bad trusted_proxies entry must stop start-up naming it: %v", err)
+	}
+}

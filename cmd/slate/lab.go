@@ -178,7 +178,7 @@ func printLab(w io.Writer, in *lab.Info, supervisorLog string) {
 		if b, err := os.ReadFile(pwFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 			fmt.Fprintf(w, "  Login:     admin / %s  (from %s)\n", strings.TrimSpace(string(b)), pwFile)
 		} else {
-			fmt.Fprintf(w, "  Login:     admin, password in %s once Slate has started\n", pwFile)
+			fmt.Fprintf(w, "  Login:     admin, password in %s once Slate has started (removed at the admin's first login)\n", pwFile)
 		}
 	}
 	if in.HostLink != "" {
