@@ -140,11 +140,16 @@ func (a *Appliance) Warn(msg string) {
 	a.warnings = append(a.warnings, msg)
 }
 
-// Warnings returns the current warnings.
+// Warnings returns the current warnings: the ones raised (Warn), then the live ones (a DHCP
+// pool nearly exhausted), which go by themselves once the cause is gone.
 func (a *Appliance) Warnings() []string {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.warnings...)
+	out := append([]string(nil), a.warnings...)
+	a.mu.Unlock()
+	if a.dhcp != nil {
+		out = append(out, a.dhcp.Warnings()...)
+	}
+	return out
 }
 
 func (a *Appliance) bootstrapAdmin(ctx context.Context, o Options) error {

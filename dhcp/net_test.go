@@ -225,7 +225,7 @@ func lastIP(ev string, reasons ...string) string {
 func authConfig(probe time.Duration, lease time.Duration) Config {
 	return Config{Interfaces: []InterfaceConfig{{Name: "s0", Mode: ModeAuthoritative, ServerAddress: "10.77.0.1", Discovery: true,
 		RogueProbe: probe, Pool: &Pool{Range: "10.77.0.100-10.77.0.149", Netmask: "255.255.255.0", Gateway: "10.77.0.1", LeaseTime: lease},
-		Boot: Boot{URL: "http://10.77.0.1:8080"}}}}
+		Boot: Boot{URL: "http://10.77.0.1:8080"}, NewLeases: NewLeases{PerMinute: -1, ReservePercent: -1}}}}
 }
 
 // TestRealClients: ISC dhclient and busybox udhcpc get a lease, renew and release it; the
