@@ -253,7 +253,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened.
 func (a *Appliance) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.rootHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := a.cfg.HTTP.Server(a.rootHandler(), streamingRoute)
+	ln = a.cfg.HTTP.Listener(ln)
 	a.log.Info("slate serving", "listen", ln.Addr().String(), "data_dir", a.cfg.DataDir, "public_url", a.cfg.PublicURL,
 		"dhcp_interfaces", len(a.cfg.DHCP.Interfaces), "tftp", a.cfg.Boot.TFTPListen)
 	errc := make(chan error, 2)

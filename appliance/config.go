@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"slate/dhcp"
+	"slate/internal/httplimit"
 	"slate/pxe"
 	"strings"
 	"time"
@@ -53,6 +54,9 @@ type Config struct {
 	// powers it into a network boot again (the wait doubles), BootRetries how often.
 	BootTimeout time.Duration `yaml:"boot_timeout"`
 	BootRetries int           `yaml:"boot_retries"`
+	// HTTP bounds slow, idle and too many clients of the HTTP server (timeouts per route,
+	// a minimum-progress rule for downloads, uploads and streams, a connection cap).
+	HTTP httplimit.Limits `yaml:"http"`
 }
 
 // Defaults returns the configuration with nothing set by the operator.
@@ -118,6 +122,10 @@ func (c *Config) Validate() error {
 	}
 	if c.ReconcileInterval != 0 && (c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > time.Hour) {
 		return &FieldError{"reconcile_interval", fmt.Sprintf("%s must be between 100ms and 1h", c.ReconcileInterval)}
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		key, problem, _ := strings.Cut(err.Error(), ": ")
+		return &FieldError{key, problem}
 	}
 	switch strings.ToUpper(c.Synchronous) {
 	case "FULL", "NORMAL", "EXTRA":
