@@ -124,17 +124,11 @@ func (t *TFTP) Serve(ctx context.Context, conn *net.UDPConn) error {
 	if t.cfg.TFTPMaxBlockSize > 0 {
 		srv.SetBlockSize(t.cfg.TFTPMaxBlockSize)
 	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-ctx.Done():
-			srv.Shutdown()
-		case <-stop:
-		}
-	}()
 	t.log.Info("tftp serving", "addr", conn.LocalAddr().String(), "dir", t.cfg.TFTPDir)
 	err := t.serveRequests(ctx, srv, conn)
+	// No new transfers start now; wait for the running ones (each bounded by its timeout
+	// and retries).
+	srv.Shutdown()
 	if ctx.Err() != nil {
 		return nil
 	}
