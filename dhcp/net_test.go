@@ -638,3 +638,50 @@ func TestPingCheck(t *testing.T) {
 		t.Fatalf("drops %v, want exactly the one ping_check_in_use", v)
 	}
 }
+
+// TestRandomMACFloodSparesKnownMachine: the report's starvation over real sockets. 120 random
+// MACs send DISCOVERs (more than the 100-address pool holds); with the default new_leases
+// limits at most the burst and a few more get an offer, the flood is counted, and busybox
+// udhcpc on a known machine's MAC then gets a lease.
+func TestRandomMACFloodSparesKnownMachine(t *testing.T) {
+	testenv.RequireRoot(t)
+	busybox := testenv.RequireCommand(t, "busybox", "busybox-static")
+	l := newLab(t)
+	srvNS := l.join("ds", "s0", "", "10.77.0.1/24")
+	cliNS := l.join("dc", "c0", "02:00:00:bb:00:01", "")
+	udcNS := l.join("du", "c0", "02:00:00:aa:00:07", "")
+	dir := NewMemDirectory()
+	dir.Add(mustMAC("02:00:00:aa:00:07"), Machine{ID: "m-known", State: "ready"})
+	cfg := authConfig(-1, time.Hour)
+	cfg.Interfaces[0].Pool.Range = "10.77.0.100-10.77.0.199"
+	cfg.Interfaces[0].NewLeases = NewLeases{} // the defaults: 10/min, burst 20, 20 % reserve
+	slate := startSlate(t, srvNS, cfg, newMemStore(), dir)
+
+	pc := newPXEClient(t, cliNS, "02:00:00:bb:00:01")
+	to := &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
+	for i := range 120 {
+		mac := net.HardwareAddr{0x02, 0xee, 0, 0, byte(i >> 8), byte(i)}
+		pc.send(t, packet(dhcpv4.MessageTypeDiscover, mac, dhcpv4.WithTransactionID(dhcpv4.TransactionID{0xee, 0, byte(i >> 8), byte(i)})), to)
+		time.Sleep(5 * time.Millisecond) // 120 in ~0.6 s, well inside the report's 14 s
+	}
+	waitFor(t, "flood handled", 20*time.Second, func() (bool, string) {
+		n := counterValue(slate.srv.m.requests)
+		return n >= 120 && len(slate.srv.queue) == 0, fmt.Sprint(n)
+	})
+	st := slate.srv.Status()[0].Pools[0]
+	if st.Offered < 20 || st.Offered > 23 {
+		t.Fatalf("pool after 120 random MACs: %+v; want the burst of 20 (plus the rate) offered", st)
+	}
+	if n := counterValue(slate.srv.m.drops.WithLabelValues("s0", "new_lease_rate")); n < 97 {
+		t.Fatalf("new_lease_rate drops %v, want ≥ 97", n)
+	}
+
+	ud := filepath.Join(t.TempDir(), "udhcpc")
+	os.MkdirAll(ud, 0o755)
+	cmd := udcNS.Command(busybox, "udhcpc", "-f", "-i", "c0", "-s", writeScript(t, ud), "-t", "10", "-T", "1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, "the known machine's udhcpc bound", 30*time.Second, func() (bool, string) { return lastIP(events(ud), "bound") != "", events(ud) })
+}
