@@ -148,18 +148,35 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 // chunk is how much a ReadFrom (sendfile for boot files) sends per deadline.
 const chunk = 1 << 20
 
-// ReadFrom keeps the server's sendfile path for downloads, one deadline per chunk.
+// ReadFrom keeps the server's sendfile path for downloads, one deadline per chunk. Each chunk
+// goes down as one *io.LimitedReader straight over the source: net's sendfile looks through
+// exactly one LimitedReader to find the *os.File (http.ServeContent already adds one).
 func (p *progressWriter) ReadFrom(src io.Reader) (int64, error) {
 	rf, ok := p.ResponseWriter.(io.ReaderFrom)
 	if !ok {
 		return io.Copy(struct{ io.Writer }{p}, src)
 	}
+	outer, _ := src.(*io.LimitedReader)
+	inner := src
+	if outer != nil {
+		inner = outer.R
+	}
 	var total int64
 	for {
+		n := int64(chunk)
+		if outer != nil {
+			if outer.N <= 0 {
+				return total, nil
+			}
+			n = min(n, outer.N)
+		}
 		_ = p.rc.SetWriteDeadline(time.Now().Add(p.stall))
-		n, err := rf.ReadFrom(io.LimitReader(src, chunk))
-		total += n
-		if err != nil || n < chunk {
+		m, err := rf.ReadFrom(&io.LimitedReader{R: inner, N: n})
+		total += m
+		if outer != nil {
+			outer.N -= m
+		}
+		if err != nil || m < n {
 			return total, err
 		}
 	}

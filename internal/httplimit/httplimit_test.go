@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -294,5 +296,49 @@ func TestValidate(t *testing.T) {
 	}
 	if d := (Limits{}).WithDefaults(); d.ReadHeader != 10*time.Second || d.Stall != 30*time.Second || d.MaxConns != 1024 || d.Write != time.Minute {
 		t.Fatalf("defaults %+v", d)
+	}
+}
+
+// readFromRecorder implements io.ReaderFrom like net/http's ResponseWriter and records what
+// each call was handed: for sendfile, a single *io.LimitedReader over the *os.File.
+type readFromRecorder struct {
+	http.ResponseWriter
+	srcs []string
+}
+
+func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	kind := fmt.Sprintf("%T", src)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		kind += fmt.Sprintf("(%T)", lr.R)
+	}
+	r.srcs = append(r.srcs, kind)
+	return io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
+}
+
+// TestDownloadsKeepSendfile: a streaming route's download is handed to the server's ReadFrom
+// in 1 MiB chunks, each a LimitedReader directly over the file, as sendfile needs.
+func TestDownloadsKeepSendfile(t *testing.T) {
+	p := t.TempDir() + "/kernel"
+	if err := os.WriteFile(p, make([]byte, 2*chunk+100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := testLimits.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		http.ServeContent(w, r, "kernel", time.Time{}, f)
+	}), func(*http.Request) bool { return true })
+	rec := &readFromRecorder{ResponseWriter: httptest.NewRecorder()}
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/boot/kernel", nil))
+	body := rec.ResponseWriter.(*httptest.ResponseRecorder).Body.Len()
+	if body != 2*chunk+100 || len(rec.srcs) != 3 {
+		t.Fatalf("%d bytes in %d ReadFrom calls %v; want %d in 3", body, len(rec.srcs), rec.srcs, 2*chunk+100)
+	}
+	for _, s := range rec.srcs {
+		if s != "*io.LimitedReader(*os.File)" {
+			t.Fatalf("ReadFrom got %v; want each a LimitedReader over the *os.File", rec.srcs)
+		}
 	}
 }
