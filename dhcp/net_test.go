@@ -664,16 +664,19 @@ func TestRandomMACFloodSparesKnownMachine(t *testing.T) {
 		pc.send(t, packet(dhcpv4.MessageTypeDiscover, mac, dhcpv4.WithTransactionID(dhcpv4.TransactionID{0xee, 0, byte(i >> 8), byte(i)})), to)
 		time.Sleep(5 * time.Millisecond) // 120 in ~0.6 s, well inside the report's 14 s
 	}
+	shed := slate.srv.m.drops.WithLabelValues("s0", "queue_full") // a loaded machine may shed some
 	waitFor(t, "flood handled", 20*time.Second, func() (bool, string) {
 		n := counterValue(slate.srv.m.requests)
-		return n >= 120 && len(slate.srv.queue) == 0, fmt.Sprint(n)
+		return n+counterValue(shed) >= 120 && len(slate.srv.queue) == 0, fmt.Sprint(n)
 	})
+	time.Sleep(200 * time.Millisecond) // the last packets' workers finish
 	st := slate.srv.Status()[0].Pools[0]
-	if st.Offered < 20 || st.Offered > 23 {
-		t.Fatalf("pool after 120 random MACs: %+v; want the burst of 20 (plus the rate) offered", st)
+	handled := counterValue(slate.srv.m.requests)
+	if st.Offered < 20 || st.Offered > 23 || handled < 100 {
+		t.Fatalf("pool after %v of 120 random MACs: %+v; want the burst of 20 (plus the rate) offered", handled, st)
 	}
-	if n := counterValue(slate.srv.m.drops.WithLabelValues("s0", "new_lease_rate")); n < 97 {
-		t.Fatalf("new_lease_rate drops %v, want ≥ 97", n)
+	if n := counterValue(slate.srv.m.drops.WithLabelValues("s0", "new_lease_rate")); n != handled-float64(st.Offered) {
+		t.Fatalf("new_lease_rate drops %v, want every DISCOVER not offered (%v)", n, handled-float64(st.Offered))
 	}
 
 	ud := filepath.Join(t.TempDir(), "udhcpc")
