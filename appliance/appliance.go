@@ -164,11 +164,16 @@ func (a *Appliance) Warn(msg string) {
 	a.warnings = append(a.warnings, msg)
 }
 
-// Warnings returns the current warnings.
+// Warnings returns the current warnings: the ones raised (Warn), then the live ones (a DHCP
+// pool nearly exhausted), which go by themselves once the cause is gone.
 func (a *Appliance) Warnings() []string {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.warnings...)
+	out := append([]string(nil), a.warnings...)
+	a.mu.Unlock()
+	if a.dhcp != nil {
+		out = append(out, a.dhcp.Warnings()...)
+	}
+	return out
 }
 
 func (a *Appliance) bootstrapAdmin(ctx context.Context, o Options) error {
@@ -370,7 +375,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened.
 func (a *Appliance) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.rootHandler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := a.cfg.HTTP.Server(a.rootHandler(), streamingRoute)
+	ln = a.cfg.HTTP.Listener(ln)
 	a.log.Info("slate serving", "listen", ln.Addr().String(), "data_dir", a.cfg.DataDir, "public_url", a.cfg.PublicURL,
 		"dhcp_interfaces", len(a.cfg.DHCP.Interfaces), "tftp", a.cfg.Boot.TFTPListen)
 	errc := make(chan error, 2)

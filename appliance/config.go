@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"slate/dhcp"
+	"slate/internal/httplimit"
 	"slate/pxe"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Login bounds password checking: concurrent argon2 hashes, back-off, lockout.
 	Login authguard.Config `yaml:"login"`
+	// HTTP bounds slow, idle and too many clients of the HTTP server (timeouts per route,
+	// a minimum-progress rule for downloads, uploads and streams, a connection cap).
+	HTTP httplimit.Limits `yaml:"http"`
 }
 
 // Defaults returns the configuration with nothing set by the operator.
@@ -157,6 +161,10 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Login.Validate(); err != nil {
 		return &FieldError{"login", err.Error()}
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		key, problem, _ := strings.Cut(err.Error(), ": ")
+		return &FieldError{key, problem}
 	}
 	switch strings.ToUpper(c.Synchronous) {
 	case "FULL", "NORMAL", "EXTRA":

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/agent/deployenv"
 	"slate/api/agentapi"
 	"slate/dhcp"
@@ -195,6 +196,16 @@ func (a *Appliance) rootHandler() http.Handler {
 	// Every handler (boot files, agent API, registry) logs the same client address echo
 	// audits, decided once here.
 	return clientaddr.Handler(clientaddr.Extractor(a.ipExtract), mux)
+}
+
+// streamingRoute says which requests may run long as long as bytes keep moving (see
+// internal/httplimit): boot files (the deploy kernel and initrd), registry blob pulls and
+// pushes, the event streams, and the agent's long-poll. Every other route has the whole-request
+// read and write timeouts.
+func streamingRoute(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/boot/") || p == "/v2" || strings.HasPrefix(p, "/v2/") ||
+		p == "/api/v1/events" || p == "/ui/events" || p == agentproto.PathPrefix+"/tasks/next"
 }
 
 // runServices starts the network services and the reconciler; it returns when ctx ends or a

@@ -66,6 +66,19 @@ type RateLimit struct {
 	Window time.Duration `yaml:"window"`  // default 10s
 }
 
+// NewLeases guards a pool against starvation by clients Slate does not know (a flood of
+// invented MACs): they get new addresses at a bounded rate, and never the pool's reserve, which
+// is kept for machines in the inventory. Known machines are limited by neither.
+type NewLeases struct {
+	// PerMinute is how many new addresses unknown MACs get per minute on the interface
+	// (default 10; -1: no limit). A client keeping or renewing its address takes none.
+	PerMinute float64 `yaml:"per_minute"`
+	// Burst is how many they may get at once before the rate applies (default 20).
+	Burst int `yaml:"burst"`
+	// ReservePercent of every pool is given to known machines only (default 20; -1: none).
+	ReservePercent int `yaml:"reserve_percent"`
+}
+
 // InterfaceConfig is Slate's DHCP service on one network interface.
 type InterfaceConfig struct {
 	Name string `yaml:"name"`
@@ -93,6 +106,7 @@ type InterfaceConfig struct {
 	// OfferHold is how long an offered address waits for the client's REQUEST (default 30s).
 	OfferHold time.Duration `yaml:"offer_hold"`
 	RateLimit RateLimit     `yaml:"rate_limit"`
+	NewLeases NewLeases     `yaml:"new_leases"`
 	Boot      Boot          `yaml:"boot"`
 	// RogueProbe is how long the start-up probe listens for other DHCP servers (default 2s;
 	// negative disables it).
@@ -184,6 +198,22 @@ func (ic InterfaceConfig) compile() (*compiled, error) {
 	}
 	if c.RateLimit.PerMAC < 0 || c.RateLimit.Window < 0 {
 		return nil, errors.New("rate_limit: per_mac and window must not be negative")
+	}
+	nl := &c.NewLeases
+	if nl.PerMinute == 0 {
+		nl.PerMinute = 10
+	}
+	if nl.Burst == 0 {
+		nl.Burst = 20
+	}
+	if nl.ReservePercent == 0 {
+		nl.ReservePercent = 20
+	}
+	if (nl.PerMinute < 0 && nl.PerMinute != -1) || nl.Burst < 0 {
+		return nil, fmt.Errorf("new_leases: per_minute %v and burst %d must be positive (per_minute -1: no limit)", nl.PerMinute, nl.Burst)
+	}
+	if nl.ReservePercent < -1 || nl.ReservePercent > 90 {
+		return nil, fmt.Errorf("new_leases.reserve_percent: %d is outside 0…90 (-1: no reserve)", nl.ReservePercent)
 	}
 	if c.RogueProbe == 0 {
 		c.RogueProbe = 2 * time.Second

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 
 	"slate/inventory"
 )
@@ -30,6 +32,12 @@ type ifaceServer struct {
 	pinger   *pinger // nil unless ping_check
 
 	discoveryBudget *tokenBucket
+	// newLeaseBudget bounds new addresses for unknown MACs (nil: no limit).
+	newLeaseBudget *tokenBucket
+
+	refuseMu   sync.Mutex
+	refuseLast time.Time
+	refuseN    int
 
 	exhaustMu   sync.Mutex
 	exhaustLast time.Time
@@ -59,6 +67,13 @@ func (ifs *ifaceServer) drop(reason string) {
 // handleRaw parses and handles one packet. Bad input is dropped with a counted reason; this is
 // the fuzz target's entry point.
 func (ifs *ifaceServer) handleRaw(ctx context.Context, b []byte, port int, peer net.Addr) result {
+	// The parser clamps hlen to 16, hiding a packet that lies about its hardware address
+	// length (Kea drops hlen > 16 too): look at the raw byte.
+	if len(b) > 2 && b[2] > 16 {
+		ifs.drop("bad_hlen")
+		ifs.log.Debug("DHCP packet dropped", "from", addrString(peer), "reason", fmt.Sprintf("hardware address length %d > 16", b[2]))
+		return result{}
+	}
 	m, err := dhcpv4.FromBytes(b)
 	if err != nil {
 		ifs.drop("malformed")
@@ -66,6 +81,30 @@ func (ifs *ifaceServer) handleRaw(ctx context.Context, b []byte, port int, peer 
 		return result{}
 	}
 	return ifs.handle(ctx, m, port, peer)
+}
+
+// badClientHW says why a request's client hardware address cannot be a real client's, or "".
+// Such addresses would otherwise take a lease (an all-zero or broadcast MAC is shared by every
+// forger) or a discovery record.
+func badClientHW(m *dhcpv4.DHCPv4) string {
+	mac := m.ClientHWAddr
+	if m.HWType == iana.HWTypeEthernet && len(mac) != 6 {
+		return fmt.Sprintf("Ethernet hardware address of %d bytes (want 6)", len(mac))
+	}
+	zero, bcast := true, true
+	for _, c := range mac {
+		zero = zero && c == 0
+		bcast = bcast && c == 0xff
+	}
+	switch {
+	case zero:
+		return "all-zero hardware address"
+	case bcast:
+		return "broadcast hardware address"
+	case m.HWType == iana.HWTypeEthernet && mac[0]&1 != 0:
+		return "multicast hardware address"
+	}
+	return ""
 }
 
 func addrString(a net.Addr) string {
@@ -83,6 +122,11 @@ func (ifs *ifaceServer) handle(ctx context.Context, m *dhcpv4.DHCPv4, port int, 
 	mac := m.ClientHWAddr
 	if len(mac) == 0 || len(m.ClientIPAddr) != 4 || len(m.GatewayIPAddr) != 4 {
 		ifs.drop("malformed")
+		return result{}
+	}
+	if reason := badClientHW(m); reason != "" {
+		ifs.drop("bad_chaddr")
+		ifs.log.Debug("DHCP packet dropped", "from", addrString(peer), "reason", reason, "mac", mac.String())
 		return result{}
 	}
 	mt := m.MessageType()
@@ -222,6 +266,10 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 		ifs.drop("no_pool")
 		return result{}
 	}
+	var g gate
+	if !known {
+		g = ifs.unknownGate(now)
+	}
 	reserved := uint32(0)
 	if machine.ReservedIP.Is4() && p.cfg.subnet.Contains(machine.ReservedIP) {
 		reserved = ip4u(machine.ReservedIP)
@@ -231,12 +279,16 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 		requested, _ := addrU(m.RequestedIPAddress())
 		var changes []inventory.LeaseChange
 		var l *lease
+		var fresh bool
 		for try := 0; ; try++ {
-			var fresh bool
 			var err error
-			l, fresh, err = p.offer(key, reserved, requested, now, ifs.cfg.OfferHold)
-			if err != nil {
+			l, fresh, err = p.offer(key, reserved, requested, now, ifs.cfg.OfferHold, g)
+			if errors.Is(err, errExhausted) {
 				ifs.exhausted(p, mac)
+				return result{changes: changes}
+			}
+			if err != nil {
+				ifs.refused(p, mac, err)
 				return result{changes: changes}
 			}
 			if !fresh || ifs.pinger == nil || try >= 3 || !ifs.pinger.inUse(u2addr(l.ip)) {
@@ -250,6 +302,9 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 			changes = append(changes, inventory.LeaseChange{Lease: inventory.Lease{MAC: inventory.DeclinedKey(ifs.cfg.Name, u2addr(l.ip)),
 				IP: u2addr(l.ip), Iface: ifs.cfg.Name, State: inventory.LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}})
 			requested = 0
+		}
+		if fresh {
+			ifs.watchUsage(p, now)
 		}
 		r := ifs.newReply(m, dhcpv4.MessageTypeOffer)
 		r.YourIPAddr = u2ip(l.ip)
@@ -284,9 +339,17 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 			hostname = sanitizeHostname(m.HostName())
 		}
 		relay := relayInfo(m)
-		l, ok := p.bind(key, ip, now, p.cfg.leaseTime, hostname, relay)
+		held := p.holds(key, ip)
+		l, ok, err := p.bind(key, ip, now, p.cfg.leaseTime, hostname, relay, g)
+		if err != nil {
+			ifs.refused(p, mac, err)
+			return ifs.nak(m, "no new address for this client now")
+		}
 		if !ok {
 			return ifs.nak(m, "address is not this client's")
+		}
+		if !held {
+			ifs.watchUsage(p, now)
 		}
 		r := ifs.newReply(m, dhcpv4.MessageTypeAck)
 		r.YourIPAddr = u2ip(ip)
@@ -480,6 +543,70 @@ func (ifs *ifaceServer) exhausted(p *pool, mac net.HardwareAddr) {
 	ifs.log.Warn("DHCP pool exhausted: no address to offer (widen the range, shorten lease_time, or find who is flooding)",
 		"pool", st.Range, "size", st.Size, "bound", st.Bound, "offered", st.Offered, "quarantined", st.Quarantined,
 		"mac", mac.String(), "refused_since_last_report", n)
+}
+
+var (
+	errNewLeaseRate = errors.New("new-lease rate for unknown machines reached (new_leases.per_minute/burst)")
+	errPoolReserve  = errors.New("only the reserve kept for known machines is left (new_leases.reserve_percent)")
+)
+
+// unknownGate is the gate for a MAC not in the inventory: it gets a new address only at the
+// interface's new-lease rate, and never one of the pool's reserve, so a flood of invented MACs
+// cannot take the addresses the plant's own machines need.
+func (ifs *ifaceServer) unknownGate(now time.Time) gate {
+	pct := ifs.cfg.NewLeases.ReservePercent
+	return func(used func() int, size int) error {
+		// The token bucket first: it is cheap, and refuses most of a flood before the scan.
+		if ifs.newLeaseBudget != nil && !ifs.newLeaseBudget.take(now) {
+			return errNewLeaseRate
+		}
+		if pct > 0 && used() >= size-(size*pct+99)/100 {
+			return errPoolReserve
+		}
+		return nil
+	}
+}
+
+// refused reports an unknown MAC refused a new address: a metric every time, a log line at
+// most every 10 s (a flood must not flood the log too).
+func (ifs *ifaceServer) refused(p *pool, mac net.HardwareAddr, why error) {
+	reason := "new_lease_rate"
+	if errors.Is(why, errPoolReserve) {
+		reason = "pool_reserve"
+	}
+	ifs.drop(reason)
+	now := ifs.s.now()
+	ifs.refuseMu.Lock()
+	ifs.refuseN++
+	if !ifs.refuseLast.IsZero() && now.Sub(ifs.refuseLast) < 10*time.Second {
+		ifs.refuseMu.Unlock()
+		return
+	}
+	n := ifs.refuseN
+	ifs.refuseN, ifs.refuseLast = 0, now
+	ifs.refuseMu.Unlock()
+	st := p.status(now)
+	ifs.log.Warn("DHCP: no new address for an unknown machine (enrol it, or find who sends DISCOVERs from many MACs)",
+		"reason", why.Error(), "mac", mac.String(), "pool", st.Range, "used", st.Bound+st.Offered+st.Quarantined, "size", st.Size,
+		"refused_since_last_report", n)
+}
+
+// nearFullAt is the pool usage from which Slate warns (log and UI).
+const nearFullAt = 0.9
+
+// watchUsage logs a pool crossing the warning threshold, once per crossing each way.
+func (ifs *ifaceServer) watchUsage(p *pool, now time.Time) {
+	st := p.status(now)
+	full := st.Utilisation >= nearFullAt
+	if p.nearFull.Swap(full) == full {
+		return
+	}
+	if full {
+		ifs.log.Warn("DHCP pool nearly exhausted: new machines may soon get no address (widen the range, shorten lease_time, or find who is flooding)",
+			"pool", st.Range, "used", st.Bound+st.Offered+st.Quarantined, "size", st.Size, "utilisation", st.Utilisation)
+	} else {
+		ifs.log.Info("DHCP pool usage back below the warning level", "pool", st.Range, "utilisation", st.Utilisation)
+	}
 }
 
 func addrU(ip net.IP) (uint32, bool) {

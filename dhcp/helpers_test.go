@@ -115,7 +115,9 @@ func authIface() InterfaceConfig {
 	return InterfaceConfig{Name: "eth9", Mode: ModeAuthoritative, ServerAddress: "10.77.0.1", Discovery: true,
 		Pool: &Pool{Range: "10.77.0.100-10.77.0.109", Netmask: "255.255.255.0", Gateway: "10.77.0.1",
 			DNS: []string{"10.77.0.1"}, Domain: "plant.test", LeaseTime: time.Hour},
-		Boot: Boot{URL: "http://10.77.0.1:8080"}}
+		Boot: Boot{URL: "http://10.77.0.1:8080"},
+		// The handler tests lease to many unknown MACs; the new-lease limits have their own.
+		NewLeases: NewLeases{PerMinute: -1, ReservePercent: -1}}
 }
 
 func mustMAC(s string) net.HardwareAddr {

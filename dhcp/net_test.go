@@ -225,7 +225,7 @@ func lastIP(ev string, reasons ...string) string {
 func authConfig(probe time.Duration, lease time.Duration) Config {
 	return Config{Interfaces: []InterfaceConfig{{Name: "s0", Mode: ModeAuthoritative, ServerAddress: "10.77.0.1", Discovery: true,
 		RogueProbe: probe, Pool: &Pool{Range: "10.77.0.100-10.77.0.149", Netmask: "255.255.255.0", Gateway: "10.77.0.1", LeaseTime: lease},
-		Boot: Boot{URL: "http://10.77.0.1:8080"}}}}
+		Boot: Boot{URL: "http://10.77.0.1:8080"}, NewLeases: NewLeases{PerMinute: -1, ReservePercent: -1}}}}
 }
 
 // TestRealClients: ISC dhclient and busybox udhcpc get a lease, renew and release it; the
@@ -637,4 +637,54 @@ func TestPingCheck(t *testing.T) {
 	if v := counterValue(slate.srv.m.drops); v != 1 {
 		t.Fatalf("drops %v, want exactly the one ping_check_in_use", v)
 	}
+}
+
+// TestRandomMACFloodSparesKnownMachine: the report's starvation over real sockets. 120 random
+// MACs send DISCOVERs (more than the 100-address pool holds); with the default new_leases
+// limits at most the burst and a few more get an offer, the flood is counted, and busybox
+// udhcpc on a known machine's MAC then gets a lease.
+func TestRandomMACFloodSparesKnownMachine(t *testing.T) {
+	testenv.RequireRoot(t)
+	busybox := testenv.RequireCommand(t, "busybox", "busybox-static")
+	l := newLab(t)
+	srvNS := l.join("ds", "s0", "", "10.77.0.1/24")
+	cliNS := l.join("dc", "c0", "02:00:00:bb:00:01", "")
+	udcNS := l.join("du", "c0", "02:00:00:aa:00:07", "")
+	dir := NewMemDirectory()
+	dir.Add(mustMAC("02:00:00:aa:00:07"), Machine{ID: "m-known", State: "ready"})
+	cfg := authConfig(-1, time.Hour)
+	cfg.Interfaces[0].Pool.Range = "10.77.0.100-10.77.0.199"
+	cfg.Interfaces[0].NewLeases = NewLeases{} // the defaults: 10/min, burst 20, 20 % reserve
+	slate := startSlate(t, srvNS, cfg, newMemStore(), dir)
+
+	pc := newPXEClient(t, cliNS, "02:00:00:bb:00:01")
+	to := &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
+	for i := range 120 {
+		mac := net.HardwareAddr{0x02, 0xee, 0, 0, byte(i >> 8), byte(i)}
+		pc.send(t, packet(dhcpv4.MessageTypeDiscover, mac, dhcpv4.WithTransactionID(dhcpv4.TransactionID{0xee, 0, byte(i >> 8), byte(i)})), to)
+		time.Sleep(5 * time.Millisecond) // 120 in ~0.6 s, well inside the report's 14 s
+	}
+	shed := slate.srv.m.drops.WithLabelValues("s0", "queue_full") // a loaded machine may shed some
+	waitFor(t, "flood handled", 20*time.Second, func() (bool, string) {
+		n := counterValue(slate.srv.m.requests)
+		return n+counterValue(shed) >= 120 && len(slate.srv.queue) == 0, fmt.Sprint(n)
+	})
+	time.Sleep(200 * time.Millisecond) // the last packets' workers finish
+	st := slate.srv.Status()[0].Pools[0]
+	handled := counterValue(slate.srv.m.requests)
+	if st.Offered < 20 || st.Offered > 23 || handled < 100 {
+		t.Fatalf("pool after %v of 120 random MACs: %+v; want the burst of 20 (plus the rate) offered", handled, st)
+	}
+	if n := counterValue(slate.srv.m.drops.WithLabelValues("s0", "new_lease_rate")); n != handled-float64(st.Offered) {
+		t.Fatalf("new_lease_rate drops %v, want every DISCOVER not offered (%v)", n, handled-float64(st.Offered))
+	}
+
+	ud := filepath.Join(t.TempDir(), "udhcpc")
+	os.MkdirAll(ud, 0o755)
+	cmd := udcNS.Command(busybox, "udhcpc", "-f", "-i", "c0", "-s", writeScript(t, ud), "-t", "10", "-T", "1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, "the known machine's udhcpc bound", 30*time.Second, func() (bool, string) { return lastIP(events(ud), "bound") != "", events(ud) })
 }

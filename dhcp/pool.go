@@ -3,6 +3,7 @@ package dhcp
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,9 +39,39 @@ type pool struct {
 	// noExpiredBefore caches "no reusable lease until then", so an exhausted pool does not
 	// scan every lease for every DISCOVER of a flood.
 	noExpiredBefore time.Time
+	// nearFull remembers that the pool crossed the warning threshold, so the crossing is
+	// logged once, not once per lease.
+	nearFull atomic.Bool
 }
 
 var errExhausted = errors.New("pool exhausted")
+
+// gate decides whether a client that holds no address in the pool may take a new one: nil
+// admits every client. used counts the addresses in use (a scan of the pool: call it only
+// when needed); size is the pool's size. Called with the pool locked, so the check and the
+// allocation are one step.
+type gate func(used func() int, size int) error
+
+// used counts the addresses held (bound, offered, quarantined, or reserved). Caller holds p.mu.
+func (p *pool) used(now time.Time) int {
+	n := 0
+	for _, l := range p.byIP {
+		if p.cfg.inRange(l.ip) && !l.free(now) {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *pool) size() int { return int(p.cfg.last - p.cfg.first + 1) }
+
+// admit runs g for a new address. Caller holds p.mu.
+func (p *pool) admit(g gate, now time.Time) error {
+	if g == nil {
+		return nil
+	}
+	return g(func() int { return p.used(now) }, p.size())
+}
 
 func newPool(cfg *poolConfig) *pool {
 	return &pool{cfg: cfg, byIP: map[uint32]*lease{}, byMAC: map[string]*lease{}, next: cfg.first}
@@ -70,7 +101,7 @@ func (p *pool) take(mac string, ip uint32) *lease {
 // offer picks an address for mac: its current lease, its reservation, the address it asks
 // for, a never-used one, then the lease that expired longest ago. fresh says the address is
 // new to this client (what ping_check probes).
-func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Time, hold time.Duration) (l *lease, fresh bool, err error) {
+func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Time, hold time.Duration, g gate) (l *lease, fresh bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if reserved != 0 {
@@ -93,6 +124,9 @@ func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Tim
 			l.state, l.expires = stOffered, now.Add(hold)
 		}
 		return l, false, nil
+	}
+	if err := p.admit(g, now); err != nil {
+		return nil, false, err
 	}
 	pick := uint32(0)
 	if requested != 0 && p.cfg.inRange(requested) && p.byIP[requested].free(now) {
@@ -140,22 +174,36 @@ func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Tim
 // bind turns mac's offer (or lease) on ip into a bound lease; ok is false if ip is not mac's
 // to have. A client asking for a free address we never offered it (init-reboot after our
 // database was lost) gets it.
-func (p *pool) bind(mac string, ip uint32, now time.Time, leaseTime time.Duration, hostname, relay string) (lease, bool) {
+//
+// A client taking an address it was not offered passes g like a new offer (a REQUEST
+// straight away must not get round the limits on DISCOVER); its refusal is returned as err.
+func (p *pool) bind(mac string, ip uint32, now time.Time, leaseTime time.Duration, hostname, relay string, g gate) (lease, bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.byIP[ip]
 	if l == nil || l.mac != mac {
 		if !p.cfg.inRange(ip) || !l.free(now) {
-			return lease{}, false
+			return lease{}, false, nil
+		}
+		if err := p.admit(g, now); err != nil {
+			return lease{}, false, err
 		}
 		l = p.take(mac, ip)
 	}
 	if l.state == stDeclined {
-		return lease{}, false
+		return lease{}, false, nil
 	}
 	l.state, l.expires, l.hostname, l.relay = stBound, now.Add(leaseTime), hostname, relay
 	p.noExpiredBefore = time.Time{}
-	return *l, true
+	return *l, true, nil
+}
+
+// holds says whether ip is mac's already (offered, bound or released to it).
+func (p *pool) holds(mac string, ip uint32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.byIP[ip]
+	return l != nil && l.mac == mac
 }
 
 // release frees mac's lease on ip, keeping the link so the client gets the same address back.

@@ -122,6 +122,9 @@ func New(cfg Config, o Options) (*Server, error) {
 		}
 		ifs := &ifaceServer{s: s, cfg: c, log: s.log.With("iface", c.Name), limiter: newRateLimiter(c.RateLimit)}
 		ifs.discoveryBudget = newTokenBucket(50, 50)
+		if nl := c.NewLeases; nl.PerMinute > 0 {
+			ifs.newLeaseBudget = newTokenBucket(nl.PerMinute/60, float64(nl.Burst))
+		}
 		for _, pc := range c.pools() {
 			p := newPool(pc)
 			ifs.pools = append(ifs.pools, p)
@@ -368,6 +371,21 @@ func (s *Server) Status() []InterfaceStatus {
 		st.ProbeDone = ifs.probeDone
 		ifs.rogueMu.Unlock()
 		out = append(out, st)
+	}
+	return out
+}
+
+// Warnings lists the pools at or above the warning level (90 % in use), for the UI and API.
+// They are computed when asked, so a warning goes once the pool drains.
+func (s *Server) Warnings() []string {
+	var out []string
+	for _, st := range s.Status() {
+		for _, p := range st.Pools {
+			if p.Utilisation >= nearFullAt {
+				out = append(out, fmt.Sprintf("DHCP pool %s on %s is %.0f%% used (%d of %d addresses): new machines may get no address — widen the range, shorten lease_time, or find who is flooding.",
+					p.Range, st.Name, 100*p.Utilisation, p.Bound+p.Offered+p.Quarantined, p.Size))
+			}
+		}
 	}
 	return out
 }

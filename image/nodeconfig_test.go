@@ -85,21 +85,3 @@ func TestNodeConfigPartition(t *testing.T) {
 		}
 	}
 }
-
-// FuzzGPTPartitions: any bytes give partitions or an error, never a panic or a huge read.
-func FuzzGPTPartitions(f *testing.F) {
-	hdr := make([]byte, 4096)
-	copy(hdr[512:], "EFI PART")
-	f.Add(hdr)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		parts, err := GPTPartitions(bytes.NewReader(b))
-		if err == nil {
-			for _, p := range parts {
-				if p.Size <= 0 {
-					t.Fatalf("partition %+v", p)
-				}
-			}
-		}
-	})
-}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"time"
+	_ "unsafe" // go:linkname, see handlePacket
 
 	"github.com/pin/tftp/v3"
 	"golang.org/x/net/ipv4"
@@ -123,23 +124,69 @@ func (t *TFTP) Serve(ctx context.Context, conn *net.UDPConn) error {
 	if t.cfg.TFTPMaxBlockSize > 0 {
 		srv.SetBlockSize(t.cfg.TFTPMaxBlockSize)
 	}
-	srv.SetHook(requestHook{t.log})
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-ctx.Done():
-			srv.Shutdown()
-		case <-stop:
-		}
-	}()
 	t.log.Info("tftp serving", "addr", conn.LocalAddr().String(), "dir", t.cfg.TFTPDir)
-	err := srv.Serve(conn)
+	err := t.serveRequests(ctx, srv, conn)
+	// No new transfers start now; wait for the running ones (each bounded by its timeout
+	// and retries).
+	srv.Shutdown()
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
 }
+
+// handlePacket is pin/tftp v3.1.0's request dispatch, which its Serve loop calls for each
+// datagram. Slate runs that loop itself because the library's loop drops the sender's address
+// when it refuses a packet (malformed packets were logged with client=""). The signature is
+// that of v3.1.0 (pinned in go.mod); TestTFTPRefusesAndLogs and every transfer test run
+// through it, so a library change that breaks it fails them.
+//
+//go:linkname handlePacket github.com/pin/tftp/v3.(*Server).handlePacket
+func handlePacket(s *tftp.Server, localAddr net.IP, remoteAddr *net.UDPAddr, buffer []byte, n, maxBlockLen int, listener chan []byte) error
+
+// serveRequests reads requests from conn until ctx ends, as the library's Serve does for an
+// IPv4 socket with packet info (the local address answers come from, and the interface MTU
+// that bounds blksize), and logs a refused request with its sender.
+func (t *TFTP) serveRequests(ctx context.Context, srv *tftp.Server, conn *net.UDPConn) error {
+	pc := ipv4.NewPacketConn(conn)
+	if err := pc.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
+		return fmt.Errorf("tftp: enable packet info on %s: %w", conn.LocalAddr(), err)
+	}
+	go func() {
+		<-ctx.Done()
+		conn.Close() // ends ReadFrom; srv.Shutdown (Serve's caller) waits for the transfers
+	}()
+	for {
+		buf := make([]byte, tftpDatagram)
+		n, cm, src, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			t.log.Warn("tftp read failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		from, ok := src.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		var local net.IP
+		maxSz := 512
+		if cm != nil {
+			local = cm.Dst
+			if ifi, err := net.InterfaceByIndex(cm.IfIndex); err == nil {
+				maxSz = ifi.MTU - 28 // IPv4 and UDP headers
+			}
+		}
+		if err := handlePacket(srv, local, from, buf, n, maxSz, nil); err != nil {
+			t.log.Warn("tftp packet refused", "client", from.String(), "len", n, "err", err)
+		}
+	}
+}
+
+// tftpDatagram is the largest request read, as in the library (a 512-byte block's packet).
+const tftpDatagram = 516
 
 // Close releases the configured folder.
 func (t *TFTP) Close() error {
@@ -147,18 +194,6 @@ func (t *TFTP) Close() error {
 		return t.extra.Close()
 	}
 	return nil
-}
-
-// requestHook logs requests the library refuses before any handler runs (malformed
-// packets). Transfers are logged by the handlers, once each, so it ignores those.
-type requestHook struct{ log *slog.Logger }
-
-func (h requestHook) OnSuccess(tftp.TransferStats) {}
-
-func (h requestHook) OnFailure(st tftp.TransferStats, err error) {
-	if st.Filename == "" {
-		h.log.Warn("tftp packet refused", "client", st.RemoteAddr, "err", err)
-	}
 }
 
 // errReadOnly is what a writing client is told.

@@ -23,6 +23,17 @@ func seed(t *testing.T, path string) []byte {
 	return []byte(s)
 }
 
+// nvmeSeed is an Identify seed zero-padded to its 4096 bytes: the seeds are stored without
+// their trailing zeros, as FuzzParseNVMeIdentify fuzzes them (short inputs keep it fuzzing).
+func nvmeSeed(t *testing.T, path string) []byte {
+	t.Helper()
+	b := make([]byte, nvmeIdentifyLen)
+	if n := copy(b, seed(t, path)); n > 1024 {
+		t.Fatalf("%s: %d bytes; store Identify seeds without trailing zeros", path, n)
+	}
+	return b
+}
+
 func TestParseATAIdentifyFields(t *testing.T) {
 	id, err := ParseATAIdentify(seed(t, "FuzzParseATAIdentify/frozen-ssd"))
 	if err != nil {
@@ -51,15 +62,15 @@ func TestParseATAIdentifyFields(t *testing.T) {
 }
 
 func TestParseNVMeFields(t *testing.T) {
-	c, err := ParseNVMeIdentifyController(seed(t, "FuzzParseNVMeIdentify/qemu-ctrl"))
+	c, err := ParseNVMeIdentifyController(nvmeSeed(t, "FuzzParseNVMeIdentify/qemu-ctrl"))
 	if err != nil || !c.FormatSupported || c.SanitizeCrypto || c.SanitizeBlock || c.CryptoFormat || c.Serial != "deadbeef" || c.Namespaces != 1 {
 		t.Fatalf("QEMU controller: %+v %v", c, err)
 	}
-	ns, err := ParseNVMeIdentifyNamespace(seed(t, "FuzzParseNVMeIdentify/ns-lbaf1-4k"))
+	ns, err := ParseNVMeIdentifyNamespace(nvmeSeed(t, "FuzzParseNVMeIdentify/ns-lbaf1-4k"))
 	if err != nil || ns.BlockSize != 4096 || ns.LBAFormat != 1 || ns.SizeBlocks != 131072 {
 		t.Fatalf("namespace: %+v %v", ns, err)
 	}
-	if _, err := ParseNVMeIdentifyNamespace(seed(t, "FuzzParseNVMeIdentify/ns-bad-flbas")); err == nil {
+	if _, err := ParseNVMeIdentifyNamespace(nvmeSeed(t, "FuzzParseNVMeIdentify/ns-bad-flbas")); err == nil {
 		t.Fatal("LBA format index beyond NLBAF accepted")
 	}
 	st, err := ParseNVMeSanitizeStatus(seed(t, "FuzzParseNVMeIdentify/sanitize-log"))

@@ -51,3 +51,36 @@ func TestConfigLoginAndTrustedProxies(t *testing.T) {
 		t.Fatalf("a bad trusted_proxies entry must stop start-up naming it: %v", err)
 	}
 }
+
+// TestConfigHTTPLimitsAndNewLeases: the http and dhcp new_leases keys reach the appliance
+// configuration, and a bad value names its key.
+func TestConfigHTTPLimitsAndNewLeases(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	os.WriteFile(p, []byte(`http:
+  read_timeout: 20s
+  stall_timeout: 45s
+  max_connections: 300
+dhcp:
+  interfaces:
+    - name: eth1
+      mode: authoritative
+      server_address: 10.0.0.1
+      pool: {range: 10.0.0.100-10.0.0.199, netmask: 255.255.255.0}
+      new_leases: {per_minute: 30, burst: 5, reserve_percent: 10}
+`), 0o644)
+	cfg, err := loadConfig(p, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg.HTTP; h.Read != 20*time.Second || h.Stall != 45*time.Second || h.MaxConns != 300 {
+		t.Fatalf("http: %+v", h)
+	}
+	if nl := cfg.DHCP.Interfaces[0].NewLeases; nl.PerMinute != 30 || nl.Burst != 5 || nl.ReservePercent != 10 {
+		t.Fatalf("new_leases: %+v", nl)
+	}
+	os.WriteFile(p, []byte("http:\n  idle_timeout: -5s\n"), 0o644)
+	if _, err := loadConfig(p, nil, nil); err == nil || !strings.Contains(err.Error(), "http.idle_timeout") {
+		t.Fatalf("bad http value: %v", err)
+	}
+}
