@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -443,11 +444,14 @@ func (r registryAuth) Basic(ctx context.Context, user, password, remote string) 
 
 // Bearer scopes a machine's token by what its machine runs now (lifecycle.RegistryScope):
 // asked on every request, so the access ends with the task.
-func (r registryAuth) Bearer(ctx context.Context, token string) (image.Subject, error) {
+// A deploy environment's token is bound to the address that fetched its boot script: from
+// anywhere else it is refused here as on the agent API.
+func (r registryAuth) Bearer(ctx context.Context, token, peer string) (image.Subject, error) {
 	if u, err := r.s.UserForToken(ctx, token, "api"); err == nil {
 		return image.Subject{Name: u.Username, Access: accessOf(u.Role)}, nil
 	}
-	cred, err := r.s.AgentCredentialFor(ctx, token)
+	addr, _ := netip.ParseAddr(peer)
+	cred, err := r.s.AuthenticateAgentToken(ctx, token, addr.Unmap())
 	if err != nil {
 		return image.Subject{}, err
 	}

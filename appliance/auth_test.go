@@ -223,11 +223,11 @@ func TestLockoutOverAPIAndAdminUnlock(t *testing.T) {
 	if _, body, _ := s.send(req); !strings.Contains(body, `"username":"tom"`) || !strings.Contains(body, `"locked":true`) {
 		t.Fatalf("GET /users must show the lock: %s", body)
 	}
-	if _, err := s.a.Store.AddUser(context.Background(), "test", "olga", "pass-olga-1", inventory.RoleOperator, ""); err != nil {
+	if _, err := s.a.Store.AddUser(context.Background(), "test", "olga", "pass-operator-01", inventory.RoleOperator, ""); err != nil {
 		t.Fatal(err)
 	}
 	s.clock.Add(time.Minute) // past this address's back-off
-	if st, body, _ = s.apiLogin("olga", "pass-olga-1", nil); st != 200 {
+	if st, body, _ = s.apiLogin("olga", "pass-operator-01", nil); st != 200 {
 		t.Fatalf("operator login: %d %s", st, body)
 	}
 	var op struct{ Token string }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/netip"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,7 @@ func (h *harness) pushIndex(repo string) (string, []string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if err := remote.WriteIndex(ref, idx, remote.WithAuth(&authn.Basic{Username: "olga", Password: "pass-olga-1"})); err != nil {
+	if err := remote.WriteIndex(ref, idx, remote.WithAuth(&authn.Basic{Username: "olga", Password: "pass-operator-01"})); err != nil {
 		h.t.Fatalf("push %s: %v", ref, err)
 	}
 	im, _ := idx.IndexManifest()
@@ -61,7 +62,7 @@ func (h *harness) pushTagged(repo, tag string) (string, string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "olga", Password: "pass-olga-1"})); err != nil {
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "olga", Password: "pass-operator-01"})); err != nil {
 		h.t.Fatalf("push %s: %v", ref, err)
 	}
 	return d.String(), ld.String()
@@ -170,6 +171,25 @@ func TestAgentTokenPullsOnlyItsInstall(t *testing.T) {
 	if err := ggcrPull(host+"/plant/other@"+other, agentTok); err == nil || !strings.Contains(err.Error(), "DENIED") {
 		t.Fatalf("pull of another repository's image with the token as Bearer: %v", err)
 	}
+	// A per-boot token is bound to the address that fetched the boot script: the same
+	// machine's token, presented from anywhere else (here the test's 127.0.0.1), pulls nothing.
+	if err := h.a.Store.Update(ctx, func(tx *inventory.Tx) error {
+		_, err := tx.ExpectBoot(ctx, m.ID, "test", "bound-token check", time.Hour)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	boundTok, err := h.a.Store.IssueBootToken(ctx, inventory.BootTokenRequest{MachineID: m.ID, MAC: "52:54:00:5c:00:07",
+		Source: netip.MustParseAddr("10.99.0.9"), TTL: time.Hour, Activation: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ggcrPull(host+"/plant/hmi@"+release, boundTok); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
+		t.Fatalf("a token bound to 10.99.0.9, presented from 127.0.0.1 as Bearer, must pull nothing: %v", err)
+	}
+	if out, err := pull([]string{"--src-creds", "slate-agent:" + boundTok}, "plant/hmi@"+release, false); err == nil {
+		t.Fatalf("a token bound to 10.99.0.9, presented from 127.0.0.1 as a password, must pull nothing:\n%s", out)
+	}
 	if out, err := pull(bearer, "plant/hmi@"+kids[1], false); err != nil {
 		t.Fatalf("pull of a child of the install's index: %v\n%s", err, out)
 	}
@@ -247,7 +267,7 @@ func TestAgentTokenPullsOnlyItsInstall(t *testing.T) {
 	}
 
 	// Users are unchanged: an auditor pulls anything, by tag too.
-	if out, err := pull([]string{"--src-creds", "aldo:pass-aldo-1"}, "plant/other:1", false); err != nil {
+	if out, err := pull([]string{"--src-creds", "aldo:pass-auditor-01"}, "plant/other:1", false); err != nil {
 		t.Fatalf("auditor pull: %v\n%s", err, out)
 	}
 }
@@ -347,7 +367,7 @@ func TestRegistryDeleteOnlyThroughTheAdminPath(t *testing.T) {
 	}
 
 	// The registry API deletes nothing, whoever asks.
-	for _, creds := range []string{"admin:first-pass-01", "olga:pass-olga-1"} {
+	for _, creds := range []string{"admin:first-pass-01", "olga:pass-operator-01"} {
 		for _, d := range []string{released, loose} {
 			out, err := exec.Command(skopeo, "delete", "--tls-verify=false", "--creds", creds, "docker://"+host+"/plant/hmi@"+d).CombinedOutput()
 			if err == nil || !present("plant/hmi", d) {
@@ -404,7 +424,7 @@ func TestRegistryDeleteOnlyThroughTheAdminPath(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); st != 200 || err != nil || strings.Join(rep.Tags, ",") != "scratch" || present("plant/hmi", loose) {
 		t.Fatalf("delete of an unreferenced image: %d %s, present %v", st, b, present("plant/hmi", loose))
 	}
-	if out, err := exec.Command(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-aldo-1", "docker://"+host+"/plant/hmi:scratch").CombinedOutput(); err == nil {
+	if out, err := exec.Command(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-auditor-01", "docker://"+host+"/plant/hmi:scratch").CombinedOutput(); err == nil {
 		t.Fatalf("the deleted image's tag still resolves:\n%s", out)
 	}
 	evs, err := h.a.Store.ListAudit(ctx, inventory.AuditFilter{Action: "registry.delete"})

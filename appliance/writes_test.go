@@ -251,7 +251,7 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 	running := task("wait", false)
 	claim(running)
 	queued := task("wait", false)
-	throwaway := h.login("olga", "pass-olga-1")
+	throwaway := h.login("olga", "pass-operator-01")
 	opUI, adUI, logoutUI := h.uiSession("olga"), h.uiSession("admin"), h.uiSession("olga")
 	// The login form is CSRF-protected by a pre-session cookie: fetch both now.
 	loginPage, _ := http.NewRequest("GET", h.srv.URL+"/login", nil)
@@ -267,7 +267,7 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 	P := agentproto.PathPrefix
 	cases := map[string]writeCase{
 		// API
-		"POST /api/v1/auth/token":   {want5xx: true, req: h.jsonReq("POST", "/api/v1/auth/token", "", map[string]string{"username": "olga", "password": "pass-olga-1"})},
+		"POST /api/v1/auth/token":   {want5xx: true, req: h.jsonReq("POST", "/api/v1/auth/token", "", map[string]string{"username": "olga", "password": "pass-operator-01"})},
 		"DELETE /api/v1/auth/token": {want5xx: true, req: h.jsonReq("DELETE", "/api/v1/auth/token", throwaway, nil)},
 		"POST /api/v1/machines": {want5xx: true, req: h.jsonReq("POST", "/api/v1/machines", op,
 			map[string]any{"name": "full-1", "macs": []string{"52:54:00:f0:00:10"}})},
@@ -275,7 +275,7 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 		"POST /api/v1/machines/:id/transition": {want5xx: true, req: h.jsonReq("POST", "/api/v1/machines/"+m1.ID+"/transition", op,
 			map[string]string{"to": "inspecting", "reason": "full disk test"})},
 		"POST /api/v1/users": {want5xx: true, req: h.jsonReq("POST", "/api/v1/users", ad,
-			map[string]string{"username": "fred", "password": "fred-pass-long-1", "role": "operator"})},
+			map[string]string{"username": "fred", "password": "a-much-longer-pass-5", "role": "operator"})},
 		"POST /api/v1/releases": {want5xx: true, req: h.jsonReq("POST", "/api/v1/releases", op, map[string]any{"name": "hmi", "version": "9",
 			"kind": "bootc", "image_ref": "plant/hmi", "image_digest": digest})},
 		"POST /api/v1/releases/:id/approve": {want5xx: true, req: h.jsonReq("POST", "/api/v1/releases/"+draft.ID+"/approve", ad, nil)},
@@ -286,13 +286,23 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 			map[string]string{"reason": "full disk test"})},
 		"POST /api/v1/machines/:id/wipe/confirm": {note: "no wipe plan: refused before writing", req: h.jsonReq("POST", "/api/v1/machines/"+m2.ID+"/wipe/confirm", op,
 			map[string]string{"plan_digest": "sha256:00", "machine_name": m2.Name})},
-		"POST /api/v1/registry/gc":              {want5xx: true, req: h.jsonReq("POST", "/api/v1/registry/gc", ad, map[string]bool{"dry_run": true})},
+		"POST /api/v1/registry/gc": {want5xx: true, req: h.jsonReq("POST", "/api/v1/registry/gc", ad, map[string]bool{"dry_run": true})},
+		"PUT /api/v1/me/password": {want5xx: true, req: h.jsonReq("PUT", "/api/v1/me/password", op,
+			map[string]string{"current_password": "pass-operator-01", "new_password": "a-much-longer-pass-2"})},
+		"POST /api/v1/me/revoke-tokens":              {want5xx: true, req: h.jsonReq("POST", "/api/v1/me/revoke-tokens", op, nil)},
+		"POST /api/v1/users/:username/disable":       {want5xx: true, req: h.jsonReq("POST", "/api/v1/users/aldo/disable", ad, nil)},
+		"POST /api/v1/users/:username/enable":        {want5xx: true, req: h.jsonReq("POST", "/api/v1/users/aldo/enable", ad, nil)},
+		"POST /api/v1/users/:username/unlock":        {want5xx: true, req: h.jsonReq("POST", "/api/v1/users/aldo/unlock", ad, nil)},
+		"POST /api/v1/users/:username/revoke-tokens": {want5xx: true, req: h.jsonReq("POST", "/api/v1/users/aldo/revoke-tokens", ad, nil)},
+		"DELETE /api/v1/users/:username":             {want5xx: true, req: h.jsonReq("DELETE", "/api/v1/users/aldo", ad, nil)},
+		"PUT /api/v1/users/:username/password": {want5xx: true, req: h.jsonReq("PUT", "/api/v1/users/aldo/password", ad,
+			map[string]string{"password": "a-much-longer-pass-3"})},
 		"POST /api/v1/machines/:id/expect-boot": {want5xx: true, req: h.jsonReq("POST", "/api/v1/machines/"+m1.ID+"/expect-boot", op, nil)},
 		"DELETE /api/v1/registry/manifests/:digest": {note: "no such image: refused before it deletes (its refusal's audit cannot be stored either)",
 			req: h.jsonReq("DELETE", "/api/v1/registry/manifests/sha256:"+strings.Repeat("0", 64)+"?repo=plant/none", ad, nil)},
 		// web UI
 		"POST /login": {want5xx: true, req: func() *http.Request {
-			f := url.Values{"csrf": {loginCSRF}, "username": {"olga"}, "password": {"pass-olga-1"}}
+			f := url.Values{"csrf": {loginCSRF}, "username": {"olga"}, "password": {"pass-operator-01"}}
 			req, _ := http.NewRequest("POST", h.srv.URL+"/login", strings.NewReader(f.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.AddCookie(&http.Cookie{Name: "slate_pre", Value: pre})
@@ -307,10 +317,16 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 		"POST /releases":                  {want5xx: true, req: h.formReq("/releases", opUI, url.Values{"name": {"hmi"}, "version": {"8"}, "kind": {"bootc"}, "image": {"plant/hmi@" + digest}})},
 		"POST /releases/:id/:verb":        {want5xx: true, req: h.formReq("/releases/"+draftUI.ID+"/approve", adUI, nil)},
 		"POST /registry/gc":               {want5xx: true, req: h.formReq("/registry/gc", adUI, url.Values{"dry_run": {"1"}})},
-		"POST /machines/:id/expect-boot":  {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/expect-boot", opUI, nil)},
+		"POST /machines/:id/identity":     {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/identity", opUI, url.Values{"serial": {"SN-CORRECTED"}})},
+		"POST /account/password": {want5xx: true, req: h.formReq("/account/password", opUI, url.Values{"current_password": {"pass-operator-01"},
+			"new_password": {"a-much-longer-pass-4"}, "new_password2": {"a-much-longer-pass-4"}})},
+		"POST /account/revoke-tokens":    {want5xx: true, req: h.formReq("/account/revoke-tokens", opUI, url.Values{"confirm": {"yes"}})},
+		"POST /users/:username/:verb":    {want5xx: true, req: h.formReq("/users/aldo/disable", adUI, url.Values{"confirm": {"yes"}})},
+		"POST /users/:username/unlock":   {want5xx: true, req: h.formReq("/users/aldo/unlock", adUI, nil)},
+		"POST /machines/:id/expect-boot": {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/expect-boot", opUI, nil)},
 		"POST /registry/delete": {note: "no such image: refused before it deletes",
 			req: h.formReq("/registry/delete", adUI, url.Values{"image": {"plant/none@sha256:" + strings.Repeat("0", 64)}, "confirm_image": {"plant/none@sha256:" + strings.Repeat("0", 64)}})},
-		"POST /users":                        {want5xx: true, req: h.formReq("/users", adUI, url.Values{"username": {"gina"}, "password": {"gina-pass-long-1"}, "role": {"auditor"}})},
+		"POST /users":                        {want5xx: true, req: h.formReq("/users", adUI, url.Values{"username": {"gina"}, "password": {"a-much-longer-pass-6"}, "role": {"auditor"}})},
 		"POST " + P + "/register":            {want5xx: true, req: h.jsonReq("POST", P+"/register", agentTok, agentproto.Register{Mode: "deploy", BootID: "b1", MACs: []string{"52:54:00:f0:00:03"}})},
 		"GET " + P + "/tasks/next":           {want5xx: true, req: h.jsonReq("GET", P+"/tasks/next", agentTok, nil)},
 		"POST " + P + "/tasks/{id}/progress": {want5xx: true, req: h.jsonReq("POST", P+"/tasks/"+running.ID+"/progress", agentTok, agentproto.Progress{Progress: 0.5, Message: "half"})},

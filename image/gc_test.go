@@ -28,7 +28,7 @@ type anyone struct{}
 func (anyone) Basic(context.Context, string, string, string) (Subject, error) {
 	return Subject{Name: "tester", Access: Push}, nil
 }
-func (anyone) Bearer(context.Context, string) (Subject, error) {
+func (anyone) Bearer(context.Context, string, string) (Subject, error) {
 	return Subject{Name: "tester", Access: Push}, nil
 }
 

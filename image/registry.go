@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,7 +55,9 @@ type Authorizer interface {
 	// Basic checks a username and password from the client at remote; Bearer a token. An
 	// error with a RetryAfter() time.Duration method (a throttled login) is answered 429.
 	Basic(ctx context.Context, user, password, remote string) (Subject, error)
-	Bearer(ctx context.Context, token string) (Subject, error)
+	// Bearer checks a token presented by the TCP peer peer (a machine's token is bound to the
+	// address that fetched its boot script, as on the agent API).
+	Bearer(ctx context.Context, token, peer string) (Subject, error)
 }
 
 // Registry is the embedded OCI distribution registry behind Slate's authentication.
@@ -318,7 +321,7 @@ type scopeSet struct{ manifests, blobs map[string]bool }
 func (r *Registry) authenticate(req *http.Request) (Subject, error) {
 	h := req.Header.Get("Authorization")
 	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return r.auth.Bearer(req.Context(), strings.TrimSpace(tok))
+		return r.auth.Bearer(req.Context(), strings.TrimSpace(tok), tcpPeer(req))
 	}
 	user, pw, ok := req.BasicAuth()
 	if !ok {
@@ -363,10 +366,19 @@ func (r *Registry) authenticate(req *http.Request) (Subject, error) {
 // by its hash where a password costs an argon2id hash, and a token sent as a password must not
 // count as a failed password (that would throttle and lock a client using its token).
 func (r *Registry) checkBasic(req *http.Request, user, pw string) (Subject, error) {
-	if sub, err := r.auth.Bearer(req.Context(), pw); err == nil {
+	if sub, err := r.auth.Bearer(req.Context(), pw, tcpPeer(req)); err == nil {
 		return sub, nil
 	}
 	return r.auth.Basic(req.Context(), user, pw, clientaddr.From(req))
+}
+
+// tcpPeer is the request's TCP peer address (never a header): what machine tokens are bound to.
+func tcpPeer(req *http.Request) string {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	return host
 }
 
 // BlobPath is where the filesystem driver keeps a blob (for tests and garbage collection).

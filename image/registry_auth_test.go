@@ -33,7 +33,7 @@ func (a *countingAuth) Basic(_ context.Context, user, _, _ string) (Subject, err
 	<-a.release
 	return Subject{Name: user, Access: Push}, nil
 }
-func (a *countingAuth) Bearer(context.Context, string) (Subject, error) {
+func (a *countingAuth) Bearer(context.Context, string, string) (Subject, error) {
 	return Subject{}, errors.New("no such token")
 }
 

@@ -27,7 +27,7 @@ func (a *machineAuth) Basic(context.Context, string, string, string) (Subject, e
 	return Subject{}, errors.New("wrong username or password")
 }
 
-func (a *machineAuth) Bearer(_ context.Context, tok string) (Subject, error) {
+func (a *machineAuth) Bearer(_ context.Context, tok, _ string) (Subject, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if tok != "sla_machine" {

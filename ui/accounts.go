@@ -35,7 +35,7 @@ func (u *UI) accountPasswordPost(c echo.Context, s session) error {
 		if strings.Contains(err.Error(), "current password") {
 			field = "current_password"
 		}
-		return u.accountView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not changed: " + errText(err), Field: field})
+		return u.accountView(c, s, statusFor(err, http.StatusUnprocessableEntity), &flash{Kind: "error", Text: "Not changed: " + errText(err), Field: field})
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash("/account", "password-changed"))
 }
@@ -82,7 +82,7 @@ func (u *UI) userAction(c echo.Context, s session) error {
 		return u.errorPage(c, s, http.StatusNotFound, "No such user action.")
 	}
 	if err != nil {
-		return refuse(http.StatusConflict, "Not done ("+verb+" "+name+"): "+errText(err))
+		return refuse(statusFor(err, http.StatusConflict), "Not done ("+verb+" "+name+"): "+errText(err))
 	}
 	u.d.Logger.Info("ui: user action", "action", verb, "user", name, "by", s.user.Username)
 	return c.Redirect(http.StatusSeeOther, withFlash("/users", code)+"#u-"+url.PathEscape(name))
