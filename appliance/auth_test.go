@@ -50,17 +50,17 @@ func newAuthSite(t *testing.T, mutate func(*appliance.Config)) *authSite {
 		mutate(&cfg)
 	}
 	clk := newFakeClock()
-	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1", Now: clk.Now})
+	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "first-pass-01", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
 	s := &authSite{t: t, a: a, srv: httptest.NewServer(a.Handler()), clock: clk}
 	t.Cleanup(s.srv.Close)
-	if _, err := a.Store.AddUser(context.Background(), "test", "tom", "tech-pass-1", inventory.RoleOperator, ""); err != nil {
+	if _, err := a.Store.AddUser(context.Background(), "test", "tom", "tech-pass-0001", inventory.RoleOperator, ""); err != nil {
 		t.Fatal(err)
 	}
-	st, body, _ := s.apiLogin("admin", "admin-pass-1", nil)
+	st, body, _ := s.apiLogin("admin", "first-pass-01", nil)
 	if st != 200 {
 		t.Fatalf("admin login: %d %s", st, body)
 	}
@@ -167,7 +167,7 @@ func TestEveryPasswordPathIsThrottled(t *testing.T) {
 			if n := refusedEvents(); n != 3 {
 				t.Fatalf("each wrong password must be audited (remote, via): %d refused events, want 3", n)
 			}
-			st, body, h := p.login(s, "tom", "tech-pass-1")
+			st, body, h := p.login(s, "tom", "tech-pass-0001")
 			if st != http.StatusTooManyRequests || h.Get("Retry-After") != "1" {
 				t.Fatalf("after 3 failures the next attempt must be 429 with Retry-After: 1, got %d %q %s", st, h.Get("Retry-After"), body)
 			}
@@ -178,7 +178,7 @@ func TestEveryPasswordPathIsThrottled(t *testing.T) {
 				t.Fatalf("a throttled attempt is refused before hashing and not audited: %d refused events, want 3", n)
 			}
 			s.clock.Add(time.Second)
-			if st, body, _ := p.login(s, "tom", "tech-pass-1"); st != p.ok {
+			if st, body, _ := p.login(s, "tom", "tech-pass-0001"); st != p.ok {
 				t.Fatalf("after the wait the right password must work: %d %s", st, body)
 			}
 		})
@@ -205,12 +205,12 @@ func TestLockoutOverAPIAndAdminUnlock(t *testing.T) {
 		t.Fatalf("the 4th consecutive failure must lock: %d %s", st, body)
 	}
 	s.clock.Add(time.Minute)
-	st, body, _ = s.apiLogin("tom", "tech-pass-1", nil)
+	st, body, _ = s.apiLogin("tom", "tech-pass-0001", nil)
 	if st != http.StatusForbidden || !strings.Contains(body, "slate user unlock tom") {
 		t.Fatalf("right password on a locked account: want 403 saying how to unlock, got %d %s", st, body)
 	}
 	s.clock.Add(time.Minute)
-	if st, body, _ := s.uiLogin("tom", "tech-pass-1"); st != http.StatusForbidden || !strings.Contains(body, "locked") {
+	if st, body, _ := s.uiLogin("tom", "tech-pass-0001"); st != http.StatusForbidden || !strings.Contains(body, "locked") {
 		t.Fatalf("web login on a locked account: %d", st)
 	}
 	ev := s.audit("auth.locked")
@@ -244,7 +244,7 @@ func TestLockoutOverAPIAndAdminUnlock(t *testing.T) {
 	if st := unlock(s.admin); st != http.StatusOK {
 		t.Fatalf("admin unlock: %d", st)
 	}
-	if st, body, _ := s.apiLogin("tom", "tech-pass-1", nil); st != http.StatusOK {
+	if st, body, _ := s.apiLogin("tom", "tech-pass-0001", nil); st != http.StatusOK {
 		t.Fatalf("after the unlock tom logs in at once: %d %s", st, body)
 	}
 	if ev := s.audit("user.unlock"); len(ev) != 1 || ev[0].Actor != "admin" {
@@ -256,7 +256,7 @@ func TestLockoutOverAPIAndAdminUnlock(t *testing.T) {
 func TestUIUnlockButton(t *testing.T) {
 	s := newAuthSite(t, func(c *appliance.Config) { c.Login.LockoutAfter = 1 })
 	s.apiLogin("tom", "guess-1", nil)
-	st, body, h := s.uiLogin("admin", "admin-pass-1")
+	st, body, h := s.uiLogin("admin", "first-pass-01")
 	if st != http.StatusSeeOther {
 		t.Fatalf("admin web login: %d %s", st, body)
 	}
@@ -287,7 +287,7 @@ func TestUIUnlockButton(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("unlock form: %d", r.StatusCode)
 	}
-	if st, body, _ := s.apiLogin("tom", "tech-pass-1", nil); st != http.StatusOK {
+	if st, body, _ := s.apiLogin("tom", "tech-pass-0001", nil); st != http.StatusOK {
 		t.Fatalf("after the UI unlock: %d %s", st, body)
 	}
 }
@@ -375,11 +375,11 @@ func TestDataDirIsPrivateAndInitialPasswordGoesAtFirstLogin(t *testing.T) {
 	if !strings.Contains(out.String(), "removes the file") {
 		t.Fatalf("the start notice must say the file is removed at first login: %q", out.String())
 	}
-	if _, err := a.Store.AddUser(context.Background(), "test", "tom", "tech-pass-1", inventory.RoleOperator, ""); err != nil {
+	if _, err := a.Store.AddUser(context.Background(), "test", "tom", "tech-pass-0001", inventory.RoleOperator, ""); err != nil {
 		t.Fatal(err)
 	}
 	s := &authSite{t: t, a: a, srv: srv}
-	if st, _, _ := s.apiLogin("tom", "tech-pass-1", nil); st != 200 {
+	if st, _, _ := s.apiLogin("tom", "tech-pass-0001", nil); st != 200 {
 		t.Fatal(st)
 	}
 	if st, _, _ := s.apiLogin("admin", "not-the-password", nil); st != 401 {
@@ -404,7 +404,7 @@ func TestDataDirIsPrivateAndInitialPasswordGoesAtFirstLogin(t *testing.T) {
 // (the CLI's push-disk does this on every push).
 func TestRegistryTokenAsPasswordIsNoFailedLogin(t *testing.T) {
 	s := newAuthSite(t, nil)
-	_, body, _ := s.apiLogin("tom", "tech-pass-1", nil)
+	_, body, _ := s.apiLogin("tom", "tech-pass-0001", nil)
 	var out struct{ Token string }
 	json.Unmarshal([]byte(body), &out)
 	for i := range 6 {
@@ -418,7 +418,7 @@ func TestRegistryTokenAsPasswordIsNoFailedLogin(t *testing.T) {
 			t.Fatalf("a token sent as a password was recorded as a failed login: %+v", e)
 		}
 	}
-	if st, body, _ := s.apiLogin("tom", "tech-pass-1", nil); st != http.StatusOK {
+	if st, body, _ := s.apiLogin("tom", "tech-pass-0001", nil); st != http.StatusOK {
 		t.Fatalf("tom must not be throttled or locked: %d %s", st, body)
 	}
 }

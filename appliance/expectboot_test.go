@@ -35,10 +35,10 @@ func TestExpectBootThroughTheAPI(t *testing.T) {
 	t.Cleanup(h.srv.Close)
 	h.tok["admin"] = h.login("admin", "first-pass-01")
 	for _, u := range [][2]string{{"olga", "operator"}, {"aldo", "auditor"}} {
-		if st, body := h.do("POST", "/api/v1/users", h.tok["admin"], map[string]string{"username": u[0], "password": "pass-" + u[0] + "-1", "role": u[1]}); st != 201 {
+		if st, body := h.do("POST", "/api/v1/users", h.tok["admin"], map[string]string{"username": u[0], "password": "pass-word-" + u[1] + "-01", "role": u[1]}); st != 201 {
 			t.Fatalf("create %s: %d %s", u[0], st, body)
 		}
-		h.tok[u[1]] = h.login(u[0], "pass-"+u[0]+"-1")
+		h.tok[u[1]] = h.login(u[0], "pass-word-"+u[1]+"-01")
 	}
 	ctx := context.Background()
 	mac := "52:54:00:ee:00:01"

@@ -109,7 +109,7 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	if got, _ = h.a.Store.GetMachine(ctx, m.ID); got.State != lifecycle.Ready {
 		t.Fatalf("genuine inspection: %s (%s)", got.State, got.FailedReason)
 	}
-	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "decommissioning", "reason": "line rebuilt"}); st != 200 {
+	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "decommissioning", "reason": "line rebuilt", "confirm_name": m.Name}); st != 200 {
 		t.Fatalf("decommission: %d %s", st, b)
 	}
 	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {
@@ -252,7 +252,7 @@ func TestGenuineAgentGetsCertificate(t *testing.T) {
 	if got, _ := h.a.Store.GetMachine(ctx, m.ID); got.State != lifecycle.Ready || got.Serial != "HMI-7" {
 		t.Fatalf("inspection: %+v", got)
 	}
-	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "decommissioning", "reason": "end of life"}); st != 200 {
+	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "decommissioning", "reason": "end of life", "confirm_name": m.Name}); st != 200 {
 		t.Fatalf("decommission: %d %s", st, b)
 	}
 	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {

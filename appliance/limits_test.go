@@ -26,7 +26,7 @@ func TestServeCutsSlowClientsButNotStreams(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.HTTP = httplimit.Limits{ReadHeader: 500 * time.Millisecond, Read: 700 * time.Millisecond, Write: 700 * time.Millisecond,
 		Idle: 500 * time.Millisecond, Stall: 5 * time.Second}
-	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "admin-pass-1"})
+	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "first-pass-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestServeCutsSlowClientsButNotStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	body := `{"username":"admin","password":"admin-pass-1"}`
+	body := `{"username":"admin","password":"first-pass-01"}`
 	fmt.Fprintf(c, "POST /api/v1/auth/token HTTP/1.1\r\nHost: slate\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
 	go func() {
 		for i := range len(body) {

@@ -20,7 +20,7 @@ func TestLockoutSurvivesRestartAndOnlyAnAdminUnlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddUser(ctx, "admin", "tom", "tech-pass-1", RoleOperator, ""); err != nil {
+	if _, err := s.AddUser(ctx, "admin", "tom", "tech-pass-0001", RoleOperator, ""); err != nil {
 		t.Fatal(err)
 	}
 	// A good login between failures restarts the count: only consecutive failures lock.
@@ -41,7 +41,7 @@ func TestLockoutSurvivesRestartAndOnlyAnAdminUnlocks(t *testing.T) {
 			t.Fatalf("failure %d: locked=%v, want lock exactly at the 3rd consecutive failure", i+1, locked)
 		}
 	}
-	if _, err := s.Authenticate(ctx, "tom", "tech-pass-1"); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "slate user unlock tom") {
+	if _, err := s.Authenticate(ctx, "tom", "tech-pass-0001"); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "slate user unlock tom") {
 		t.Fatalf("the right password on a locked account must be refused saying how to unlock: %v", err)
 	}
 	// A wrong password gets the same answer: a locked account is no password oracle.
@@ -59,7 +59,7 @@ func TestLockoutSurvivesRestartAndOnlyAnAdminUnlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Authenticate(ctx, "tom", "tech-pass-1"); !errors.Is(err, ErrLocked) {
+	if _, err := s.Authenticate(ctx, "tom", "tech-pass-0001"); !errors.Is(err, ErrLocked) {
 		t.Fatalf("a restart must not unlock: %v", err)
 	}
 	us, _ := s.ListUsers(ctx)
@@ -72,7 +72,7 @@ func TestLockoutSurvivesRestartAndOnlyAnAdminUnlocks(t *testing.T) {
 	if err := s.UnlockUser(ctx, "admin", "tom"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate(ctx, "tom", "tech-pass-1"); err != nil {
+	if _, err := s.Authenticate(ctx, "tom", "tech-pass-0001"); err != nil {
 		t.Fatalf("after unlock: %v", err)
 	}
 	ev, _ = s.ListAudit(ctx, AuditFilter{Action: "user.unlock"})
@@ -106,7 +106,7 @@ func TestDatabaseFilesArePrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddUser(ctx, "test", "tom", "tech-pass-1", RoleOperator, ""); err != nil {
+	if _, err := s.AddUser(ctx, "test", "tom", "tech-pass-0001", RoleOperator, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {

@@ -21,7 +21,7 @@ func TestExpectBootButton(t *testing.T) {
 		t.Fatal(err)
 	}
 	csrf := between(readAll(r), `name="csrf" value="`, `"`)
-	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {"tom"}, "password": {"tech-pass-1"}})
+	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {"tom"}, "password": {"tech-pass-01"}})
 	r.Body.Close()
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("login: %d", r.StatusCode)

@@ -106,7 +106,7 @@ func TestRegistryDeleteForm(t *testing.T) {
 		}
 		d, _ := img.Digest()
 		ref, _ := name.ParseReference(strings.TrimPrefix(s.srv.URL, "http://")+"/"+repo+"@"+d.String(), name.Insecure)
-		if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "tom", Password: "tech-pass-1"})); err != nil {
+		if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "tom", Password: "tech-pass-01"})); err != nil {
 			t.Fatal(err)
 		}
 		return repo + "@" + d.String()
@@ -125,7 +125,7 @@ func TestRegistryDeleteForm(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tom := formClient(t, s, "tom", "tech-pass-1")
+	tom := formClient(t, s, "tom", "tech-pass-01")
 	r, _ := tom.Get(s.srv.URL + "/releases")
 	page := readAll(r)
 	if strings.Contains(page, `action="/registry/delete"`) {

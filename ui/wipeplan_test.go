@@ -24,7 +24,7 @@ func TestWipePlanShowsDiscrepancies(t *testing.T) {
 	cl := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	r, _ := cl.Get(s.srv.URL + "/login")
 	csrf := between(readAll(r), `name="csrf" value="`, `"`)
-	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {"tom"}, "password": {"tech-pass-1"}})
+	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {"tom"}, "password": {"tech-pass-01"}})
 	r.Body.Close()
 	m, _ := s.a.Store.GetMachine(ctx, "press-01")
 	if _, err := s.a.Lifecycle.Transition(ctx, m.ID, lifecycle.Decommissioning, "tom", "end of life"); err != nil {
@@ -97,7 +97,7 @@ func TestIdentityFormCorrectsSerial(t *testing.T) {
 	if got, _ := s.a.Store.GetMachine(ctx, m.ID); got.Serial != "SN-press-01" {
 		t.Fatalf("serial after the auditor's attempt: %q", got.Serial)
 	}
-	if st := post("tom", "tech-pass-1"); st != http.StatusSeeOther {
+	if st := post("tom", "tech-pass-01"); st != http.StatusSeeOther {
 		t.Fatalf("technician's correction: %d", st)
 	}
 	got, _ := s.a.Store.GetMachine(ctx, m.ID)
