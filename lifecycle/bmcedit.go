@@ -43,14 +43,25 @@ var ErrFingerprintNotConfirmed = errors.New("the BMC's certificate is not the on
 // (redfish.Client does; test doubles need not).
 type fingerprinted interface{ Fingerprint() string }
 
+// machineReader reads a machine outside a write transaction (inventory.Store does).
+type machineReader interface {
+	GetMachine(ctx context.Context, idOrName string) (inventory.Machine, error)
+}
+
 // currentBMC reads a machine and the BMC settings a change starts from (stored ones, or none).
 func (l *Machines) currentBMC(ctx context.Context, box *inventory.SecretBox, idOrName string) (inventory.Machine, inventory.BMCCredentials, error) {
 	var m inventory.Machine
-	err := l.store.Update(ctx, func(tx *inventory.Tx) error {
-		var err error
-		m, err = tx.GetMachine(ctx, idOrName)
-		return err
-	})
+	var err error
+	if r, ok := l.store.(machineReader); ok {
+		// a probe writes nothing: it must not wait for, or fail with, the write path
+		m, err = r.GetMachine(ctx, idOrName)
+	} else {
+		err = l.store.Update(ctx, func(tx *inventory.Tx) error {
+			var err error
+			m, err = tx.GetMachine(ctx, idOrName)
+			return err
+		})
+	}
 	if err != nil {
 		return m, inventory.BMCCredentials{}, err
 	}
