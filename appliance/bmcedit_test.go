@@ -56,6 +56,11 @@ func TestRepinChangedBMCCertificate(t *testing.T) {
 		t.Fatalf("the changed certificate's error: %s", msg)
 	}
 
+	// The machine failed on it (as the reconciler fails a machine whose BMC step failed).
+	if _, err := h.a.Lifecycle.Fail(ctx, m.ID, "slate", msg, ""); err != nil {
+		t.Fatal(err)
+	}
+
 	st, b = h.do("POST", "/api/v1/machines/"+m.ID+"/bmc/probe", h.tok["operator"], nil)
 	var p lifecycle.BMCProbe
 	json.Unmarshal(b, &p)
@@ -111,6 +116,11 @@ func TestRepinChangedBMCCertificate(t *testing.T) {
 		if k == "password" || v == "password" || v == "wrong" {
 			t.Fatalf("the audit event carries a password: %v", ev[0].Details)
 		}
+	}
+	// Re-pinned, the failed machine is retried, and its BMC works again.
+	st, b = h.do("POST", "/api/v1/machines/"+m.ID+"/transition", h.tok["operator"], map[string]string{"to": "retry", "reason": "BMC re-pinned"})
+	if st != 200 || !strings.Contains(string(b), `"state":"enrolled"`) {
+		t.Fatalf("retry after the re-pin: %d %s", st, b)
 	}
 	if err := h.a.Lifecycle.PowerOnForNetboot(ctx, h.a.Secrets, h.a.Store, "test", m.ID, redfish.BootPXE, false); err != nil {
 		t.Fatalf("power-on after the re-pin: %v", err)

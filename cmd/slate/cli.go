@@ -251,6 +251,7 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 	row("Labels", strings.Join(inventory.SortedLabels(m.Labels), " "))
 	if m.BMC != nil {
 		row("BMC", m.BMC.Address+" ("+m.BMC.VendorProfile+", user "+m.BMC.Username+")")
+		row("BMC certificate", m.BMC.TLSFingerprint)
 	}
 	row("Desired release", m.DesiredRelease)
 	row("Booted release", m.BootedRelease)
