@@ -66,7 +66,7 @@ func flashFor(code string) (flash, bool) {
 		return flash{"ok", "BMC certificate re-pinned. The machine is still failed: once its cause is fixed, retry it below.", ""}, true
 	// Refusals and partial failures.
 	case "enrolled-left-running":
-		return flash{"warn", "Enrolled, but not powered on: the machine is running, so Slate left it alone (no boot set, not restarted). Slate inspects it once it is off: shut it down in a maintenance window, or adopt it as it runs.", ""}, true
+		return flash{"warn", "Enrolled, but not powered on: the machine is running, so Slate left it alone (no boot set, not restarted). Slate powers it into inspection by itself once it is off: shut it down in a maintenance window, or adopt it as it runs.", ""}, true
 	case "enrolled-power-on-failed":
 		return flash{"warn", "Enrolled, but powering the machine on through its BMC failed: the reason is shown below.", ""}, true
 	case "reason-required":

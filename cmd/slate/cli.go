@@ -341,8 +341,8 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 func enrollWarning(name, code, detail string) string {
 	if code == lifecycle.WarningMachineRunning {
 		return fmt.Sprintf("%s is enrolled but NOT powered into a network boot: it is running, so Slate left it alone "+
-			"(no boot override set, not restarted). Slate inspects it once it is off: shut it down in a maintenance window, "+
-			"or adopt it as it runs. Detail: %s", name, detail)
+			"(no boot override set, not restarted). Slate powers it into inspection by itself once it is off: shut it down in a "+
+			"maintenance window (or now, interrupting what runs: slate bmc power off --force --address … --user …), or adopt it as it runs. Detail: %s", name, detail)
 	}
 	return fmt.Sprintf("%s is enrolled but NOT powered on: the power-on through its BMC failed, so nothing boots it yet. "+
 		"Fix what the detail names (slate machine bmc %s changes the BMC's address, credentials or pinned certificate), "+
