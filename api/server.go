@@ -99,6 +99,8 @@ func New(d Deps) *Server {
 		{Method: "POST", Path: "/machines", Summary: "Enroll a machine by MAC, serial and/or BMC", Roles: writers, Body: lifecycle.EnrollRequest{}, handler: s.enroll},
 		{Method: "GET", Path: "/machines/:id", Summary: "One machine", Roles: all, handler: s.getMachine},
 		{Method: "PATCH", Path: "/machines/:id", Summary: "Update a machine's descriptive fields", Roles: writers, Body: inventory.MachinePatch{}, handler: s.updateMachine},
+		{Method: "POST", Path: "/machines/:id/bmc/probe", Summary: "Connect to a machine's BMC (stored settings, or the ones in the body) and show the certificate it presents beside the pinned one: the first step of a re-pin", Roles: writers, Body: lifecycle.BMCChange{}, handler: s.probeBMC},
+		{Method: "PUT", Path: "/machines/:id/bmc", Summary: "Change a machine's BMC address, credentials, vendor profile or pinned certificate; a new certificate is pinned only with tls_fingerprint equal to the one the BMC presents (see bmc/probe)", Roles: writers, Body: lifecycle.BMCChange{}, handler: s.setBMC},
 		{Method: "POST", Path: "/machines/:id/transition", Summary: "Move a machine to another lifecycle state (or retry a failed one); to decommissioning only with confirm_name equal to the machine's name", Roles: writers, Body: transitionRequest{}, handler: s.transition},
 		{Method: "GET", Path: "/machines/:id/audit", Summary: "Audit events about one machine", Roles: readersOfAudit, handler: s.machineAudit},
 		{Method: "POST", Path: "/machines/:id/expect-boot", Summary: "Announce that you will power the machine on by hand: its network boot is expected (and gets an agent token) for the boot window", Roles: writers, handler: s.expectBoot},

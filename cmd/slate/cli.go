@@ -94,6 +94,7 @@ func machineCommands() *command {
 		{name: "provision", summary: "set the release a machine should run (installs, updates or rolls back)", run: machineProvision},
 		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
 		{name: "identity", summary: "correct a machine's serial or system UUID (they then count as entered by an operator; \"\" hands them back to inspection)", run: machineIdentity},
+		{name: "bmc", summary: "change a machine's BMC address, credentials or vendor profile, or re-pin its certificate (--repin)", run: machineBMC},
 		{name: "wipe-plan", summary: "show a decommissioning machine's wipe plan and how it differs from inspection", run: machineWipePlan},
 	}}
 }
@@ -250,6 +251,7 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 	row("Labels", strings.Join(inventory.SortedLabels(m.Labels), " "))
 	if m.BMC != nil {
 		row("BMC", m.BMC.Address+" ("+m.BMC.VendorProfile+", user "+m.BMC.Username+")")
+		row("BMC certificate", m.BMC.TLSFingerprint)
 	}
 	row("Desired release", m.DesiredRelease)
 	row("Booted release", m.BootedRelease)
@@ -268,7 +270,9 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--power-on [--force]]] [--label k=v]...")
+	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--power-on [--force]]] [--label k=v]...\n\n"+
+		"Exit status 3: enrolled, but not powered on as --power-on asked (the machine runs and was left alone,\n"+
+		"or the BMC failed the power-on): the warning says why and what to do. 1: not enrolled.")
 	server, asJSON := apiFlags(fs)
 	var macs, labels multi
 	name := fs.String("name", "", "machine name (default: generated)")
@@ -311,20 +315,38 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	var m struct {
 		inventory.Machine
-		Warning string `json:"warning"`
+		Warning     string `json:"warning,omitempty"`
+		WarningCode string `json:"warning_code,omitempty"`
 	}
 	if err := c.do(ctx, "POST", "/machines", nil, req, &m); err != nil {
 		// Non-zero exit: a 5xx means nothing was stored (e.g. Slate's disk is full).
 		return fmt.Errorf("not enrolled: %w", err)
 	}
 	if *asJSON {
-		return printJSON(env.stdout, m)
+		if err := printJSON(env.stdout, m); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
 	}
-	fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
 	if m.Warning != "" {
-		fmt.Fprintf(env.stderr, "Warning: %s\n", m.Warning)
+		// Enrolled, but not powered on as asked: a script must not take this for success.
+		return errWarning{enrollWarning(m.Name, m.WarningCode, m.Warning)}
 	}
 	return nil
+}
+
+// enrollWarning says in plain words why an enrolled machine was not powered on and what to
+// do, with Slate's detail after it.
+func enrollWarning(name, code, detail string) string {
+	if code == lifecycle.WarningMachineRunning {
+		return fmt.Sprintf("%s is enrolled but NOT powered into a network boot: it is running, so Slate left it alone "+
+			"(no boot override set, not restarted). Slate powers it into inspection by itself once it is off: shut it down in a "+
+			"maintenance window (or now, interrupting what runs: slate bmc power off --force --address … --user …), or adopt it as it runs. Detail: %s", name, detail)
+	}
+	return fmt.Sprintf("%s is enrolled but NOT powered on: the power-on through its BMC failed, so nothing boots it yet. "+
+		"Fix what the detail names (slate machine bmc %s changes the BMC's address, credentials or pinned certificate), "+
+		"then power it on yourself, announced with slate machine expect-boot %s. Detail: %s", name, name, name, detail)
 }
 
 // isTerminal says whether r is an interactive terminal (prompts are shown only there;
