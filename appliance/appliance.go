@@ -36,7 +36,7 @@ import (
 	"slate/pxe"
 	"slate/redfish"
 	"slate/ui"
-	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // Options are what cmd/ hands over besides the configuration.
@@ -272,7 +272,7 @@ func tightenDataDir(dir, keyDir string, log *slog.Logger) error {
 			return err
 		}
 	}
-	return restrictMode(filepath.Join(keyDir, wipe.SigningKeyFile), 0o600, log)
+	return restrictMode(filepath.Join(keyDir, wipecert.SigningKeyFile), 0o600, log)
 }
 
 // restrictMode sets path's permissions to want when group or others have any (a missing

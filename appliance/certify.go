@@ -13,6 +13,7 @@ import (
 
 	"slate/inventory"
 	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // WipeConfig is the decommissioning part of the configuration.
@@ -54,7 +55,7 @@ func loadWipePolicy(cfg WipeConfig) (*wipe.Policy, error) {
 // certifier signs certificates with the appliance's key; the key never leaves the appliance.
 type certifier struct {
 	key     ed25519.PrivateKey
-	meta    wipe.CertMeta
+	meta    wipecert.CertMeta
 	store   *inventory.Store
 	version string
 }
@@ -64,12 +65,12 @@ func newCertifier(cfg WipeConfig, dataDir, version string, store *inventory.Stor
 	if dir == "" {
 		dir = dataDir + "/keys"
 	}
-	key, err := wipe.LoadOrCreateSigningKey(dir, nil)
+	key, err := wipecert.LoadOrCreateSigningKey(dir, nil)
 	if err != nil {
 		return nil, fmt.Errorf("wipe.key_dir %s: %w", dir, err)
 	}
 	c := &certifier{key: key, store: store, version: version}
-	c.meta.Destination = wipe.Destination{Type: "Internal Reuse"}
+	c.meta.Destination = wipecert.Destination{Type: "Internal Reuse"}
 	c.meta.DataBackedUp = "Unknown"
 	if cfg.CertificateFile != "" {
 		b, err := os.ReadFile(cfg.CertificateFile)
@@ -116,11 +117,11 @@ func (c *certifier) Certify(ctx context.Context, tx *inventory.Tx, m inventory.M
 		return false, "the wipe result was refused as suspicious, no certificate issued: " + strings.Join(problems, "; "), nil
 	}
 	meta := c.meta
-	meta.Machine = wipe.MachineIdentity{ID: m.ID, Name: m.Name, Serial: m.Serial, Manufacturer: m.Vendor, Model: m.Model}
+	meta.Machine = wipecert.MachineIdentity{ID: m.ID, Name: m.Name, Serial: m.Serial, Manufacturer: m.Vendor, Model: m.Model}
 	if meta.Person.Name == "" {
 		meta.Person.Name = p.Authorization.ConfirmedBy
 	}
-	certs, report, err := wipe.Certify(tr, p.Authorization, meta, "Slate "+c.version, c.key, certID, time.Now().UTC())
+	certs, report, err := wipecert.Certify(tr, p.Authorization, meta, "Slate "+c.version, c.key, certID, time.Now().UTC())
 	if err != nil {
 		return false, "", err
 	}
