@@ -98,7 +98,7 @@ func TestQEMUDecommission(t *testing.T) {
 	for _, d := range []string{"bin", "mod", "proc", "sys", "dev"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
-	build := exec.Command(goBin, "build", "-o", filepath.Join(root, "check"), "slate/wipe/internal/qemucheck")
+	build := exec.Command(goBin, "build", "-o", filepath.Join(root, "check"), "slate/internal/cmd/qemucheck")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build qemucheck: %v\n%s", err, out)

@@ -164,3 +164,52 @@ func TestImportRulesCatchAServerPackageInTheAgent(t *testing.T) {
 		}
 	}
 }
+
+// misplacedMains lists main packages outside the two homes of commands: cmd/<name> for the
+// binaries Slate ships, internal/cmd/<name> for benchmarks' servers and drivers, build tools
+// and the init-side halves of VM tests.
+func misplacedMains(names map[string]string) []string {
+	var out []string
+	for path, name := range names {
+		if name != "main" {
+			continue
+		}
+		rest, ok := strings.CutPrefix(path, "slate/cmd/")
+		if !ok {
+			rest, ok = strings.CutPrefix(path, "slate/internal/cmd/")
+		}
+		if !ok || rest == "" || strings.Contains(rest, "/") {
+			out = append(out, path)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestMainPackagesLiveInCmd(t *testing.T) {
+	cmd := exec.Command("go", "list", "-f", `{{.Name}} {{.ImportPath}}`, "slate/...")
+	cmd.Dir = "../.."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list slate/...: %v\n%s", err, stderr.String())
+	}
+	names := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, path, _ := strings.Cut(line, " ")
+		names[path] = name
+	}
+	if names["slate/cmd/slate-agent"] != "main" || names["slate/internal/cmd/wipebench"] != "main" {
+		t.Fatalf("go list did not list the commands: %v", names)
+	}
+	for _, p := range misplacedMains(names) {
+		t.Errorf("%s is a main package outside cmd/<name> (shipped binaries) and internal/cmd/<name> (bench and build tools): move it", p)
+	}
+	// The bad case beside the good: tools where they used to live are caught.
+	old := map[string]string{"slate/cmd/slate": "main", "slate/internal/cmd/dhcpbench": "main", "slate/dhcp": "dhcp",
+		"slate/dhcp/cmd/dhcpbench": "main", "slate/pxe/internal/benchserve": "main", "slate/internal/cmd/x/y": "main"}
+	if got := misplacedMains(old); strings.Join(got, " ") != "slate/dhcp/cmd/dhcpbench slate/internal/cmd/x/y slate/pxe/internal/benchserve" {
+		t.Fatalf("misplaced mains in the old layout: %v", got)
+	}
+}
