@@ -25,6 +25,7 @@ assets: $(ASSET_TARGETS)
 build: assets
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/slate ./cmd/slate
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/slate-agent ./cmd/slate-agent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/slate-lab ./cmd/slate-lab
 
 # The whole suite: unit, store, HTTP, real-peer network tests in namespaces, QEMU end to end.
 test: deps build

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"slate/agent/agentproto"
-	"slate/image"
+	"slate/image/disk"
 )
 
 // KindInstallImage writes a release's raw disk image onto the machine's target disk.
@@ -123,7 +123,7 @@ func RegisterInstall(r *Registry, c *Client, disks func() ([]Disk, error), devDi
 			return Outcome{}, fmt.Errorf("install-image: fetch %s: HTTP %d", p.BlobURL, resp.StatusCode)
 		}
 		total := resp.ContentLength
-		res, err := image.WriteImage(ctx, resp.Body, dev, image.WriteOptions{Digest: p.Digest, Compression: p.Compression,
+		res, err := disk.WriteImage(ctx, resp.Body, dev, disk.WriteOptions{Digest: p.Digest, Compression: p.Compression,
 			Progress: func(w, disk int64) {
 				if total > 0 && p.Compression == "" {
 					rep.Progress(min(0.95, float64(w)/float64(total)), "writing "+p.Release)
@@ -140,15 +140,15 @@ func RegisterInstall(r *Registry, c *Client, disks func() ([]Disk, error), devDi
 		// than leave a machine Slate cannot see.
 		nt, err := c.NodeToken(ctx, t.ID)
 		if err != nil {
-			image.ZeroBootSectors(dev)
+			disk.ZeroBootSectors(dev)
 			return Outcome{}, fmt.Errorf("install-image: node token: %w", err)
 		}
-		nc := image.NodeConfig{URL: c.Base, Token: nt.Token, Machine: nt.MachineID, Release: p.Release, Digest: p.ImageDigest}
-		if err := image.WriteNodeConfig(dev, nc); err != nil {
-			image.ZeroBootSectors(dev)
+		nc := disk.NodeConfig{URL: c.Base, Token: nt.Token, Machine: nt.MachineID, Release: p.Release, Digest: p.ImageDigest}
+		if err := disk.WriteNodeConfig(dev, nc); err != nil {
+			disk.ZeroBootSectors(dev)
 			return Outcome{}, fmt.Errorf("install-image: %w", err)
 		}
-		rep.Logf("node config written to the %s partition (release %s, digest %s)", image.NodeConfigPartition, p.Release, p.ImageDigest)
+		rep.Logf("node config written to the %s partition (release %s, digest %s)", disk.NodeConfigPartition, p.Release, p.ImageDigest)
 		out, _ := json.Marshal(map[string]any{"disk": d, "result": res, "release": p.Release, "image_digest": p.ImageDigest})
 		log.Info("image installed", "release", p.Release, "disk", dev, "bytes", res.Written)
 		return Outcome{Result: out}, nil

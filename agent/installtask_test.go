@@ -17,7 +17,7 @@ import (
 	"testing"
 
 	"slate/agent/agentproto"
-	"slate/image"
+	"slate/image/disk"
 	"slate/internal/testenv"
 )
 
@@ -109,19 +109,19 @@ func TestInstallImageOnLoopDevice(t *testing.T) {
 		return o, rep, err
 	}
 	bootSectorsZero := func() bool {
-		disk, _ := os.ReadFile(file)
-		return bytes.Equal(disk[:1<<20], make([]byte, 1<<20))
+		raw, _ := os.ReadFile(file)
+		return bytes.Equal(raw[:1<<20], make([]byte, 1<<20))
 	}
 	o, rep, err := run(digest)
 	if err != nil {
 		t.Fatalf("install: %v\n%s", err, rep.lines())
 	}
-	disk, _ := os.ReadFile(file)
-	if !bytes.Equal(disk[1<<20:3<<19], img[1<<20:3<<19]) || !strings.Contains(string(o.Result), digest[7:]) {
+	raw, _ := os.ReadFile(file)
+	if !bytes.Equal(raw[1<<20:3<<19], img[1<<20:3<<19]) || !strings.Contains(string(o.Result), digest[7:]) {
 		t.Fatalf("disk does not hold the image (result %s)", o.Result)
 	}
-	nc, err := image.ParseNodeConfig(disk[3<<19 : 2<<20])
-	want := image.NodeConfig{URL: srv.URL, Token: "sln_node-token", Machine: "m-1", Release: "hmi@1", Digest: "sha256:manifest"}
+	nc, err := disk.ParseNodeConfig(raw[3<<19 : 2<<20])
+	want := disk.NodeConfig{URL: srv.URL, Token: "sln_node-token", Machine: "m-1", Release: "hmi@1", Digest: "sha256:manifest"}
 	if err != nil || nc != want {
 		t.Fatalf("node config on disk %+v, %v", nc, err)
 	}

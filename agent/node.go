@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"slate/agent/agentproto"
-	"slate/image"
+	"slate/image/disk"
 )
 
 // ParseBootcStatus returns the digest of the image bootc booted, from `bootc status
@@ -74,7 +74,7 @@ type Node struct {
 	Exec func(ctx context.Context, name string, args ...string) ([]byte, error)
 	// Installed is the installer's record on the disk (disk images): reported beside the
 	// release the running system names, so Slate can check the two agree.
-	Installed image.NodeConfig
+	Installed disk.NodeConfig
 }
 
 // BootedRelease says what this node booted, and from where it learnt it.

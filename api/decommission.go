@@ -13,7 +13,7 @@ import (
 
 	"slate/inventory"
 	"slate/lifecycle"
-	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // Decommissioner confirms wipes and holds the certificate key (the reconciler and the
@@ -119,7 +119,7 @@ func (s *Server) publicKey(c echo.Context) error {
 	if s.d.Decommission == nil {
 		return problem(http.StatusServiceUnavailable, "no signing key configured")
 	}
-	return c.Blob(http.StatusOK, "application/x-pem-file", wipe.PublicKeyPEM(s.d.Decommission.PublicKey()))
+	return c.Blob(http.StatusOK, "application/x-pem-file", wipecert.PublicKeyPEM(s.d.Decommission.PublicKey()))
 }
 
 func (s *Server) certificatePDF(c echo.Context) error {
@@ -130,7 +130,7 @@ func (s *Server) certificatePDF(c echo.Context) error {
 	if s.d.Decommission == nil {
 		return problem(http.StatusServiceUnavailable, "no signing key configured")
 	}
-	pdf, err := wipe.CertificatePDF(cert.File, s.d.Decommission.PublicKey())
+	pdf, err := wipecert.CertificatePDF(cert.File, s.d.Decommission.PublicKey())
 	if err != nil {
 		return fmt.Errorf("certificate %s does not verify: %w", cert.ID, err)
 	}
@@ -154,7 +154,7 @@ func (s *Server) reportPDF(c echo.Context) error {
 	if s.d.Decommission == nil {
 		return problem(http.StatusServiceUnavailable, "no signing key configured")
 	}
-	pdf, err := wipe.ReportPDF(reps[0].File, s.d.Decommission.PublicKey())
+	pdf, err := wipecert.ReportPDF(reps[0].File, s.d.Decommission.PublicKey())
 	if err != nil {
 		return fmt.Errorf("report %s does not verify: %w", reps[0].ID, err)
 	}
@@ -180,7 +180,7 @@ func (s *Server) exportCertificates(c echo.Context) error {
 		return err
 	}
 	if s.d.Decommission != nil {
-		if err := add("public-key.pem", wipe.PublicKeyPEM(s.d.Decommission.PublicKey())); err != nil {
+		if err := add("public-key.pem", wipecert.PublicKeyPEM(s.d.Decommission.PublicKey())); err != nil {
 			return err
 		}
 	}

@@ -6,15 +6,15 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"slate/image"
+	"slate/image/registry"
 )
 
 // RegistryCollector garbage-collects the embedded registry, keeping tagged images and every
 // release's image, and audits the run.
 type RegistryCollector interface {
-	CollectGarbage(ctx context.Context, actor string, dryRun bool) (image.GCReport, error)
+	CollectGarbage(ctx context.Context, actor string, dryRun bool) (registry.GCReport, error)
 	// DeleteImage removes one manifest and its tags unless a release uses it; audited.
-	DeleteImage(ctx context.Context, actor, repo, digest string) (image.DeleteReport, error)
+	DeleteImage(ctx context.Context, actor, repo, digest string) (registry.DeleteReport, error)
 }
 
 func (s *Server) registryRoutes() []Route {

@@ -30,13 +30,13 @@ import (
 	"slate/api/agentapi"
 	"slate/authguard"
 	"slate/dhcp"
-	"slate/image"
+	"slate/image/registry"
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/pxe"
 	"slate/redfish"
 	"slate/ui"
-	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // Options are what cmd/ hands over besides the configuration.
@@ -63,7 +63,7 @@ type Appliance struct {
 	Secrets    *inventory.SecretBox
 	Lifecycle  *lifecycle.Machines
 	Releases   *lifecycle.Releases
-	Images     *image.Registry
+	Images     *registry.Registry
 	Hub        *ui.Hub
 	API        *api.Server
 	Reconciler *lifecycle.Reconciler
@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger) // the client attaches bmc= to its lines itself
 	})
-	reg, err := image.NewRegistry(ctx, filepath.Join(cfg.DataDir, "registry"), registryAuth{store, a.Guard}, o.Logger)
+	reg, err := registry.NewRegistry(ctx, filepath.Join(cfg.DataDir, "registry"), registryAuth{store, a.Guard}, o.Logger)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -272,7 +272,7 @@ func tightenDataDir(dir, keyDir string, log *slog.Logger) error {
 			return err
 		}
 	}
-	return restrictMode(filepath.Join(keyDir, wipe.SigningKeyFile), 0o600, log)
+	return restrictMode(filepath.Join(keyDir, wipecert.SigningKeyFile), 0o600, log)
 }
 
 // restrictMode sets path's permissions to want when group or others have any (a missing
@@ -427,42 +427,42 @@ type registryAuth struct {
 	guard *authguard.Guard
 }
 
-func accessOf(role string) image.Access {
+func accessOf(role string) registry.Access {
 	if role == inventory.RoleAdmin || role == inventory.RoleOperator {
-		return image.Push
+		return registry.Push
 	}
-	return image.Pull
+	return registry.Pull
 }
 
-func (r registryAuth) Basic(ctx context.Context, user, password, remote string) (image.Subject, error) {
+func (r registryAuth) Basic(ctx context.Context, user, password, remote string) (registry.Subject, error) {
 	u, err := r.guard.Check(ctx, user, password, remote, "registry")
 	if err != nil {
-		return image.Subject{}, err
+		return registry.Subject{}, err
 	}
-	return image.Subject{Name: u.Username, Access: accessOf(u.Role)}, nil
+	return registry.Subject{Name: u.Username, Access: accessOf(u.Role)}, nil
 }
 
 // Bearer scopes a machine's token by what its machine runs now (lifecycle.RegistryScope):
 // asked on every request, so the access ends with the task.
 // A deploy environment's token is bound to the address that fetched its boot script: from
 // anywhere else it is refused here as on the agent API.
-func (r registryAuth) Bearer(ctx context.Context, token, peer string) (image.Subject, error) {
+func (r registryAuth) Bearer(ctx context.Context, token, peer string) (registry.Subject, error) {
 	if u, err := r.s.UserForToken(ctx, token, "api"); err == nil {
-		return image.Subject{Name: u.Username, Access: accessOf(u.Role)}, nil
+		return registry.Subject{Name: u.Username, Access: accessOf(u.Role)}, nil
 	}
 	addr, _ := netip.ParseAddr(peer)
 	cred, err := r.s.AuthenticateAgentToken(ctx, token, addr.Unmap())
 	if err != nil {
-		return image.Subject{}, err
+		return registry.Subject{}, err
 	}
-	sub := image.Subject{Name: cred.Kind + "-token:" + cred.MachineID, Scoped: true}
+	sub := registry.Subject{Name: cred.Kind + "-token:" + cred.MachineID, Scoped: true}
 	running, err := r.s.RunningTasks(ctx, cred.MachineID)
 	if err != nil {
-		return image.Subject{}, err
+		return registry.Subject{}, err
 	}
 	sub.Images, sub.Why = lifecycle.RegistryScope(cred.Kind, running)
 	if len(sub.Images) > 0 {
-		sub.Access = image.Pull
+		sub.Access = registry.Pull
 	}
 	return sub, nil
 }

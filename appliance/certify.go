@@ -3,16 +3,14 @@ package appliance
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"slate/inventory"
 	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // WipeConfig is the decommissioning part of the configuration.
@@ -51,105 +49,54 @@ func loadWipePolicy(cfg WipeConfig) (*wipe.Policy, error) {
 	return &p, nil
 }
 
-// certifier signs certificates with the appliance's key; the key never leaves the appliance.
+// certifier adapts wipecert.Issuer (which knows no store) to lifecycle.Certifier: it writes
+// what the issuer returns, with its audit events, in the transaction that moves the machine.
 type certifier struct {
-	key     ed25519.PrivateKey
-	meta    wipe.CertMeta
-	store   *inventory.Store
-	version string
+	issuer *wipecert.Issuer
 }
 
-func newCertifier(cfg WipeConfig, dataDir, version string, store *inventory.Store) (*certifier, error) {
+func newCertifier(cfg WipeConfig, dataDir, version string, _ *inventory.Store) (*certifier, error) {
 	dir := cfg.KeyDir
 	if dir == "" {
 		dir = dataDir + "/keys"
 	}
-	key, err := wipe.LoadOrCreateSigningKey(dir, nil)
+	is, err := wipecert.NewIssuer(wipecert.IssuerConfig{KeyDir: dir, MetaFile: cfg.CertificateFile, Tool: "Slate " + version})
 	if err != nil {
-		return nil, fmt.Errorf("wipe.key_dir %s: %w", dir, err)
+		return nil, err
 	}
-	c := &certifier{key: key, store: store, version: version}
-	c.meta.Destination = wipe.Destination{Type: "Internal Reuse"}
-	c.meta.DataBackedUp = "Unknown"
-	if cfg.CertificateFile != "" {
-		b, err := os.ReadFile(cfg.CertificateFile)
-		if err != nil {
-			return nil, fmt.Errorf("wipe.certificate_file: %w", err)
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c.meta); err != nil {
-			return nil, fmt.Errorf("wipe.certificate_file %s: %w", cfg.CertificateFile, err)
-		}
-	}
-	return c, nil
+	return &certifier{issuer: is}, nil
 }
 
 // PublicKey is what auditors verify certificates with (`slate cert verify`).
-func (c *certifier) PublicKey() ed25519.PublicKey { return c.key.Public().(ed25519.PublicKey) }
-
-func certID() string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	return "c-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
+func (c *certifier) PublicKey() ed25519.PublicKey { return c.issuer.PublicKey() }
 
 // Certify implements lifecycle.Certifier.
 func (c *certifier) Certify(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) (bool, string, error) {
-	var tr wipe.TaskResult
-	if err := json.Unmarshal(task.Result, &tr); err != nil {
-		return false, "", fmt.Errorf("wipe task %s: result is not a wipe result: %w", task.ID, err)
-	}
-	var p wipe.TaskParams
-	if err := json.Unmarshal(task.Params, &p); err != nil {
-		return false, "", fmt.Errorf("wipe task %s: params: %w", task.ID, err)
-	}
-	// The agent's word is checked against the plan Slate confirmed before anything is signed:
-	// a result for other drives, other techniques or impossible timings is a lie or a fault,
-	// and no certificate comes of it.
-	problems, missing := wipe.CheckResult(p.Plan, tr)
-	if len(problems) > 0 {
-		if _, err := tx.Audit(ctx, "agent", "wipe.result", m.ID, "suspicious", map[string]any{"task": task.ID,
-			"plan_digest": p.Authorization.PlanDigest, "problems": problems}); err != nil {
-			return false, "", err
-		}
-		return false, "the wipe result was refused as suspicious, no certificate issued: " + strings.Join(problems, "; "), nil
-	}
-	meta := c.meta
-	meta.Machine = wipe.MachineIdentity{ID: m.ID, Name: m.Name, Serial: m.Serial, Manufacturer: m.Vendor, Model: m.Model}
-	if meta.Person.Name == "" {
-		meta.Person.Name = p.Authorization.ConfirmedBy
-	}
-	certs, report, err := wipe.Certify(tr, p.Authorization, meta, "Slate "+c.version, c.key, certID, time.Now().UTC())
+	out, err := c.issuer.Issue(task.ID, task.Params, task.Result,
+		wipecert.MachineIdentity{ID: m.ID, Name: m.Name, Serial: m.Serial, Manufacturer: m.Vendor, Model: m.Model})
 	if err != nil {
 		return false, "", err
 	}
-	for _, sc := range certs {
+	if len(out.Problems) > 0 {
+		if _, err := tx.Audit(ctx, "agent", "wipe.result", m.ID, "suspicious", map[string]any{"task": task.ID,
+			"plan_digest": out.PlanDigest, "problems": out.Problems}); err != nil {
+			return false, "", err
+		}
+		return false, out.Refusal, nil
+	}
+	for _, sc := range out.Certificates {
 		if err := tx.AddCertificate(ctx, inventory.Certificate{ID: sc.ID, MachineID: m.ID, TaskID: task.ID, DriveSerial: sc.DriveSerial,
 			DrivePath: sc.DrivePath, KeyID: sc.KeyID, Signature: sc.Signature, File: sc.File}); err != nil {
 			return false, "", err
 		}
 	}
-	// Whether every drive is sanitized is Slate's reckoning over the plan, not the agent's
-	// "sanitized" flag: a planned drive without a result is not sanitized.
-	bad := missing
-	for _, r := range tr.Results {
-		if r.Status != wipe.StatusSanitized {
-			bad = append(bad, fmt.Sprintf("%s (%s): %s %s", r.Drive.Path, r.Drive.Serial, r.Status, strings.Join(r.Errors, "; ")))
-		}
-	}
-	complete := len(bad) == 0 && len(tr.Results) > 0
-	if err := tx.AddReport(ctx, inventory.Report{ID: certID(), MachineID: m.ID, TaskID: task.ID, PlanDigest: tr.PlanDigest,
-		Complete: complete, File: report}); err != nil {
+	if err := tx.AddReport(ctx, inventory.Report{ID: out.ReportID, MachineID: m.ID, TaskID: task.ID, PlanDigest: out.PlanDigest,
+		Complete: out.Complete, File: out.Report}); err != nil {
 		return false, "", err
 	}
-	summary := fmt.Sprintf("%d of %d drives certified", len(certs), len(tr.Results))
-	if len(bad) > 0 {
-		summary += "; not sanitized: " + strings.Join(bad, ", ")
-	}
-	if _, err := tx.Audit(ctx, "slate", "certificates.issue", m.ID, "ok", map[string]any{"task": task.ID, "certificates": len(certs),
-		"drives": len(tr.Results), "complete": complete}); err != nil {
+	if _, err := tx.Audit(ctx, "slate", "certificates.issue", m.ID, "ok", map[string]any{"task": task.ID, "certificates": len(out.Certificates),
+		"drives": out.Drives, "complete": out.Complete}); err != nil {
 		return false, "", err
 	}
-	return complete, summary, nil
+	return out.Complete, out.Summary, nil
 }

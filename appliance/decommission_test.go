@@ -22,6 +22,7 @@ import (
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // fakeAgent speaks the agent API as the deploy environment would, for one machine.
@@ -221,17 +222,17 @@ func TestDecommissionToRetired(t *testing.T) {
 		t.Fatalf("certificates: %d %s", st, b)
 	}
 	_, pemKey := h.do("GET", "/api/v1/certificates/public-key", au, nil)
-	pub, err := wipe.ParsePublicKey(pemKey)
+	pub, err := wipecert.ParsePublicKey(pemKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, file := h.do("GET", "/api/v1/certificates/"+list.Certificates[0].ID, au, nil)
-	cert, err := wipe.VerifyCertificate(file, pub)
+	cert, err := wipecert.VerifyCertificate(file, pub)
 	if err != nil || cert.Machine.Name != "old-hmi" || cert.Person.Name != "olga" || cert.Run.ConfirmedBy != "olga" {
 		t.Fatalf("certificate: %v %+v", err, cert)
 	}
 	tampered := bytes.Replace(file, []byte("old-hmi"), []byte("new-hmi"), 1)
-	if _, err := wipe.VerifyCertificate(tampered, pub); err == nil {
+	if _, err := wipecert.VerifyCertificate(tampered, pub); err == nil {
 		t.Fatal("a tampered certificate verified")
 	}
 	if st, pdf := h.do("GET", "/api/v1/certificates/"+cert.ID+"/pdf", au, nil); st != 200 || !bytes.HasPrefix(pdf, []byte("%PDF")) {

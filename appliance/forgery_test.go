@@ -16,6 +16,7 @@ import (
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // forgeryMachine enrols a machine with an operator-entered serial and puts it in inspecting
@@ -303,12 +304,12 @@ func TestGenuineAgentGetsCertificate(t *testing.T) {
 		t.Fatalf("certificates: %s", b)
 	}
 	_, pemKey := h.do("GET", "/api/v1/certificates/public-key", au, nil)
-	pub, err := wipe.ParsePublicKey(pemKey)
+	pub, err := wipecert.ParsePublicKey(pemKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, file := h.do("GET", "/api/v1/certificates/"+list.Certificates[0].ID, au, nil)
-	if _, err := wipe.VerifyCertificate(file, pub); err != nil {
+	if _, err := wipecert.VerifyCertificate(file, pub); err != nil {
 		t.Fatalf("certificate does not verify: %v", err)
 	}
 	if len(auditOutcome(t, h, m.ID, "wipe.result", "suspicious")) != 0 {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"slate/image"
+	"slate/image/registry"
 	"slate/inventory"
 	"slate/lifecycle"
 )
@@ -16,14 +16,14 @@ import (
 // still be rolled back to, a draft is about to be approved); each run is audited.
 type registryGC struct {
 	store *inventory.Store
-	reg   *image.Registry
+	reg   *registry.Registry
 	log   *slog.Logger
 }
 
-func (g registryGC) CollectGarbage(ctx context.Context, actor string, dryRun bool) (image.GCReport, error) {
+func (g registryGC) CollectGarbage(ctx context.Context, actor string, dryRun bool) (registry.GCReport, error) {
 	rs, err := g.store.ListReleases(ctx, "")
 	if err != nil {
-		return image.GCReport{}, err
+		return registry.GCReport{}, err
 	}
 	var keep []string
 	for _, r := range rs {
@@ -31,7 +31,7 @@ func (g registryGC) CollectGarbage(ctx context.Context, actor string, dryRun boo
 			keep = append(keep, r.ImageRef+"@"+r.ImageDigest)
 		}
 	}
-	rep, err := g.reg.GC(ctx, image.GCOptions{Keep: keep, DryRun: dryRun})
+	rep, err := g.reg.GC(ctx, registry.GCOptions{Keep: keep, DryRun: dryRun})
 	details := map[string]any{"dry_run": dryRun, "manifests_removed": len(rep.Manifests), "blobs_removed": len(rep.Blobs),
 		"bytes_freed": rep.BytesFreed, "manifests": rep.Manifests, "releases_kept": len(keep)}
 	outcome := "ok"
@@ -50,16 +50,16 @@ func (g registryGC) CollectGarbage(ctx context.Context, actor string, dryRun boo
 // runs it or is assigned it (a retired release nobody uses may lose its image: the admin's
 // explicit, audited decision). Garbage collection is stricter — it keeps every release's
 // image — so it never removes what this refuses.
-func (g registryGC) DeleteImage(ctx context.Context, actor, repo, digest string) (image.DeleteReport, error) {
+func (g registryGC) DeleteImage(ctx context.Context, actor, repo, digest string) (registry.DeleteReport, error) {
 	subject := repo + "@" + digest
 	rep, err := g.reg.DeleteManifest(ctx, repo, digest, g.protectedImages)
 	details := map[string]any{"repo": repo, "digest": digest, "tags_removed": rep.Tags}
 	outcome := "ok"
 	switch {
-	case errors.Is(err, image.ErrImageInUse):
+	case errors.Is(err, registry.ErrImageInUse):
 		outcome, details["reason"] = "refused", err.Error()
 		err = inventory.Errorf(inventory.ErrConflict, "%s", err.Error())
-	case errors.Is(err, image.ErrNoSuchImage):
+	case errors.Is(err, registry.ErrNoSuchImage):
 		outcome, details["reason"] = "refused", err.Error()
 		err = inventory.Errorf(inventory.ErrNotFound, "%s", err.Error())
 	case err != nil:

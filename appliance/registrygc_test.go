@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"slate/api"
-	"slate/image"
+	"slate/image/registry"
 	"slate/inventory"
 )
 
@@ -58,7 +58,7 @@ func TestRegistryGCIsAdminOnlyReportsAndIsAudited(t *testing.T) {
 			t.Fatalf("%s: %d %s", role, st, b)
 		}
 	}
-	var dry, real image.GCReport
+	var dry, real registry.GCReport
 	st, b = h.do("POST", "/api/v1/registry/gc", h.tok["admin"], map[string]bool{"dry_run": true})
 	if err := json.Unmarshal(b, &dry); st != 200 || err != nil || !dry.DryRun ||
 		fmt.Sprint(dry.Manifests) != "[plant/hmi@"+garbage+"]" || len(dry.Blobs) != 3 || dry.BytesFreed <= 0 {

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"slate/image"
+	"slate/image/registry"
 	"slate/internal/testenv"
 	"slate/inventory"
 	"slate/lifecycle"
@@ -420,7 +420,7 @@ func TestRegistryDeleteOnlyThroughTheAdminPath(t *testing.T) {
 		t.Fatalf("delete of a missing image: %d %s", st, b)
 	}
 	st, b = del("admin", "plant/hmi", loose)
-	var rep image.DeleteReport
+	var rep registry.DeleteReport
 	if err := json.Unmarshal(b, &rep); st != 200 || err != nil || strings.Join(rep.Tags, ",") != "scratch" || present("plant/hmi", loose) {
 		t.Fatalf("delete of an unreferenced image: %d %s, present %v", st, b, present("plant/hmi", loose))
 	}
@@ -440,7 +440,7 @@ func TestRegistryDeleteOnlyThroughTheAdminPath(t *testing.T) {
 
 	// Garbage collection agrees: the release's image stays, the deleted image's blobs go (its
 	// manifest, config and layer).
-	var gc image.GCReport
+	var gc registry.GCReport
 	st, b = h.do("POST", "/api/v1/registry/gc", h.tok["admin"], map[string]bool{"dry_run": false})
 	if err := json.Unmarshal(b, &gc); st != 200 || err != nil || len(gc.Manifests) != 0 || len(gc.Blobs) != 3 || !present("plant/hmi", released) {
 		t.Fatalf("gc after the delete: %d %s", st, b)

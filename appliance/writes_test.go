@@ -157,7 +157,7 @@ func writeRoutes(a *appliance.Appliance) []string {
 		case r.Method != "POST" && r.Method != "PUT" && r.Method != "PATCH" && r.Method != "DELETE":
 		case r.Path == "/api/v1/*": // the catch-all that answers 404
 		case r.Path == "/v2" || strings.HasPrefix(r.Path, "/v2/"):
-			// The OCI registry stores blobs as files, not in the database; image/ owns what a
+			// The OCI registry stores blobs as files, not in the database; image/registry owns what a
 			// push on a full disk answers.
 		default:
 			out = append(out, r.Method+" "+r.Path)

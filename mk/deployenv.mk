@@ -5,9 +5,10 @@
 DEB_PACKAGES += dpkg apt bc cpio qemu-system-x86 qemu-utils ovmf dnsmasq swtpm
 
 DEPLOYENV_OUT ?= assets/deployenv
-# Every package slate-agent links (`go list -deps ./cmd/slate-agent`): a change to wipe/ (the
-# result fields Slate checks) or image/ must reach the initramfs too.
-DEPLOYENV_SOURCES := $(shell find agent cmd/slate-agent wipe image -name '*.go' -not -name '*_test.go' -not -path 'wipe/cmd/*' 2>/dev/null) \
+# Every Slate package slate-agent links (`go list -deps ./cmd/slate-agent`; the allow-list in
+# internal/importrules keeps it to these) and the initramfs builder: a change to wipe/ (the
+# result fields Slate checks) or image/disk must reach the initramfs too.
+DEPLOYENV_SOURCES := $(shell find agent cmd/slate-agent wipe image/disk image/gpt internal/cmd/mkinitramfs -name '*.go' -not -name '*_test.go' -not -path 'wipe/cert/*' 2>/dev/null) \
 	scripts/deploy-env.sh mk/deployenv.mk go.mod
 
 .PHONY: deploy-env

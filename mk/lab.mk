@@ -1,4 +1,4 @@
-# The QEMU lab (lab/, `slate lab`, `make demo`): QEMU with SeaBIOS and OVMF, iPXE (NIC ROMs for
+# The QEMU lab (lab/, cmd/slate-lab run by `slate lab`, `make demo`): QEMU with SeaBIOS and OVMF, iPXE (NIC ROMs for
 # the VMs, ipxe.lkrn for the KVM probe), and the independent Redfish clients and DHCP server
 # the lab's tests drive the virtual BMCs and netboots with.
 DEB_PACKAGES += iproute2 qemu-system-x86 qemu-utils seabios ovmf ipxe ipxe-qemu dnsmasq-base python3-sushy redfishtool

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the QEMU lab with Slate in it — `make` has already installed the packages and
-# built bin/slate (and the deploy environment). This starts `slate lab up --vms 2`, prints the
+# built bin/slate, bin/slate-lab (the lab: `slate lab` execs it) and the deploy environment.
+# This starts `slate lab up --vms 2`, prints the
 # UI address and the admin password, and waits; Ctrl-C (or `make demo-down` from another
 # terminal) removes the lab again.
 #
@@ -22,6 +23,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if [ ! -x "$SLATE" ]; then
   echo "$SLATE is missing: run make build" >&2
+  exit 1
+fi
+if [ ! -x "$(dirname "$SLATE")/slate-lab" ] && ! command -v slate-lab >/dev/null; then
+  echo "$(dirname "$SLATE")/slate-lab is missing (slate lab runs it): run make build" >&2
   exit 1
 fi
 

@@ -60,7 +60,7 @@ export SOURCE_DATE_EPOCH
 VERSION=${VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}
 CGO_ENABLED=0 $GO build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=$VERSION" \
   -o "$CACHE/slate-agent" ./cmd/slate-agent
-$GO run ./agent/deployenv/mkinitramfs -modules-dir "$tree/lib/modules/$release" -agent "$CACHE/slate-agent" \
+$GO run ./internal/cmd/mkinitramfs -modules-dir "$tree/lib/modules/$release" -agent "$CACHE/slate-agent" \
   -modules "$MODULES" -epoch "$SOURCE_DATE_EPOCH" -out "$OUT/initrd.gz"
 cp "$tree/boot/vmlinuz-$release" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
 echo "$pkg $(basename "$deb")" > "$OUT/KERNEL"

@@ -13,6 +13,7 @@ import (
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // Decommissioner confirms wipes and verifies certificates (the reconciler and the certifier).
@@ -114,7 +115,7 @@ func (u *UI) certificateFile(c echo.Context, s session) error {
 		if u.d.Decommission == nil {
 			return u.errorPage(c, s, http.StatusServiceUnavailable, "No signing key configured.")
 		}
-		pdf, err := wipe.CertificatePDF(cert.File, u.d.Decommission.PublicKey())
+		pdf, err := wipecert.CertificatePDF(cert.File, u.d.Decommission.PublicKey())
 		if err != nil {
 			return u.errorPage(c, s, http.StatusConflict, "This certificate does not verify: "+err.Error())
 		}
@@ -128,7 +129,7 @@ func (u *UI) reportFile(c echo.Context, s session) error {
 	if err != nil || len(reps) == 0 || u.d.Decommission == nil {
 		return u.errorPage(c, s, http.StatusNotFound, "No decommission report for this machine.")
 	}
-	pdf, err := wipe.ReportPDF(reps[0].File, u.d.Decommission.PublicKey())
+	pdf, err := wipecert.ReportPDF(reps[0].File, u.d.Decommission.PublicKey())
 	if err != nil {
 		return u.errorPage(c, s, http.StatusConflict, "The report does not verify: "+err.Error())
 	}

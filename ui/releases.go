@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"slate/image"
+	"slate/image/registry"
 	"slate/inventory"
 	"slate/lifecycle"
 )
@@ -17,16 +17,16 @@ import (
 // RegistryCollector garbage-collects the embedded registry, keeping tagged images and every
 // release's image, and audits the run.
 type RegistryCollector interface {
-	CollectGarbage(ctx context.Context, actor string, dryRun bool) (image.GCReport, error)
+	CollectGarbage(ctx context.Context, actor string, dryRun bool) (registry.GCReport, error)
 	// DeleteImage removes one manifest and its tags unless a release uses it; audited.
-	DeleteImage(ctx context.Context, actor, repo, digest string) (image.DeleteReport, error)
+	DeleteImage(ctx context.Context, actor, repo, digest string) (registry.DeleteReport, error)
 }
 
 func (u *UI) releasesView(c echo.Context, s session, status int, fl *flash) error {
 	return u.releasesPage(c, s, status, fl, nil)
 }
 
-func (u *UI) releasesPage(c echo.Context, s session, status int, fl *flash, gc *image.GCReport) error {
+func (u *UI) releasesPage(c echo.Context, s session, status int, fl *flash, gc *registry.GCReport) error {
 	rs, err := u.d.Store.ListReleases(c.Request().Context(), "")
 	if err != nil {
 		return err
@@ -38,7 +38,7 @@ func (u *UI) releasesPage(c echo.Context, s session, status int, fl *flash, gc *
 	return u.render(c, status, "releases", struct {
 		layoutData
 		Releases []inventory.Release
-		GC       *image.GCReport
+		GC       *registry.GCReport
 	}{ld, rs, gc})
 }
 

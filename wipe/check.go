@@ -3,6 +3,7 @@ package wipe
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -101,4 +102,39 @@ func implausibleTiming(r Result) string {
 			r.Method, r.BytesWritten, r.Verification.BytesRead, took, MaxHostBytesPerSecond/1e9, need)
 	}
 	return ""
+}
+
+// Level is the NIST SP 800-88 level the method reaches; ok is false for a method Slate does
+// not know (a forged or future result).
+func (m Method) Level() (level Level, ok bool) {
+	info, ok := methodTable[m]
+	return info.level, ok
+}
+
+// Crypto says whether the method is a cryptographic erase, whose verification compares
+// sampled blocks before and after rather than reading back a pattern.
+func (m Method) Crypto() bool { return methodTable[m].crypto }
+
+// Certifiable says whether one drive's result deserves a certificate of sanitization: a
+// completed run whose method reaches the level it claims and whose verification read the
+// drive back and passed. The issuer (slate/wipe/cert) refuses every result this refuses. It
+// lives here, beside execution, so the executor's tests prove that no failed, interrupted or
+// lying run is certifiable without the agent linking the signing and PDF code.
+func Certifiable(res Result) error {
+	if res.Status != StatusSanitized || !res.Verification.Passed {
+		return fmt.Errorf("no certificate for %s: status %q, verification passed=%v (%s)", res.Drive.Path, res.Status, res.Verification.Passed, strings.Join(res.Errors, "; "))
+	}
+	if res.Level != LevelClear && res.Level != LevelPurge {
+		return fmt.Errorf("no certificate for %s: level %q is neither Clear nor Purge", res.Drive.Path, res.Level)
+	}
+	if lvl, ok := res.Method.Level(); !ok || lvl != res.Level {
+		return fmt.Errorf("no certificate for %s: method %q does not reach %s", res.Drive.Path, res.Method, res.Level)
+	}
+	if res.Verification.Mismatches != 0 || res.Verification.BytesRead == 0 {
+		return fmt.Errorf("no certificate for %s: verification did not pass (%d mismatches, %d bytes read)", res.Drive.Path, res.Verification.Mismatches, res.Verification.BytesRead)
+	}
+	if res.End.Before(res.Start) || res.Start.IsZero() {
+		return fmt.Errorf("no certificate for %s: run ends before it starts", res.Drive.Path)
+	}
+	return nil
 }

@@ -3,9 +3,6 @@ package wipe
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/json"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -57,7 +54,7 @@ func readAll(t *testing.T, img string) []byte {
 func TestLoopOverwriteZeroFullVerify(t *testing.T) {
 	dev, img := newLoop(t, testSize)
 	var progs []Progress
-	p, res := realRun(t, dev, DefaultPolicy(), context.Background(), func(pr Progress) { progs = append(progs, pr) })
+	_, res := realRun(t, dev, DefaultPolicy(), context.Background(), func(pr Progress) { progs = append(progs, pr) })
 	if res.Status != StatusSanitized || res.BytesWritten != testSize || res.Verification.BytesRead != testSize {
 		t.Fatalf("result: %+v", res)
 	}
@@ -72,35 +69,10 @@ func TestLoopOverwriteZeroFullVerify(t *testing.T) {
 		t.Fatalf("progress phases %v", phases)
 	}
 
-	// Certificate: verifies, tampering of any field is detected, PDF renders.
-	c, signed, pub := mustCertify(t, res, p)
-	if c.Sanitization.MethodType != LevelClear || c.Sanitization.MethodUsed != "Overwrite" || c.Sanitization.VerificationMethod != "Full" {
-		t.Fatalf("certificate sanitization block: %+v", c.Sanitization)
-	}
-	for _, tamper := range []struct{ from, to string }{
-		{`"method_type": "Clear"`, `"method_type": "Purge"`},
-		{`"serial_number": "`, `"serial_number": "X`},
-		{`"passed": true`, `"passed": false`},
-	} {
-		bad := strings.Replace(string(signed), tamper.from, tamper.to, 1)
-		if bad == string(signed) {
-			t.Fatalf("tamper pattern %q not found in\n%s", tamper.from, signed)
-		}
-		if _, err := VerifyCertificate([]byte(bad), pub); err == nil || !strings.Contains(err.Error(), "SIGNATURE INVALID") {
-			t.Errorf("tampering %q → %q not detected: %v", tamper.from, tamper.to, err)
-		}
-	}
-	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	if _, err := VerifyCertificate(signed, otherPub); err == nil {
-		t.Error("certificate verified with another appliance's key")
-	}
-	env, _ := ParseEnvelope(signed)
-	var pdf bytes.Buffer
-	if err := RenderCertificatePDF(&pdf, c, env.Signature); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.HasPrefix(pdf.Bytes(), []byte("%PDF-")) || pdf.Len() < 2000 {
-		t.Fatalf("PDF: %d bytes, starts %q", pdf.Len(), pdf.Bytes()[:8])
+	// The issuer (slate/wipe/cert, tested there for signing, tampering and the PDF) accepts it.
+	mustBeCertifiable(t, res)
+	if res.Level != LevelClear || res.Method != MethodOverwrite || res.Verification.Subsections != 0 {
+		t.Fatalf("result for the certificate: level %s, method %s, verification %+v", res.Level, res.Method, res.Verification)
 	}
 }
 
@@ -170,7 +142,7 @@ func TestLoopInterruptedOverwrite(t *testing.T) {
 	dev, _ := newLoop(t, testSize)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, res := realRun(t, dev, DefaultPolicy(), ctx, func(pr Progress) {
+	_, res := realRun(t, dev, DefaultPolicy(), ctx, func(pr Progress) {
 		if pr.Phase == "overwrite" && pr.Done > 0 {
 			cancel()
 		}
@@ -178,7 +150,7 @@ func TestLoopInterruptedOverwrite(t *testing.T) {
 	if res.Status != StatusInterrupted {
 		t.Fatalf("status %q, want interrupted: %+v", res.Status, res)
 	}
-	requireNoCertificate(t, res, p)
+	requireNoCertificate(t, res)
 }
 
 // A device someone holds exclusively (a mounted filesystem does the same) is refused.
@@ -189,62 +161,11 @@ func TestLoopBusyDeviceRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hold.Close()
-	p, res := realRun(t, dev, DefaultPolicy(), context.Background(), nil)
+	_, res := realRun(t, dev, DefaultPolicy(), context.Background(), nil)
 	if res.Status != StatusFailed || !strings.Contains(strings.Join(res.Errors, " "), "busy") {
 		t.Fatalf("busy device not refused: %+v", res)
 	}
-	requireNoCertificate(t, res, p)
-}
-
-func TestDecommissionReportAndKeys(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "keys")
-	priv, err := LoadOrCreateSigningKey(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(filepath.Join(dir, SigningKeyFile))
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("key file mode %v, %v", st.Mode(), err)
-	}
-	again, err := LoadOrCreateSigningKey(dir, nil)
-	if err != nil || !again.Equal(priv) {
-		t.Fatalf("key not reloaded: %v", err)
-	}
-	pub, err := ParsePublicKey(PublicKeyPEM(priv.Public().(ed25519.PublicKey)))
-	if err != nil || !pub.Equal(priv.Public()) {
-		t.Fatalf("public key round trip: %v", err)
-	}
-	good := Result{Drive: DriveInfo{Path: "/dev/nvme0n1", Serial: "S1", Model: "M"}, Status: StatusSanitized, Verification: Verification{Passed: true}}
-	bad := Result{Drive: DriveInfo{Path: "/dev/sda", Serial: "S2"}, Status: StatusFailed, Errors: []string{"boom"}}
-	auth := Authorization{TaskID: "t", MachineID: "m", PlanDigest: "d", ConfirmedBy: "alice"}
-	rep := MakeReport("r1", MachineIdentity{}, auth, []Result{good, bad}, map[string]string{"/dev/nvme0n1": "c1"},
-		map[string][]byte{"/dev/nvme0n1": []byte("signed cert")}, time.Unix(1_800_000_000, 0))
-	if rep.Complete || len(rep.Drives) != 2 || rep.Drives[0].CertificateSHA256 == "" || rep.Drives[1].CertificateID != "" {
-		t.Fatalf("report: %+v", rep)
-	}
-	signed, err := Sign(rep, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := VerifyReport(signed, pub)
-	if err != nil || got.Machine.ID != "m" {
-		t.Fatalf("report verify: %v %+v", err, got)
-	}
-	var pdf bytes.Buffer
-	env, _ := ParseEnvelope(signed)
-	if err := RenderReportPDF(&pdf, got, env.Signature); err != nil || !bytes.HasPrefix(pdf.Bytes(), []byte("%PDF")) {
-		t.Fatalf("report pdf: %v", err)
-	}
-	// Canonical form: key order and whitespace do not matter, values do.
-	a, _ := Canonical([]byte(`{"b":1,"a":[1,2.50,"x"]}`))
-	b, _ := Canonical([]byte("{ \"a\" : [1, 2.50, \"x\"], \"b\": 1 }"))
-	if string(a) != `{"a":[1,2.50,"x"],"b":1}` || !bytes.Equal(a, b) {
-		t.Fatalf("canonical: %s vs %s", a, b)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(signed, &m); err != nil {
-		t.Fatal(err)
-	}
+	requireNoCertificate(t, res)
 }
 
 func TestSamplePlanFollowsNIST(t *testing.T) {

@@ -1,4 +1,4 @@
-package wipe
+package wipe_test
 
 import (
 	"bufio"
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"slate/internal/testenv"
+	"slate/wipe"
+	"slate/wipe/cert"
 )
 
 // qemuKernelCache holds Debian's kernel package; the lab's tests use the same folder.
@@ -96,7 +98,7 @@ func TestQEMUDecommission(t *testing.T) {
 	for _, d := range []string{"bin", "mod", "proc", "sys", "dev"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
-	build := exec.Command(goBin, "build", "-o", filepath.Join(root, "check"), "slate/wipe/internal/qemucheck")
+	build := exec.Command(goBin, "build", "-o", filepath.Join(root, "check"), "slate/internal/cmd/qemucheck")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build qemucheck: %v\n%s", err, out)
@@ -146,9 +148,9 @@ func TestQEMUDecommission(t *testing.T) {
 		t.Fatalf("the VM did not finish the wipe:\n%s", log)
 	}
 	var pub ed25519.PublicKey
-	var plan Plan
-	var all []Result
-	results := map[string]Result{}
+	var plan wipe.Plan
+	var all []wipe.Result
+	results := map[string]wipe.Result{}
 	var certs [][]byte
 	sc := bufio.NewScanner(bytes.NewReader(log))
 	sc.Buffer(make([]byte, 1<<20), 1<<22)
@@ -163,7 +165,7 @@ func TestQEMUDecommission(t *testing.T) {
 				t.Fatal(err)
 			}
 		case "RESULT":
-			var r Result
+			var r wipe.Result
 			if err := json.Unmarshal(b, &r); err != nil {
 				t.Fatal(err)
 			}
@@ -173,10 +175,10 @@ func TestQEMUDecommission(t *testing.T) {
 			certs = append(certs, b)
 		}
 	}
-	want := map[string]Method{"nvme": MethodNVMeFormatUserData, "ata": MethodOverwrite, "virtio": MethodOverwrite}
+	want := map[string]wipe.Method{"nvme": wipe.MethodNVMeFormatUserData, "ata": wipe.MethodOverwrite, "virtio": wipe.MethodOverwrite}
 	for tr, m := range want {
 		r, ok := results[tr]
-		if !ok || r.Status != StatusSanitized || r.Method != m || !r.Verification.Passed {
+		if !ok || r.Status != wipe.StatusSanitized || r.Method != m || !r.Verification.Passed {
 			t.Errorf("%s disk: %+v (want %s, sanitized)", tr, r, m)
 		}
 	}
@@ -185,19 +187,19 @@ func TestQEMUDecommission(t *testing.T) {
 	}
 	// Slate's check of an agent's result accepts what real drives report (identities, the
 	// Format command's completion, timings), so the appliance will certify them too.
-	if problems, missing := CheckResult(plan, TaskResult{MachineID: "qemu-vm", Results: all}); len(problems) > 0 || len(missing) > 0 {
+	if problems, missing := wipe.CheckResult(plan, wipe.TaskResult{MachineID: "qemu-vm", Results: all}); len(problems) > 0 || len(missing) > 0 {
 		t.Errorf("Slate would refuse the VM's real results: %v %v", problems, missing)
 	}
 	for _, r := range all {
 		t.Logf("%s %s: %s, %d bytes written, %d read back, in %s", r.Drive.Path, r.Drive.Transport, r.Method, r.BytesWritten, r.Verification.BytesRead, r.End.Sub(r.Start))
 	}
 	for _, c := range certs {
-		cert, err := VerifyCertificate(c, pub)
+		vc, err := cert.VerifyCertificate(c, pub)
 		if err != nil {
 			t.Errorf("certificate from the VM: %v", err)
 		}
-		if cert.Media.Interface == TransportNVMe && (cert.Sanitization.MethodType != LevelPurge || cert.Media.SerialNumber != "deadbeef") {
-			t.Errorf("NVMe certificate: %+v", cert.Sanitization)
+		if vc.Media.Interface == wipe.TransportNVMe && (vc.Sanitization.MethodType != wipe.LevelPurge || vc.Media.SerialNumber != "deadbeef") {
+			t.Errorf("NVMe certificate: %+v", vc.Sanitization)
 		}
 	}
 	for n, img := range images {

@@ -2,7 +2,6 @@ package wipe
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,8 @@ import (
 //   2. The technician confirms; Slate audits it and builds the Authorization (task id, machine,
 //      plan digest, user) into the "wipe" task's params.
 //   3. "wipe": RunTask executes and returns the results (no key on the machine being wiped).
-//   4. Slate, on receiving the results, calls Certify with its own Ed25519 key.
+//   4. Slate, on receiving the results, checks them (CheckResult, Certifiable) and signs the
+//      certificates with its own Ed25519 key (slate/wipe/cert: never linked by the agent).
 
 // PlanTask probes every disk (or the named ones) and makes the plan.
 func PlanTask(ctx context.Context, machineID string, policy Policy, log *slog.Logger, now time.Time, names ...string) (Plan, error) {
@@ -66,53 +66,6 @@ func RunTask(ctx context.Context, params json.RawMessage, opts Options) (TaskRes
 		}
 	}
 	return tr, nil
-}
-
-// SignedCertificate is one issued certificate, ready to store.
-type SignedCertificate struct {
-	ID          string `json:"id"`
-	MachineID   string `json:"machine_id"`
-	DriveSerial string `json:"drive_serial"`
-	DrivePath   string `json:"drive_path"`
-	File        []byte `json:"file"` // the signed envelope, as served for download and verify
-	KeyID       string `json:"key_id"`
-	Signature   string `json:"signature"`
-}
-
-// Certify issues and signs a certificate for each sanitized drive, and the machine's
-// decommission report listing every drive. Drives that were not sanitized get none and appear
-// in the report with their errors.
-func Certify(tr TaskResult, auth Authorization, meta CertMeta, tool string, key ed25519.PrivateKey, newID func() string, now time.Time) ([]SignedCertificate, []byte, error) {
-	if tr.PlanDigest != auth.PlanDigest || tr.MachineID != auth.MachineID {
-		return nil, nil, fmt.Errorf("wipe result for machine %s plan %s does not match the authorization (%s, %s)", tr.MachineID, tr.PlanDigest, auth.MachineID, auth.PlanDigest)
-	}
-	var out []SignedCertificate
-	ids := map[string]string{}
-	files := map[string][]byte{}
-	for _, r := range tr.Results {
-		if r.Status != StatusSanitized {
-			continue
-		}
-		c, err := IssueCertificate(newID(), r, auth, meta, tool, now)
-		if err != nil {
-			return nil, nil, err
-		}
-		f, err := Sign(c, key)
-		if err != nil {
-			return nil, nil, err
-		}
-		env, _ := ParseEnvelope(f)
-		out = append(out, SignedCertificate{ID: c.ID, MachineID: c.Machine.ID, DriveSerial: c.Media.SerialNumber, DrivePath: r.Drive.Path,
-			File: f, KeyID: env.Signature.KeyID, Signature: env.Signature.Value})
-		ids[r.Drive.Path], files[r.Drive.Path] = c.ID, f
-	}
-	machine := meta.Machine
-	rep := MakeReport(newID(), machine, auth, tr.Results, ids, files, now)
-	rf, err := Sign(rep, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return out, rf, nil
 }
 
 // ProgressAggregator turns per-drive progress into one fraction and message for the task

@@ -11,7 +11,7 @@ import (
 	"slate/agent"
 	"slate/agent/inspect"
 	"slate/agent/netup"
-	"slate/image"
+	"slate/image/disk"
 )
 
 // Node runs `slate-agent node` as PID 1 of a small installed system (an image without an init
@@ -31,7 +31,7 @@ func runNode(ctx context.Context, log *slog.Logger, version, releaseFile string,
 	defer cancel()
 	loadDrivers(ctx, log)
 	seedRandom(log)
-	var cfg image.NodeConfig
+	var cfg disk.NodeConfig
 	for {
 		var err error
 		if cfg, err = ReadNodeConfig("/sys", "/dev"); err == nil {
@@ -70,12 +70,12 @@ func runNode(ctx context.Context, log *slog.Logger, version, releaseFile string,
 
 // ReadNodeConfig finds the partition named slate-config (the kernel names GPT partitions in
 // their uevent as PARTNAME; no udev needed) and reads the installer's record from it.
-func ReadNodeConfig(sysRoot, devDir string) (image.NodeConfig, error) {
-	dev, err := FindPartition(sysRoot, image.NodeConfigPartition)
+func ReadNodeConfig(sysRoot, devDir string) (disk.NodeConfig, error) {
+	dev, err := FindPartition(sysRoot, disk.NodeConfigPartition)
 	if err != nil {
-		return image.NodeConfig{}, err
+		return disk.NodeConfig{}, err
 	}
-	return image.ReadNodeConfig(devDir + "/" + dev)
+	return disk.ReadNodeConfig(devDir + "/" + dev)
 }
 
 // FindPartition returns the block device name (e.g. vda2) of the partition with a GPT name.

@@ -22,7 +22,7 @@ import (
 	"slate/agent"
 	"slate/agent/initsys"
 	"slate/agent/inspect"
-	"slate/image"
+	"slate/image/disk"
 )
 
 var version = "dev"
@@ -93,7 +93,7 @@ func runNode(ctx context.Context, args []string) error {
 		return err
 	}
 	var cfg nodeConfig
-	var installed image.NodeConfig
+	var installed disk.NodeConfig
 	var err error
 	if *fromPart {
 		if installed, err = initsys.ReadNodeConfig("/sys", "/dev"); err != nil {

@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"slate/wipe"
+	wipecert "slate/wipe/cert"
 )
 
 // certCommands is `slate cert …`: offline checks of sanitization certificates and decommission
@@ -63,14 +63,14 @@ func loadPublicKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read public key: %w", err)
 	}
-	return wipe.ParsePublicKey(b)
+	return wipecert.ParsePublicKey(b)
 }
 
 // verifiedDoc is a verified certificate or report.
 type verifiedDoc struct {
-	cert   *wipe.Certificate
-	report *wipe.Report
-	sig    wipe.SignatureBlock
+	cert   *wipecert.Certificate
+	report *wipecert.Report
+	sig    wipecert.SignatureBlock
 }
 
 func verifyFile(path, keyPath string) (verifiedDoc, error) {
@@ -82,22 +82,22 @@ func verifyFile(path, keyPath string) (verifiedDoc, error) {
 	if err != nil {
 		return verifiedDoc{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	env, err := wipe.ParseEnvelope(file)
+	env, err := wipecert.ParseEnvelope(file)
 	if err != nil {
 		return verifiedDoc{}, fmt.Errorf("%s: %w", path, err)
 	}
 	var head struct{ Schema string }
 	_ = json.NewDecoder(bytes.NewReader(env.Document)).Decode(&head)
 	out := verifiedDoc{sig: env.Signature}
-	if head.Schema == wipe.ReportSchema {
-		r, err := wipe.VerifyReport(file, pub)
+	if head.Schema == wipecert.ReportSchema {
+		r, err := wipecert.VerifyReport(file, pub)
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", path, err)
 		}
 		out.report = &r
 		return out, nil
 	}
-	c, err := wipe.VerifyCertificate(file, pub)
+	c, err := wipecert.VerifyCertificate(file, pub)
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", path, err)
 	}
@@ -146,9 +146,9 @@ func certPDF(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	var buf bytes.Buffer
 	if d.report != nil {
-		err = wipe.RenderReportPDF(&buf, *d.report, d.sig)
+		err = wipecert.RenderReportPDF(&buf, *d.report, d.sig)
 	} else {
-		err = wipe.RenderCertificatePDF(&buf, *d.cert, d.sig)
+		err = wipecert.RenderCertificatePDF(&buf, *d.cert, d.sig)
 	}
 	if err != nil {
 		return err
@@ -168,10 +168,10 @@ func certPublicKey(ctx context.Context, env *cliEnv, args []string) error {
 	if fl["key-dir"] == "" {
 		return fmt.Errorf("usage: slate cert public-key --key-dir <dir>")
 	}
-	priv, err := wipe.LoadOrCreateSigningKey(fl["key-dir"], nil)
+	priv, err := wipecert.LoadOrCreateSigningKey(fl["key-dir"], nil)
 	if err != nil {
 		return err
 	}
-	_, err = env.stdout.Write(wipe.PublicKeyPEM(priv.Public().(ed25519.PublicKey)))
+	_, err = env.stdout.Write(wipecert.PublicKeyPEM(priv.Public().(ed25519.PublicKey)))
 	return err
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 
-	"slate/image"
+	"slate/image/disk"
 )
 
 // Media types of a disk-image release's single layer (docs/images.md).
@@ -84,16 +84,16 @@ func sniffDiskImage(path string) (*fileLayer, error) {
 	}
 	first := make([]byte, 1<<20)
 	n, _ := io.ReadFull(head, first)
-	parts, err := image.GPTPartitions(bytes.NewReader(first[:n]))
+	parts, err := disk.GPTPartitions(bytes.NewReader(first[:n]))
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a GPT disk image: %w", path, err)
 	}
 	found := false
 	for _, p := range parts {
-		found = found || p.Name == image.NodeConfigPartition
+		found = found || p.Name == disk.NodeConfigPartition
 	}
 	if !found {
-		return nil, fmt.Errorf("%s has no GPT partition named %q: an installed system could not report to Slate, so Slate would refuse to install it (add a 1 MiB partition with that name)", path, image.NodeConfigPartition)
+		return nil, fmt.Errorf("%s has no GPT partition named %q: an installed system could not report to Slate, so Slate would refuse to install it (add a 1 MiB partition with that name)", path, disk.NodeConfigPartition)
 	}
 	h := sha256.New()
 	if l.size, err = io.Copy(h, br); err != nil {

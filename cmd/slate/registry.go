@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"slate/image"
+	"slate/image/registry"
 )
 
 func registryCommands() *command {
@@ -34,7 +34,7 @@ func registryGC(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	// The collection first waits for pushes in flight (a large layer can take minutes).
 	c.http.Timeout = 30 * time.Minute
-	var rep image.GCReport
+	var rep registry.GCReport
 	if err := c.do(ctx, "POST", "/registry/gc", nil, map[string]bool{"dry_run": *dry}, &rep); err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func registryRm(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	var rep image.DeleteReport
+	var rep registry.DeleteReport
 	if err := c.do(ctx, "DELETE", "/registry/manifests/"+url.PathEscape(digest), url.Values{"repo": {repo}}, nil, &rep); err != nil {
 		return err
 	}

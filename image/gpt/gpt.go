@@ -1,7 +1,7 @@
 // Package gpt reads a disk's GUID partition table. It is its own package, with no imports
 // beyond the standard library, so its fuzz target's test binary stays small: fuzzing it inside
-// image/ (which links the registry and hundreds of packages, all coverage-instrumented under
-// -fuzz) managed a few dozen executions in 20 s.
+// the old image/ package (which linked the registry and hundreds of packages, all
+// coverage-instrumented under -fuzz) managed a few dozen executions in 20 s.
 package gpt
 
 import (

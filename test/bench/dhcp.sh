@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DHCP benchmark: full DORA exchanges per second at < 0.1 % drops, measured by perfdhcp (Debian
 # kea-admin) over one veth between two network namespaces this script creates, against Slate
-# (dhcp/cmd/dhcpbench: leases durably in SQLite, synchronous=FULL, group commit), Kea 2.2
+# (internal/cmd/dhcpbench: leases durably in SQLite, synchronous=FULL, group commit), Kea 2.2
 # (memfile) and dnsmasq — same veth, same run, each server restarted from an empty lease store
 # for every rate step. For each server the rate climbs a ladder until a step drops ≥ 0.1 % of
 # either exchange; the last clean step is reported as completed DORAs per second and the
@@ -31,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$TMP/dhcpbench" ./dhcp/cmd/dhcpbench
+GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$TMP/dhcpbench" ./internal/cmd/dhcpbench
 
 ip netns add "$SRV"; ip netns add "$CLI"
 ip -n "$SRV" link set lo up; ip -n "$CLI" link set lo up

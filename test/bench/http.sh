@@ -19,7 +19,7 @@ head -c $((64 << 20)) /dev/urandom > "$W/data/artifacts/big.bin"
 ln "$W/data/artifacts/big.bin" "$W/www/big.bin"   # the very same file (and page cache) for both
 SIZE=$((64 << 20))
 
-go build -o "$W/benchserve" ./pxe/internal/benchserve
+go build -o "$W/benchserve" ./internal/cmd/benchserve
 "$W/benchserve" -http 127.0.0.1:8091 -data "$W/data" -log "$W/slate.log" & pids+=($!)
 SLATE_PID=${pids[0]}
 cat > "$W/nginx.conf" <<NGINX

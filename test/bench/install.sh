@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Streaming install throughput: Slate's image.WriteImage (as the agent calls it: digest pinned,
-# read-back verification, GPT repair; driven by test/bench/installbench) vs dd of the same
+# read-back verification, GPT repair; driven by internal/cmd/installbench) vs dd of the same
 # uncompressed GPT image onto the same loop device (--direct-io=on over a file in /var/tmp).
 # Target: Slate's write >= 0.9x dd.
 #   write phase:  WriteImage up to the end of its flush   vs  dd bs=4M oflag=direct conv=fsync
@@ -21,7 +21,7 @@ tmp=$(mktemp -d /var/tmp/slate-install-bench.XXXXXX)
 dev=""
 cleanup() { [ -n "$dev" ] && losetup -d "$dev" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-go build -o "$tmp/installbench" ./test/bench/installbench
+go build -o "$tmp/installbench" ./internal/cmd/installbench
 
 # The image: random data (nothing compresses or dedups it) with a GPT and one partition.
 head -c $((SIZE_MIB << 20)) /dev/urandom > "$tmp/image.raw"

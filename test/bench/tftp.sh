@@ -19,7 +19,7 @@ trap cleanup EXIT
 mkdir -p "$W/root" && cp -L $FILE "$W/root/ipxe.efi"
 SIZE=$(stat -c %s "$W/root/ipxe.efi")
 
-go build -o "$W/benchserve" ./pxe/internal/benchserve
+go build -o "$W/benchserve" ./internal/cmd/benchserve
 make -s ipxe-assets >/dev/null   # Slate serves its embedded copy: make sure it is the same file
 cmp -s assets/ipxe/ipxe.efi "$W/root/ipxe.efi" || { echo "tftp bench: embedded ipxe.efi differs from $FILE"; exit 1; }
 

@@ -14,7 +14,7 @@ tmp=$(mktemp -d /var/tmp/slate-wipe-bench.XXXXXX)
 dev=""
 cleanup() { [ -n "$dev" ] && losetup -d "$dev" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-go build -o "$tmp/wipebench" ./wipe/cmd/wipebench
+go build -o "$tmp/wipebench" ./internal/cmd/wipebench
 fallocate -l "${SIZE_MIB}M" "$tmp/disk.img"
 dev=$(losetup --direct-io=on -f --show "$tmp/disk.img")
 bytes=$((SIZE_MIB * 1024 * 1024))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"slate/wipe"
+	"slate/wipe/cert"
 )
 
 func main() {
@@ -51,12 +52,12 @@ func run() error {
 	for _, r := range results {
 		rj, _ := json.Marshal(r)
 		fmt.Println("RESULT", base64.StdEncoding.EncodeToString(rj))
-		c, err := wipe.IssueCertificate("cert-"+r.Drive.Name, r, auth, wipe.CertMeta{}, "Slate wipe qemucheck", time.Now())
+		c, err := cert.IssueCertificate("cert-"+r.Drive.Name, r, auth, cert.CertMeta{}, "Slate wipe qemucheck", time.Now())
 		if err != nil {
 			fmt.Println("NOCERT", r.Drive.Path, err)
 			continue
 		}
-		signed, err := wipe.Sign(c, priv)
+		signed, err := cert.Sign(c, priv)
 		if err != nil {
 			return err
 		}

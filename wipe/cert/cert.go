@@ -1,4 +1,7 @@
-package wipe
+// Package cert issues, signs, verifies and renders NIST SP 800-88 Appendix G certificates of
+// sanitization and the machine's decommission report. Only the appliance signs: the agent
+// that wipes a machine never holds the key and never links this package (nor the PDF library).
+package cert
 
 import (
 	"bytes"
@@ -17,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"slate/wipe"
 )
 
 // CertificateSchema names the certificate format; a verifier refuses any other.
@@ -33,32 +38,32 @@ type Person struct {
 
 // Media is Appendix G's media information, plus what the probe read from the drive.
 type Media struct {
-	Make           string    `json:"make"`
-	Model          string    `json:"model"`
-	SerialNumber   string    `json:"serial_number"`
-	PropertyNumber string    `json:"property_number"`
-	MediaType      string    `json:"media_type"`
-	Source         string    `json:"source"`
-	Classification string    `json:"classification"`
-	DataBackedUp   string    `json:"data_backed_up"` // Yes, No, Unknown
-	BackupLocation string    `json:"backup_location"`
-	Firmware       string    `json:"firmware"`
-	Interface      Transport `json:"interface"`
-	CapacityBytes  uint64    `json:"capacity_bytes"`
-	DevicePath     string    `json:"device_path"`
+	Make           string         `json:"make"`
+	Model          string         `json:"model"`
+	SerialNumber   string         `json:"serial_number"`
+	PropertyNumber string         `json:"property_number"`
+	MediaType      string         `json:"media_type"`
+	Source         string         `json:"source"`
+	Classification string         `json:"classification"`
+	DataBackedUp   string         `json:"data_backed_up"` // Yes, No, Unknown
+	BackupLocation string         `json:"backup_location"`
+	Firmware       string         `json:"firmware"`
+	Interface      wipe.Transport `json:"interface"`
+	CapacityBytes  uint64         `json:"capacity_bytes"`
+	DevicePath     string         `json:"device_path"`
 }
 
 // Sanitization is Appendix G's sanitization details.
 type Sanitization struct {
-	MethodType                     Level        `json:"method_type"` // Clear or Purge
-	MethodUsed                     string       `json:"method_used"` // Overwrite, Block Erase, Crypto Erase, …
-	Method                         Method       `json:"method"`
-	MethodDetails                  string       `json:"method_details"`
-	Tool                           string       `json:"tool"`
-	VerificationMethod             string       `json:"verification_method"` // Full, Quick Sampling, Crypto before/after
-	Verification                   Verification `json:"verification"`
-	PostSanitizationClassification string       `json:"post_sanitization_classification"`
-	Notes                          string       `json:"notes"`
+	MethodType                     wipe.Level        `json:"method_type"` // Clear or Purge
+	MethodUsed                     string            `json:"method_used"` // Overwrite, Block Erase, Crypto Erase, …
+	Method                         wipe.Method       `json:"method"`
+	MethodDetails                  string            `json:"method_details"`
+	Tool                           string            `json:"tool"`
+	VerificationMethod             string            `json:"verification_method"` // Full, Quick Sampling, Crypto before/after
+	Verification                   wipe.Verification `json:"verification"`
+	PostSanitizationClassification string            `json:"post_sanitization_classification"`
+	Notes                          string            `json:"notes"`
 }
 
 // Destination is Appendix G's media destination.
@@ -137,21 +142,21 @@ type CertMeta struct {
 	Notes           string            `json:"notes"`
 }
 
-var methodUsed = map[Method]string{
-	MethodNVMeSanitizeCrypto: "Crypto Erase", MethodNVMeFormatCrypto: "Crypto Erase", MethodATASanitizeCrypto: "Crypto Erase",
-	MethodSCSISanitizeCrypto: "Crypto Erase", MethodTCGCryptoErase: "Crypto Erase",
-	MethodNVMeSanitizeBlock: "Block Erase", MethodATASanitizeBlock: "Block Erase", MethodSCSISanitizeBlock: "Block Erase",
-	MethodNVMeFormatUserData:  "Block Erase (Format NVM user data erase)",
-	MethodATASecurityEnhanced: "Secure Erase (enhanced)", MethodATASecurityErase: "Secure Erase",
-	MethodNVMeSanitizeOverwrite: "Overwrite", MethodATASanitizeOverwrite: "Overwrite", MethodSCSISanitizeOverwrite: "Overwrite",
-	MethodOverwrite: "Overwrite",
+var methodUsed = map[wipe.Method]string{
+	wipe.MethodNVMeSanitizeCrypto: "Crypto Erase", wipe.MethodNVMeFormatCrypto: "Crypto Erase", wipe.MethodATASanitizeCrypto: "Crypto Erase",
+	wipe.MethodSCSISanitizeCrypto: "Crypto Erase", wipe.MethodTCGCryptoErase: "Crypto Erase",
+	wipe.MethodNVMeSanitizeBlock: "Block Erase", wipe.MethodATASanitizeBlock: "Block Erase", wipe.MethodSCSISanitizeBlock: "Block Erase",
+	wipe.MethodNVMeFormatUserData:  "Block Erase (Format NVM user data erase)",
+	wipe.MethodATASecurityEnhanced: "Secure Erase (enhanced)", wipe.MethodATASecurityErase: "Secure Erase",
+	wipe.MethodNVMeSanitizeOverwrite: "Overwrite", wipe.MethodATASanitizeOverwrite: "Overwrite", wipe.MethodSCSISanitizeOverwrite: "Overwrite",
+	wipe.MethodOverwrite: "Overwrite",
 }
 
 // IssueCertificate builds the certificate for one drive's result. It refuses anything but a
 // completed, verified run: an interrupted or failed wipe never gets a certificate.
-func IssueCertificate(id string, res Result, auth Authorization, meta CertMeta, tool string, issuedAt time.Time) (Certificate, error) {
-	if res.Status != StatusSanitized || !res.Verification.Passed {
-		return Certificate{}, fmt.Errorf("no certificate for %s: status %q, verification passed=%v (%s)", res.Drive.Path, res.Status, res.Verification.Passed, strings.Join(res.Errors, "; "))
+func IssueCertificate(id string, res wipe.Result, auth wipe.Authorization, meta CertMeta, tool string, issuedAt time.Time) (Certificate, error) {
+	if err := wipe.Certifiable(res); err != nil {
+		return Certificate{}, err
 	}
 	if id == "" {
 		return Certificate{}, errors.New("certificate id is empty")
@@ -173,7 +178,7 @@ func IssueCertificate(id string, res Result, auth Authorization, meta CertMeta, 
 	if res.Verification.Subsections > 0 {
 		vm = "Quick (NIST sampling)"
 	}
-	if methodTable[res.Method].crypto {
+	if res.Method.Crypto() {
 		vm = "Cryptographic erase: sampled blocks compared before and after"
 	}
 	c := Certificate{
@@ -207,15 +212,15 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func mediaTypeName(d DriveInfo) string {
+func mediaTypeName(d wipe.DriveInfo) string {
 	switch d.Media {
-	case MediaHDD:
+	case wipe.MediaHDD:
 		return "Magnetic (hard disk drive)"
-	case MediaSSD:
+	case wipe.MediaSSD:
 		return "Flash memory (solid state drive)"
-	case MediaNVMe:
+	case wipe.MediaNVMe:
 		return "Flash memory (NVMe solid state drive)"
-	case MediaRemovable:
+	case wipe.MediaRemovable:
 		return "Removable media"
 	default:
 		return "Virtual disk"
@@ -247,10 +252,10 @@ func (c Certificate) check() error {
 	if c.Schema != CertificateSchema {
 		return fmt.Errorf("certificate %s: schema %q, want %q", c.ID, c.Schema, CertificateSchema)
 	}
-	if c.Sanitization.MethodType != LevelClear && c.Sanitization.MethodType != LevelPurge {
+	if c.Sanitization.MethodType != wipe.LevelClear && c.Sanitization.MethodType != wipe.LevelPurge {
 		return fmt.Errorf("certificate %s: method type %q is neither Clear nor Purge", c.ID, c.Sanitization.MethodType)
 	}
-	if info, ok := methodTable[c.Sanitization.Method]; !ok || info.level != c.Sanitization.MethodType {
+	if lvl, ok := c.Sanitization.Method.Level(); !ok || lvl != c.Sanitization.MethodType {
 		return fmt.Errorf("certificate %s: method %q does not reach %s", c.ID, c.Sanitization.Method, c.Sanitization.MethodType)
 	}
 	if !c.Sanitization.Verification.Passed || c.Sanitization.Verification.Mismatches != 0 || c.Sanitization.Verification.BytesRead == 0 {
@@ -378,15 +383,15 @@ type Report struct {
 
 // ReportDrive is one line of the report.
 type ReportDrive struct {
-	Device        string `json:"device"`
-	Model         string `json:"model"`
-	Serial        string `json:"serial"`
-	SizeBytes     uint64 `json:"size_bytes"`
-	Status        string `json:"status"`
-	Level         Level  `json:"level"`
-	Method        Method `json:"method"`
-	Verified      bool   `json:"verified"`
-	CertificateID string `json:"certificate_id"`
+	Device        string      `json:"device"`
+	Model         string      `json:"model"`
+	Serial        string      `json:"serial"`
+	SizeBytes     uint64      `json:"size_bytes"`
+	Status        string      `json:"status"`
+	Level         wipe.Level  `json:"level"`
+	Method        wipe.Method `json:"method"`
+	Verified      bool        `json:"verified"`
+	CertificateID string      `json:"certificate_id"`
 	// CertificateSHA256 binds the report to the exact signed certificate file.
 	CertificateSHA256 string   `json:"certificate_sha256"`
 	Errors            []string `json:"errors"`
@@ -397,7 +402,7 @@ const ReportSchema = "slate.decommission-report/v1"
 
 // MakeReport lists every drive's result; certs maps a drive path to its signed certificate
 // file (absent for drives that failed).
-func MakeReport(id string, machine MachineIdentity, auth Authorization, results []Result, certIDs map[string]string, certs map[string][]byte, now time.Time) Report {
+func MakeReport(id string, machine MachineIdentity, auth wipe.Authorization, results []wipe.Result, certIDs map[string]string, certs map[string][]byte, now time.Time) Report {
 	r := Report{Schema: ReportSchema, ID: id, Machine: machine, TaskID: auth.TaskID, PlanDigest: auth.PlanDigest,
 		ConfirmedBy: auth.ConfirmedBy, GeneratedAt: now.UTC(), Complete: len(results) > 0}
 	if r.Machine.ID == "" {
@@ -410,7 +415,7 @@ func MakeReport(id string, machine MachineIdentity, auth Authorization, results 
 			s := sha256.Sum256(f)
 			rd.CertificateID, rd.CertificateSHA256 = certIDs[res.Drive.Path], hex.EncodeToString(s[:])
 		}
-		if res.Status != StatusSanitized || rd.CertificateID == "" {
+		if res.Status != wipe.StatusSanitized || rd.CertificateID == "" {
 			r.Complete = false
 		}
 		r.Drives = append(r.Drives, rd)
@@ -526,4 +531,51 @@ func ParseEnvelope(file []byte) (Envelope, error) {
 		return env, fmt.Errorf("not a signed Slate document: %w", err)
 	}
 	return env, nil
+}
+
+// SignedCertificate is one issued certificate, ready to store.
+type SignedCertificate struct {
+	ID          string `json:"id"`
+	MachineID   string `json:"machine_id"`
+	DriveSerial string `json:"drive_serial"`
+	DrivePath   string `json:"drive_path"`
+	File        []byte `json:"file"` // the signed envelope, as served for download and verify
+	KeyID       string `json:"key_id"`
+	Signature   string `json:"signature"`
+}
+
+// Certify issues and signs a certificate for each sanitized drive, and the machine's
+// decommission report listing every drive. Drives that were not sanitized get none and appear
+// in the report with their errors.
+func Certify(tr wipe.TaskResult, auth wipe.Authorization, meta CertMeta, tool string, key ed25519.PrivateKey, newID func() string, now time.Time) ([]SignedCertificate, []byte, error) {
+	if tr.PlanDigest != auth.PlanDigest || tr.MachineID != auth.MachineID {
+		return nil, nil, fmt.Errorf("wipe result for machine %s plan %s does not match the authorization (%s, %s)", tr.MachineID, tr.PlanDigest, auth.MachineID, auth.PlanDigest)
+	}
+	var out []SignedCertificate
+	ids := map[string]string{}
+	files := map[string][]byte{}
+	for _, r := range tr.Results {
+		if r.Status != wipe.StatusSanitized {
+			continue
+		}
+		c, err := IssueCertificate(newID(), r, auth, meta, tool, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := Sign(c, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		env, _ := ParseEnvelope(f)
+		out = append(out, SignedCertificate{ID: c.ID, MachineID: c.Machine.ID, DriveSerial: c.Media.SerialNumber, DrivePath: r.Drive.Path,
+			File: f, KeyID: env.Signature.KeyID, Signature: env.Signature.Value})
+		ids[r.Drive.Path], files[r.Drive.Path] = c.ID, f
+	}
+	machine := meta.Machine
+	rep := MakeReport(newID(), machine, auth, tr.Results, ids, files, now)
+	rf, err := Sign(rep, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, rf, nil
 }

@@ -1,6 +1,8 @@
-// Package image owns OS images: the appliance's embedded OCI registry (air-gapped plants push
-// their bootc and disk images here), and, on the agent side, pulling and installing them.
-package image
+// Package registry is the appliance's embedded OCI registry (air-gapped plants push their
+// bootc and disk images here): serving, scoped access, garbage collection and deletion. It is
+// server-only: the agent writes images with slate/image/disk and never links this package
+// (and with it the distribution, Redis and OpenTelemetry modules).
+package registry
 
 import (
 	"context"

@@ -1,5 +1,5 @@
 // Command installbench times one streaming install of a raw disk image onto a block device
-// through image.WriteImage, exactly as the agent calls it (digest pinned, read-back
+// through disk.WriteImage, exactly as the agent calls it (digest pinned, read-back
 // verification, GPT repair), and prints the time of each phase. test/bench/install.sh runs it
 // against dd on the same loop device. It destroys the device's data.
 package main
@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	"slate/image"
+	"slate/image/disk"
 )
 
 func main() {
@@ -37,7 +37,7 @@ func run(img, dev, digest string, buf int) error {
 	defer f.Close()
 	marks := map[string]time.Time{}
 	start := time.Now()
-	res, err := image.WriteImage(context.Background(), f, dev, image.WriteOptions{Digest: digest, BufferSize: buf,
+	res, err := disk.WriteImage(context.Background(), f, dev, disk.WriteOptions{Digest: digest, BufferSize: buf,
 		Phase: func(p string) { marks[p] = time.Now() }})
 	end := time.Now()
 	if err != nil {

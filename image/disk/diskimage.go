@@ -1,4 +1,7 @@
-package image
+// Package disk is the agent's side of OS images: streaming a raw image onto a disk (GPT backup
+// relocation, verification) and the node-config partition the appliance and the node share.
+// It links nothing server-side, so the deploy environment's PID 1 stays small.
+package disk
 
 import (
 	"bufio"
