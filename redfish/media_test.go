@@ -116,3 +116,27 @@ func TestMediaBadImageURL(t *testing.T) {
 		t.Fatal("a bad image URL reached the BMC")
 	}
 }
+
+// What the CD holds, read before and after Slate inserts and ejects: public-telemetry starts
+// with a medium in, the insert replaces it, the eject empties the drive.
+func TestMediaStatusTelemetry(t *testing.T) {
+	s := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Telemetry(t)})
+	c := connect(t, s, nil)
+	ctx := context.Background()
+	st, err := c.MediaStatus(ctx)
+	if err != nil || !st.Inserted || st.Device != "/redfish/v1/Managers/1/VirtualMedia/CD1" {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if err := c.InsertMedia(ctx, iso); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = c.MediaStatus(ctx); err != nil || st.Image != iso || !st.Inserted {
+		t.Fatalf("after insert %+v %v", st, err)
+	}
+	if err := c.EjectMedia(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = c.MediaStatus(ctx); err != nil || st.Inserted || st.Image != "" {
+		t.Fatalf("after eject %+v %v", st, err)
+	}
+}
