@@ -23,7 +23,9 @@ const isoMarker = "SLATE-ISO-DEPLOYENV-UP"
 
 type noPlans struct{}
 
-func (noPlans) BootPlan(context.Context, string) (pxe.Plan, error) { return pxe.Plan{}, pxe.ErrUnknownMachine }
+func (noPlans) BootPlan(context.Context, string) (pxe.Plan, error) {
+	return pxe.Plan{}, pxe.ErrUnknownMachine
+}
 
 type noTokens struct{}
 
