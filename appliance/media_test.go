@@ -57,6 +57,14 @@ func TestVirtualMediaThroughTheAPI(t *testing.T) {
 	if st, b, _ := h.raw("GET", "/boot/media-token/"+mac, "", "", nil); st != 409 {
 		t.Fatalf("token before the boot: %d %s", st, b)
 	}
+	// Without the ISO on disk, the insert is refused saying what to build, and the BMC is not asked.
+	isoPath := filepath.Join(de, pxe.DeployISO)
+	os.Rename(isoPath, isoPath+".away")
+	if st, b = h.do("POST", "/api/v1/machines/cd-1/media/insert", h.tok["operator"], map[string]any{"image": "deploy", "boot": true}); st != 409 ||
+		!strings.Contains(string(b), "make deploy-iso") || len(bmc.Boots()) != 0 {
+		t.Fatalf("insert without the ISO: %d %s", st, b)
+	}
+	os.Rename(isoPath+".away", isoPath)
 	st, b = h.do("POST", "/api/v1/machines/cd-1/media/insert", h.tok["operator"], map[string]any{"image": "deploy", "boot": true})
 	want := "http://127.0.0.1:8080/boot/deploy/deploy.iso"
 	if st != 200 || !strings.Contains(string(b), `"booted":true`) || !strings.Contains(string(b), want) {

@@ -50,6 +50,10 @@ type MediaResult struct {
 // it. "" makes every insert fail with what to set.
 func (l *Machines) SetMediaBase(publicURL string) { l.mediaBase = strings.TrimRight(publicURL, "/") }
 
+// SetDeployISOCheck sets what tells whether the deploy ISO is there to be served: an insert of
+// "deploy" is refused with its error rather than sent to a BMC that would fail to fetch it.
+func (l *Machines) SetDeployISOCheck(f func() error) { l.deployISO = f }
+
 // MediaImageURL turns a media request's image into the URL the BMC fetches. Only ISOs this
 // Slate serves are accepted: the BMC reaches into the plant network on Slate's say-so, so an
 // operator account must not make it fetch (or, through a BMC bug, post to) arbitrary hosts.
@@ -59,6 +63,11 @@ func (l *Machines) MediaImageURL(image string) (string, error) {
 	}
 	image = strings.TrimSpace(image)
 	if image == "" || image == DeployImage {
+		if l.deployISO != nil {
+			if err := l.deployISO(); err != nil {
+				return "", inventory.Errorf(inventory.ErrConflict, "virtual media: %v", err)
+			}
+		}
 		return l.mediaBase + DeployISOPath, nil
 	}
 	u, err := url.Parse(image)

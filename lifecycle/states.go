@@ -118,6 +118,8 @@ type Machines struct {
 	noInstalls string
 	// mediaBase is public_url: virtual media images are served under it (SetMediaBase).
 	mediaBase string
+	// deployISO says why the deploy ISO cannot be served (nil: it can; SetDeployISOCheck).
+	deployISO func() error
 }
 
 // ErrCannotInstall is returned for a desired release this Slate cannot install (no public_url).
