@@ -206,3 +206,18 @@ func (l *Machines) auditBMC(ctx context.Context, actor, action, machineID string
 	}
 	return nil
 }
+
+// mediaTarget is BootCD when the machine's virtual CD holds this Slate's deploy ISO, "" when
+// not, or when it cannot tell (no virtual media on the BMC, a read that failed: the network
+// boot stays, as before virtual media existed).
+func (l *Machines) mediaTarget(ctx context.Context, c BMC, machineID string) redfish.BootTarget {
+	mc, ok := c.(MediaBMC)
+	if !ok || l.mediaBase == "" {
+		return ""
+	}
+	ms, err := mc.MediaStatus(ctx)
+	if err != nil || !ms.Inserted || ms.Image != l.mediaBase+DeployISOPath {
+		return ""
+	}
+	return redfish.BootCD
+}

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -159,5 +160,54 @@ func TestMediaRunningMachineAndForeignImages(t *testing.T) {
 	bare, _ := l.Enroll(ctx, box, "op", EnrollRequest{Name: "bare", MACs: []string{"52:54:00:00:c1:03"}})
 	if _, err := l.MediaStatus(ctx, box, s, bare.ID); !errors.Is(err, inventory.ErrConflict) || !strings.Contains(err.Error(), "has no BMC") {
 		t.Fatalf("no BMC: %v", err)
+	}
+}
+
+// A machine on a segment without network boot: the operator leaves the deploy ISO in its
+// virtual CD, and the boots Slate starts itself (the reconciler's power-on for inspection) go
+// to the CD instead of PXE, audited with why. With the CD ejected, Slate boots from the network
+// again.
+func TestReconcilerBootsFromTheDeployISOLeftInTheCD(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	l.SetBMCDialer(fastDialer)
+	l.SetMediaBase("http://10.99.0.1:8080")
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Telemetry(t), PowerState: "Off"})
+	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "cd-2", MACs: []string{"52:54:00:00:c1:04"}, BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.InsertMedia(ctx, box, s, "olga", m.ID, MediaRequest{Image: DeployImage}); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReconciler(s, l, box, slog.New(slog.DiscardHandler), 0)
+	if err := r.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if boots := bmc.Boots(); len(boots) != 1 || boots[0] != "Cd" {
+		t.Fatalf("boots %v, want one from the CD", boots)
+	}
+	evs := mediaAudits(t, s, m.ID, "bmc.boot-once")
+	if len(evs) != 1 || evs[0].Details["target"] != "Cd" || !strings.Contains(fmt.Sprint(evs[0].Details["via"]), "deploy ISO") {
+		t.Fatalf("boot audit %+v", evs)
+	}
+	// Ejected: the next boot Slate starts is a network boot.
+	s2, l2, _ := setup(t)
+	l2.SetBMCDialer(fastDialer)
+	l2.SetMediaBase("http://10.99.0.1:8080")
+	bmc2 := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Telemetry(t), PowerState: "Off"})
+	m2, err := l2.Enroll(ctx, box, "op", EnrollRequest{Name: "cd-3", MACs: []string{"52:54:00:00:c1:05"}, BMCAddress: bmc2.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l2.EjectMedia(ctx, box, s2, "olga", m2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewReconciler(s2, l2, box, slog.New(slog.DiscardHandler), 0).ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if boots := bmc2.Boots(); len(boots) != 1 || boots[0] != "Pxe" {
+		t.Fatalf("boots %v after eject, want one from the network", boots)
 	}
 }
