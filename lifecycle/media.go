@@ -221,3 +221,18 @@ func (l *Machines) mediaTarget(ctx context.Context, c BMC, machineID string) red
 	}
 	return redfish.BootCD
 }
+
+// ejectDeployISO ejects the machine's virtual CD when it holds this Slate's deploy ISO, audited
+// as Slate's (bmc.media-eject, failed ones too). The error is for the caller's log: the
+// one-time disk boot is already set, so it is not fatal.
+func (l *Machines) ejectDeployISO(ctx context.Context, c BMC, machineID string) error {
+	if l.mediaTarget(ctx, c, machineID) == "" {
+		return nil
+	}
+	err := c.(MediaBMC).EjectMedia(ctx)
+	details := map[string]any{"image": l.mediaBase + DeployISOPath, "reason": "installed: the deploy ISO is not needed any more"}
+	if aerr := l.auditBMC(ctx, "slate", "bmc.media-eject", machineID, err, details); aerr != nil {
+		return aerr
+	}
+	return err
+}

@@ -211,3 +211,48 @@ func TestReconcilerBootsFromTheDeployISOLeftInTheCD(t *testing.T) {
 		t.Fatalf("boots %v after eject, want one from the network", boots)
 	}
 }
+
+// The reconciler's "next boot" settings with the deploy ISO in the CD: the deploy environment
+// next (before an update) is the CD, not the network; the disk next (after an install) also
+// ejects the ISO, audited as Slate's, so a later power cut cannot start it again from a CD
+// first in the boot order.
+func TestBootNextUsesAndThenEjectsTheDeployISO(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	box, _ := inventory.NewSecretBox(make([]byte, 32))
+	l.SetBMCDialer(fastDialer)
+	l.SetMediaBase("http://10.99.0.1:8080")
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Telemetry(t), PowerState: "On"})
+	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "cd-4", MACs: []string{"52:54:00:00:c1:06"}, BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.InsertMedia(ctx, box, s, "olga", m.ID, MediaRequest{Image: DeployImage}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ = s.GetMachine(ctx, m.ID)
+	r := NewReconciler(s, l, box, slog.New(slog.DiscardHandler), 0)
+	override := func() any {
+		b, _ := bmc.Get(bmc.SystemURI())["Boot"].(map[string]any)
+		return b["BootSourceOverrideTarget"]
+	}
+	cd := "/redfish/v1/Managers/1/VirtualMedia/CD1"
+	r.bootNext(ctx, m, redfish.BootPXE)
+	if got := override(); got != "Cd" || bmc.Get(cd)["Inserted"] != true {
+		t.Fatalf("next boot before an update: %v, CD %v", got, bmc.Get(cd))
+	}
+	r.bootNext(ctx, m, redfish.BootDisk)
+	if got := override(); got != "Hdd" || bmc.Get(cd)["Inserted"] != false {
+		t.Fatalf("next boot after the install: %v, CD %v", got, bmc.Get(cd))
+	}
+	evs := mediaAudits(t, s, m.ID, "bmc.media-eject")
+	if len(evs) != 1 || evs[0].Actor != "slate" || evs[0].Outcome != "ok" {
+		t.Fatalf("eject audits %+v", evs)
+	}
+	// Another image in the CD (not Slate's deploy ISO) is left alone.
+	bmc.Set(cd, map[string]any{"Image": "http://10.99.0.1:8080/boot/artifacts/tools.iso", "Inserted": true})
+	r.bootNext(ctx, m, redfish.BootDisk)
+	if bmc.Get(cd)["Inserted"] != true || len(mediaAudits(t, s, m.ID, "bmc.media-eject")) != 1 {
+		t.Fatal("an operator's own ISO was ejected")
+	}
+}
