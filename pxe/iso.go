@@ -38,7 +38,7 @@ type isoIndex struct {
 // line besides the token, padded with blanks (the kernel ignores them).
 func isoArgs(base, kernelArgs string) ([]byte, error) {
 	if !safeScriptValue(base) {
-		return nil, fmt.Errorf("Slate's URL %q has characters a GRUB kernel line cannot carry safely: set public_url", base)
+		return nil, fmt.Errorf("the URL machines reach Slate at, %q, has characters a GRUB kernel line cannot carry safely: set public_url", base)
 	}
 	s := "slate.url=" + base
 	if f := strings.Fields(kernelArgs); len(f) > 0 {
