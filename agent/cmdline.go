@@ -16,6 +16,9 @@ type BootConfig struct {
 	Token   string // slate.token: per-boot agent token
 	Machine string // slate.machine: the machine id Slate expects us to be
 	Debug   bool   // slate.debug
+	// Media (slate.media): booted from Slate's deploy ISO, which carries no token; the agent
+	// asks Slate for one by MAC once its network is up (MediaToken).
+	Media bool
 }
 
 // ParseCmdline reads slate.* parameters from a kernel command line (/proc/cmdline). Values may
@@ -32,6 +35,8 @@ func ParseCmdline(cmdline string) (BootConfig, error) {
 			c.Token = v
 		case "slate.machine":
 			c.Machine = v
+		case "slate.media":
+			c.Media = v == "" || v == "1" || v == "true"
 		case "slate.debug":
 			c.Debug = v == "" || v == "1" || v == "true"
 		}
@@ -40,11 +45,11 @@ func ParseCmdline(cmdline string) (BootConfig, error) {
 	if c.URL == "" {
 		missing = append(missing, "slate.url")
 	}
-	if c.Token == "" {
+	if c.Token == "" && !c.Media {
 		missing = append(missing, "slate.token")
 	}
 	if len(missing) > 0 {
-		return c, fmt.Errorf("kernel command line lacks %s: the boot script must pass slate.url=<http base of Slate> slate.token=<agent token>", strings.Join(missing, " and "))
+		return c, fmt.Errorf("kernel command line lacks %s: the boot script must pass slate.url=<http base of Slate> slate.token=<agent token> (or slate.media, from Slate's deploy ISO)", strings.Join(missing, " and "))
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -66,7 +66,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadGateway, err.Error()
 	case errors.Is(err, inventory.ErrNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, inventory.ErrConflict), errors.Is(err, lifecycle.ErrNotAllowed), errors.Is(err, lifecycle.ErrCannotInstall):
+	case errors.Is(err, inventory.ErrConflict), errors.Is(err, lifecycle.ErrNotAllowed), errors.Is(err, lifecycle.ErrCannotInstall),
+		errors.Is(err, lifecycle.ErrMachineRunning), errors.Is(err, lifecycle.ErrNoPublicURL):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, inventory.ErrInvalid):
 		return http.StatusUnprocessableEntity, err.Error()

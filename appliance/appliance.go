@@ -127,6 +127,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	}
 	a.Lifecycle = lifecycle.New(store, a.Hub)
 	a.Lifecycle.SetBootWindow(cfg.BootExpectWindow)
+	// BMCs fetch virtual media ISOs (the deploy ISO under /boot/deploy/) from public_url.
+	a.Lifecycle.SetMediaBase(cfg.PublicURL)
 	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger) // the client attaches bmc= to its lines itself
 	})

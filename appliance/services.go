@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slate/internal/clientaddr"
 	"strings"
@@ -126,6 +127,15 @@ func (a *Appliance) buildServices() error {
 	if deDir == "" {
 		deDir = filepath.Join(a.cfg.DataDir, "deployenv")
 	}
+	// An insert of the deploy ISO whose file is missing would reach the BMC and come back as
+	// its obscure fetch error: say what to build instead.
+	a.Lifecycle.SetDeployISOCheck(func() error {
+		st, err := os.Stat(filepath.Join(deDir, pxe.DeployISO))
+		if err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("the deploy ISO is missing (%s not found in %s): run make deploy-iso DEPLOYENV_INSTALL=%s on the Slate host", pxe.DeployISO, deDir, deDir)
+		}
+		return nil
+	})
 	if _, err := deployenv.Check(deDir); err != nil {
 		// Machines can still be enrolled and driven over Redfish; say what to do.
 		a.log.Warn("deploy environment missing", "dir", deDir, "err", err)

@@ -309,6 +309,9 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 		"PUT /api/v1/machines/:id/bmc":          {want5xx: true, req: h.jsonReq("PUT", "/api/v1/machines/"+bmcM.ID+"/bmc", op, map[string]string{"password": "password"})},
 		"POST /machines/:id/bmc":                {want5xx: true, req: h.formReq("/machines/"+bmcM.ID+"/bmc", opUI, url.Values{"password": {"password"}})},
 		"POST /api/v1/machines/:id/expect-boot": {want5xx: true, req: h.jsonReq("POST", "/api/v1/machines/"+m1.ID+"/expect-boot", op, nil)},
+		"POST /api/v1/machines/:id/media/insert": {note: "no deploy ISO and no BMC: refused before a BMC is touched", req: h.jsonReq("POST", "/api/v1/machines/"+m1.ID+"/media/insert", op,
+			map[string]any{"image": "deploy", "boot": true})},
+		"POST /api/v1/machines/:id/media/eject": {note: "no deploy ISO and no BMC: refused before a BMC is touched", req: h.jsonReq("POST", "/api/v1/machines/"+m1.ID+"/media/eject", op, nil)},
 		"DELETE /api/v1/registry/manifests/:digest": {note: "no such image: refused before it deletes (its refusal's audit cannot be stored either)",
 			req: h.jsonReq("DELETE", "/api/v1/registry/manifests/sha256:"+strings.Repeat("0", 64)+"?repo=plant/none", ad, nil)},
 		// web UI
@@ -335,6 +338,7 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 		"POST /users/:username/:verb":    {want5xx: true, req: h.formReq("/users/aldo/disable", adUI, url.Values{"confirm": {"yes"}})},
 		"POST /users/:username/unlock":   {want5xx: true, req: h.formReq("/users/aldo/unlock", adUI, nil)},
 		"POST /machines/:id/expect-boot": {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/expect-boot", opUI, nil)},
+		"POST /machines/:id/media/:verb": {note: "no deploy ISO and no BMC: refused before a BMC is touched", req: h.formReq("/machines/"+m1.ID+"/media/insert", opUI, url.Values{"boot": {"1"}})},
 		"POST /registry/delete": {note: "no such image: refused before it deletes",
 			req: h.formReq("/registry/delete", adUI, url.Values{"image": {"plant/none@sha256:" + strings.Repeat("0", 64)}, "confirm_image": {"plant/none@sha256:" + strings.Repeat("0", 64)}})},
 		"POST /users":                        {want5xx: true, req: h.formReq("/users", adUI, url.Values{"username": {"gina"}, "password": {"a-much-longer-pass-6"}, "role": {"auditor"}})},

@@ -177,6 +177,14 @@ func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretB
 				machineID, ps, RunningReason, ErrMachineRunning)
 		}
 	}
+	via := ""
+	if target == redfish.BootPXE {
+		// A machine whose virtual CD holds Slate's deploy ISO is on a segment where it cannot
+		// network-boot (the operator left the ISO in for that): Slate's own boots use the CD.
+		if t := l.mediaTarget(ctx, c, machineID); t != "" {
+			target, via = t, "virtual media: its CD holds the deploy ISO"
+		}
+	}
 	// Armed only now: a running machine left alone above must not have a boot expected.
 	if err := l.store.Update(ctx, func(tx *inventory.Tx) error {
 		_, err := l.ExpectBootTx(ctx, tx, actor, machineID, fmt.Sprintf("powered on through its BMC for a one-time %s boot", target))
@@ -199,6 +207,9 @@ func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretB
 	}
 	if aerr := l.store.Update(ctx, func(tx *inventory.Tx) error {
 		details := map[string]any{"target": string(target), "bmc": cred.Address, "force": force}
+		if via != "" {
+			details["via"] = via
+		}
 		if err != nil {
 			details["error"] = err.Error()
 		}

@@ -465,7 +465,23 @@ func (r *Reconciler) bootNext(ctx context.Context, m inventory.Machine, target r
 			return err
 		}
 		defer c.Close(context.WithoutCancel(ctx))
-		return c.SetBootOnce(ctx, redfish.BootOverride{Target: target})
+		if target == redfish.BootPXE {
+			// the deploy ISO left in the CD: this machine boots Slate's environment from it
+			if t := r.machines.mediaTarget(ctx, c, m.ID); t != "" {
+				target = t
+			}
+		}
+		if err := c.SetBootOnce(ctx, redfish.BootOverride{Target: target}); err != nil {
+			return err
+		}
+		if target == redfish.BootDisk {
+			// Installed: a later reboot (a power cut) must not start the deploy ISO from a CD
+			// first in the boot order, where the agent would wait for work forever.
+			if err := r.machines.ejectDeployISO(ctx, c, m.ID); err != nil {
+				r.log.Warn("deploy ISO not ejected after the install", "machine", m.ID, "err", err)
+			}
+		}
+		return nil
 	}()
 	outcome, details := "ok", map[string]any{"target": string(target), "bmc": m.BMC.Address}
 	if err != nil {

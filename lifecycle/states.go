@@ -116,6 +116,10 @@ type Machines struct {
 	// noInstalls says why this Slate cannot install a release ("" when it can): a desired
 	// release would never be acted on, so setting one is refused with this reason.
 	noInstalls string
+	// mediaBase is public_url: virtual media images are served under it (SetMediaBase).
+	mediaBase string
+	// deployISO says why the deploy ISO cannot be served (nil: it can; SetDeployISOCheck).
+	deployISO func() error
 }
 
 // ErrCannotInstall is returned for a desired release this Slate cannot install (no public_url).

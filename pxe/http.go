@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,9 @@ type HTTP struct {
 	now     func() time.Time
 
 	sendfileWarned atomic.Bool
+
+	isoMu sync.Mutex
+	iso   isoIndex // where the deploy ISO's placeholder sits (see iso.go)
 }
 
 // NewHTTP builds the handler. planner is lifecycle's boot decision, tokens issues per-boot
@@ -114,12 +118,16 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveBinary(lw, r, strings.TrimPrefix(rest, "ipxe/"))
 	case strings.HasPrefix(rest, "machine/") && strings.HasSuffix(rest, ".ipxe"):
 		attrs = h.serveMachine(lw, r, strings.TrimSuffix(strings.TrimPrefix(rest, "machine/"), ".ipxe"))
+	case rest == "deploy/"+DeployISO:
+		h.serveDeployISO(lw, r)
+	case strings.HasPrefix(rest, "media-token/"):
+		attrs = h.serveMediaToken(lw, r, strings.TrimPrefix(rest, "media-token/"))
 	case rest == "deploy/"+DeployKernel || rest == "deploy/"+DeployInitrd:
 		h.serveDeployFile(lw, r, strings.TrimPrefix(rest, "deploy/"))
 	case strings.HasPrefix(rest, "artifacts/"):
 		h.serveArtifact(lw, r, strings.TrimPrefix(rest, "artifacts/"))
 	default:
-		httpError(lw, http.StatusNotFound, "no such boot file: see /boot/auto.ipxe, /boot/ipxe/<binary>, /boot/machine/<mac>.ipxe, /boot/deploy/, /boot/artifacts/")
+		httpError(lw, http.StatusNotFound, "no such boot file: see /boot/auto.ipxe, /boot/ipxe/<binary>, /boot/machine/<mac>.ipxe, /boot/deploy/, /boot/media-token/<mac>, /boot/artifacts/")
 	}
 }
 

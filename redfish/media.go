@@ -146,3 +146,19 @@ func (c *Client) eject(ctx context.Context, op string, m *media) error {
 	}
 	return c.patch(ctx, op, m.uri, map[string]any{"Image": nil, "Inserted": false})
 }
+
+// MediaState is what the virtual CD/DVD holds, as the BMC reports it.
+type MediaState struct {
+	Image    string `json:"image,omitempty"` // the URL the BMC reads the medium from
+	Inserted bool   `json:"inserted"`
+	Device   string `json:"device"` // the VirtualMedia resource, e.g. /redfish/v1/Managers/1/VirtualMedia/CD1
+}
+
+// MediaStatus reads what the virtual CD/DVD holds.
+func (c *Client) MediaStatus(ctx context.Context) (MediaState, error) {
+	m, err := c.cdrom(ctx, "read virtual media")
+	if err != nil {
+		return MediaState{}, err
+	}
+	return MediaState{Image: m.Image, Inserted: m.Inserted, Device: m.uri}, nil
+}

@@ -2,6 +2,10 @@ package redfish_test
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"slate/redfish"
@@ -114,5 +118,83 @@ func TestMediaBadImageURL(t *testing.T) {
 	}
 	if len(bodies(s, "PATCH", "/VirtualMedia/CD1")) != 0 {
 		t.Fatal("a bad image URL reached the BMC")
+	}
+}
+
+// What the CD holds, read before and after Slate inserts and ejects: public-telemetry starts
+// with a medium in, the insert replaces it, the eject empties the drive.
+func TestMediaStatusTelemetry(t *testing.T) {
+	s := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Telemetry(t)})
+	c := connect(t, s, nil)
+	ctx := context.Background()
+	st, err := c.MediaStatus(ctx)
+	if err != nil || !st.Inserted || st.Device != "/redfish/v1/Managers/1/VirtualMedia/CD1" {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if err := c.InsertMedia(ctx, iso); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = c.MediaStatus(ctx); err != nil || st.Image != iso || !st.Inserted {
+		t.Fatalf("after insert %+v %v", st, err)
+	}
+	if err := c.EjectMedia(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = c.MediaStatus(ctx); err != nil || st.Inserted || st.Image != "" {
+		t.Fatalf("after eject %+v %v", st, err)
+	}
+}
+
+// Every DMTF public mockup with a virtual CD/DVD (under a manager or a system, with or without
+// the InsertMedia action) takes the deploy ISO and gives it back; those without one say so
+// with ErrUnsupported, nothing sent.
+func TestEveryMockupVirtualMedia(t *testing.T) {
+	dir := redfishtest.MockupDir(t)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var withCD []string
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "public-") {
+			continue
+		}
+		t.Run(e.Name(), func(t *testing.T) {
+			s := redfishtest.New(t, redfishtest.Options{Mockup: filepath.Join(dir, e.Name())})
+			c := connect(t, s, nil)
+			ctx := context.Background()
+			st, err := c.MediaStatus(ctx)
+			if errors.Is(err, redfish.ErrUnsupported) {
+				if err := c.InsertMedia(ctx, iso); !errors.Is(err, redfish.ErrUnsupported) {
+					t.Fatalf("insert without a CD: %v", err)
+				}
+				for _, r := range s.Requests() {
+					if r.Method != "GET" && !strings.Contains(r.Path, "Sessions") {
+						t.Fatalf("a mockup without a CD got %s %s", r.Method, r.Path)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			withCD = append(withCD, e.Name())
+			if err := c.InsertMedia(ctx, iso); err != nil {
+				t.Fatalf("insert (CD %s): %v", st.Device, err)
+			}
+			if got, err := c.MediaStatus(ctx); err != nil || got.Image != iso || !got.Inserted || got.Device != st.Device {
+				t.Fatalf("after insert: %+v %v", got, err)
+			}
+			if err := c.EjectMedia(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := c.MediaStatus(ctx); err != nil || got.Inserted || got.Image != "" {
+				t.Fatalf("after eject: %+v %v", got, err)
+			}
+		})
+	}
+	want := []string{"public-applications", "public-bladed-partitions", "public-mpf", "public-rackmount1", "public-smartnic", "public-telemetry"}
+	if strings.Join(withCD, ",") != strings.Join(want, ",") {
+		t.Errorf("mockups with a virtual CD: %v, want %v", withCD, want)
 	}
 }

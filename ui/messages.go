@@ -50,6 +50,12 @@ func flashFor(code string) (flash, bool) {
 		return flash{"ok", "All your other sessions and tokens were revoked.", ""}, true
 	case "boot-expected":
 		return flash{"ok", "Network boot expected (until the time shown below): power the machine on now.", ""}, true
+	case "media-inserted":
+		return flash{"ok", "Deploy ISO inserted into the virtual CD (shown below).", ""}, true
+	case "media-booted":
+		return flash{"ok", "Deploy ISO inserted and the machine is booting from it once: its deploy environment gets its agent token and reports here.", ""}, true
+	case "media-ejected":
+		return flash{"ok", "Virtual CD ejected.", ""}, true
 	case "identity-unchanged":
 		return flash{"ok", "Identity unchanged.", ""}, true
 	case "identity-corrected":

@@ -193,6 +193,17 @@ func (u *UI) machine(c echo.Context, s session) error {
 	if u.d.Lifecycle != nil {
 		bootWindow = int(u.d.Lifecycle.BootWindow().Minutes())
 	}
+	// What the virtual CD holds is read from the BMC only when asked (?media=1): a page view
+	// must not open a BMC session each time.
+	var media *lifecycle.MediaResult
+	mediaErr := ""
+	if c.QueryParam("media") == "1" && m.BMC != nil && u.d.Lifecycle != nil {
+		if r, err := u.d.Lifecycle.MediaStatus(ctx, u.d.Secrets, u.d.Store, m.ID); err != nil {
+			mediaErr = errText(err)
+		} else {
+			media = &r
+		}
+	}
 	return u.render(c, http.StatusOK, "machine", struct {
 		layoutData
 		M        inventory.Machine
@@ -214,8 +225,46 @@ func (u *UI) machine(c echo.Context, s session) error {
 		// PowerWarning: the newest power-on through the BMC failed and the machine waits.
 		PowerWarning *powerWarning
 		Vendors      []string
+		// Media is what the virtual CD holds (read on ?media=1), MediaErr why it could not be read.
+		Media    *lifecycle.MediaResult
+		MediaErr string
 	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
-		bootExpected, bootWindow, powerOnWarning(m, ev), u.d.Vendors})
+		bootExpected, bootWindow, powerOnWarning(m, ev), u.d.Vendors, media, mediaErr})
+}
+
+// mediaPost inserts the deploy ISO (and with boot=1 boots the machine once from it) or
+// ejects the virtual CD, through the machine's BMC. A running machine is restarted only with
+// the force box ticked: the refusal says so.
+func (u *UI) mediaPost(c echo.Context, s session) error {
+	ctx := c.Request().Context()
+	m, err := u.d.Store.GetMachine(ctx, c.Param("id"))
+	if err != nil {
+		return u.errorPage(c, s, http.StatusNotFound, fmt.Sprintf("No machine %q.", c.Param("id")))
+	}
+	code := "media-ejected"
+	switch c.Param("verb") {
+	case "insert":
+		req := lifecycle.MediaRequest{Image: lifecycle.DeployImage, Boot: c.FormValue("boot") == "1", Force: c.FormValue("force") == "1"}
+		r, err := u.d.Lifecycle.InsertMedia(ctx, u.d.Secrets, u.d.Store, s.user.Username, m.ID, req)
+		if err != nil {
+			if r.Inserted {
+				return u.errorPage(c, s, mediaStatusCode(err), "The deploy ISO is inserted, but the machine was not booted from it: "+errText(err))
+			}
+			return u.errorPage(c, s, mediaStatusCode(err), "Nothing inserted: "+errText(err))
+		}
+		code = "media-inserted"
+		if r.Booted {
+			code = "media-booted"
+		}
+	case "eject":
+		if _, err := u.d.Lifecycle.EjectMedia(ctx, u.d.Secrets, u.d.Store, s.user.Username, m.ID); err != nil {
+			return u.errorPage(c, s, mediaStatusCode(err), "Not ejected: "+errText(err))
+		}
+	default:
+		return u.errorPage(c, s, http.StatusNotFound, "No such virtual media action: insert or eject.")
+	}
+	u.d.Logger.Info("ui: virtual media", "machine", m.ID, "action", c.Param("verb"), "by", s.user.Username)
+	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID)+"?media=1", code))
 }
 
 // expectBootPost is a technician announcing a boot by hand: only an expected network boot
@@ -440,4 +489,16 @@ func (u *UI) releaseSetPost(c echo.Context, s session) error {
 		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not set: "+errText(err))
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash(back, "release-set"))
+}
+
+// mediaStatusCode: a refusal Slate made (running machine, no BMC, no public_url) is 409; a BMC
+// that failed is 502; a full disk keeps its own code.
+func mediaStatusCode(err error) int {
+	switch {
+	case errors.Is(err, lifecycle.ErrBMC):
+		return statusFor(err, http.StatusBadGateway)
+	case errors.Is(err, lifecycle.ErrMachineRunning), errors.Is(err, lifecycle.ErrNoPublicURL), errors.Is(err, inventory.ErrConflict), errors.Is(err, inventory.ErrInvalid):
+		return http.StatusConflict
+	}
+	return statusFor(err, http.StatusBadGateway)
 }

@@ -157,6 +157,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/machines/:id", u.page(roleAny, u.machine))
 	e.POST("/machines/:id/transition", u.page(roleWrite, u.transitionPost))
 	e.POST("/machines/:id/expect-boot", u.page(roleWrite, u.expectBootPost))
+	e.POST("/machines/:id/media/:verb", u.page(roleWrite, u.mediaPost))
 	e.POST("/machines/:id/decommission", u.page(roleWrite, u.decommissionPost))
 	e.POST("/machines/:id/release", u.page(roleWrite, u.releaseSetPost))
 	e.POST("/machines/:id/identity", u.page(roleWrite, u.identityPost))

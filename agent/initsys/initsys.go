@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -214,6 +215,28 @@ func run(ctx context.Context, log *slog.Logger, version string, start time.Time)
 		addrs = append(addrs, l.CIDR())
 	}
 	log.Info("network up", "addresses", addrs, "since_start", time.Since(start).Round(time.Millisecond))
+	if cfg.Media && cfg.Token == "" {
+		// Booted from Slate's ISO: the token is asked for by MAC, and given only for a boot
+		// Slate expects; until then (or if the operator has not asked yet) ask again.
+		var leaseMACs []string
+		for _, l := range leases {
+			leaseMACs = append(leaseMACs, l.MAC)
+		}
+		for {
+			tok, machine, err := agent.MediaToken(ctx, &http.Client{Timeout: 30 * time.Second}, cfg.URL, leaseMACs)
+			if err == nil {
+				cfg.Token = tok
+				if cfg.Machine == "" {
+					cfg.Machine = machine
+				}
+				log = base.With("machine", cfg.Machine)
+				log.Info("agent token received for the boot from virtual media")
+				break
+			}
+			log.Error("booted from virtual media, but Slate gives no agent token yet; asking again in 30 s", "err", err)
+			time.Sleep(30 * time.Second)
+		}
+	}
 
 	client := &agent.Client{Base: cfg.URL, Token: cfg.Token, Log: log}
 	reg := agent.BuiltinRegistry(inspect.Inspector{Opt: inspect.Options{Root: "/", Probe: true, KeepRaw: true}}, sysPower{log: log})

@@ -91,6 +91,7 @@ func machineCommands() *command {
 		{name: "enroll", summary: "enroll a machine by MAC, serial and/or BMC", run: machineEnroll},
 		{name: "transition", summary: "move a machine to another state (or retry a failed one)", run: machineTransition},
 		{name: "expect-boot", summary: "announce that you will power a machine on by hand: its network boot gets an agent token", run: machineExpectBoot},
+		{name: "media", summary: "insert (and boot once from) or eject the virtual CD through the machine's BMC: status, insert [deploy|URL] [--boot [--force]], eject", run: machineMedia},
 		{name: "provision", summary: "set the release a machine should run (installs, updates or rolls back)", run: machineProvision},
 		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
 		{name: "identity", summary: "correct a machine's serial or system UUID (they then count as entered by an operator; \"\" hands them back to inspection)", run: machineIdentity},
