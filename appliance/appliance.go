@@ -127,8 +127,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	}
 	a.Lifecycle = lifecycle.New(store, a.Hub)
 	a.Lifecycle.SetBootWindow(cfg.BootExpectWindow)
-	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
-		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger) // the client attaches bmc= to its lines itself
+	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (lifecycle.BMC, error) {
+		return redfish.DialSystem(ctx, address, user, password, profile, fingerprint, system, o.Logger) // the client attaches bmc= to its lines itself
 	})
 	reg, err := image.NewRegistry(ctx, filepath.Join(cfg.DataDir, "registry"), registryAuth{store, a.Guard}, o.Logger)
 	if err != nil {
