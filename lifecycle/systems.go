@@ -203,7 +203,7 @@ func (l *Machines) EnrollAll(ctx context.Context, box *inventory.SecretBox, acto
 // the power-ons asked for failed: each is a *PowerOnError.
 type PowerOnsError struct{ Errs []error }
 
-func (e *PowerOnsError) Error() string { return errors.Join(e.Errs...).Error() }
+func (e *PowerOnsError) Error() string   { return errors.Join(e.Errs...).Error() }
 func (e *PowerOnsError) Unwrap() []error { return e.Errs }
 
 func cloneLabels(in map[string]string) map[string]string {
