@@ -18,6 +18,10 @@ func flashFor(code string) (flash, bool) {
 	// Successes.
 	case "machine-enrolled":
 		return flash{"ok", "Machine enrolled.", ""}, true
+	case "machine-adopted":
+		return flash{"ok", "Machine adopted: it runs an unmanaged system, and Slate leaves its power alone. Inspect it in a maintenance window, or set a desired release and move it to provisioning.", ""}, true
+	case "systems-enrolled":
+		return flash{"ok", "Every system behind the BMC was enrolled, one machine each.", ""}, true
 	case "machine-moved":
 		return flash{"ok", "Machine moved: its new state is shown below.", ""}, true
 	case "decommission-started":
@@ -55,6 +59,8 @@ func flashFor(code string) (flash, bool) {
 	case "identity-corrected":
 		return flash{"ok", "Identity corrected. A machine that failed on an identity mismatch: retry it to inspect it again.", ""}, true
 	// Refusals and partial failures.
+	case "systems-enrolled-power-on-failed":
+		return flash{"warn", "Every system behind the BMC was enrolled, but some could not be powered on: see the audit log (bmc.boot-once) and each machine's page.", ""}, true
 	case "enrolled-power-on-failed":
 		return flash{"warn", "Enrolled, but powering the machine on through its BMC failed: the reason is in the audit log below; check the BMC and power it on.", ""}, true
 	case "reason-required":

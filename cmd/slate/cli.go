@@ -268,7 +268,7 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--power-on [--force]]] [--label k=v]...")
+	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--system ID|--system-uuid U|--all-systems] [--power-on [--force]|--adopt]] [--label k=v]...")
 	server, asJSON := apiFlags(fs)
 	var macs, labels multi
 	name := fs.String("name", "", "machine name (default: generated)")
@@ -283,11 +283,16 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	bmcVendor := fs.String("bmc-vendor", "auto", "BMC vendor profile: auto (detect), generic, dell, hpe, supermicro, lenovo, sushy")
 	powerOn := fs.Bool("power-on", false, "with --bmc-address: set a one-time PXE boot and power the machine on (a running machine is left alone without --force)")
 	force := fs.Bool("force", false, "with --power-on: restart the machine into the network boot even if it is running (interrupts what runs there)")
+	system := fs.String("system", "", "with --bmc-address: the computer system behind the BMC to enroll (its id), where it has several (blade chassis); --mac, --serial or --system-uuid pick one by match instead")
+	systemUUID := fs.String("system-uuid", "", "with --bmc-address: pick the computer system with this SMBIOS UUID")
+	allSystems := fs.Bool("all-systems", false, "with --bmc-address: enroll every computer system behind the BMC, one machine each, named --name + \"-\" + system id")
+	adopt := fs.Bool("adopt", false, "with --bmc-address: adopt a running machine as it is: read its inventory, never power it or set a boot (state adopted)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	req := lifecycle.EnrollRequest{Name: *name, MACs: macs, Serial: *serial, Site: *site, Segment: *segment,
-		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor, PowerOn: *powerOn, Force: *force}
+		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor, PowerOn: *powerOn, Force: *force,
+		SystemID: *system, SystemUUID: *systemUUID, AllSystems: *allSystems, Adopt: *adopt}
 	if len(labels) > 0 {
 		req.Labels = map[string]string{}
 		for _, kv := range labels {
@@ -309,6 +314,9 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *allSystems {
+		return enrollAllSystems(ctx, env, c, req, *asJSON)
+	}
 	var m struct {
 		inventory.Machine
 		Warning string `json:"warning"`
@@ -320,9 +328,42 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	if *asJSON {
 		return printJSON(env.stdout, m)
 	}
-	fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
+	if m.State == lifecycle.Adopted {
+		fmt.Fprintf(env.stdout, "Adopted %s (%s), state adopted: runs an unmanaged system; Slate leaves its power alone.\n", m.Name, m.ID)
+	} else {
+		fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
+	}
 	if m.Warning != "" {
 		fmt.Fprintf(env.stderr, "Warning: %s\n", m.Warning)
+	}
+	return nil
+}
+
+// enrollAllSystems enrolls every computer system behind one BMC (--all-systems).
+func enrollAllSystems(ctx context.Context, env *cliEnv, c *client, req lifecycle.EnrollRequest, asJSON bool) error {
+	var out struct {
+		Machines []inventory.Machine `json:"machines"`
+		Warning  string              `json:"warning"`
+	}
+	if err := c.do(ctx, "POST", "/machines", nil, req, &out); err != nil {
+		return fmt.Errorf("not enrolled (none of the systems): %w", err)
+	}
+	if asJSON {
+		if err := printJSON(env.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		for _, m := range out.Machines {
+			sys := ""
+			if m.BMC != nil {
+				sys = m.BMC.SystemID
+			}
+			fmt.Fprintf(env.stdout, "Enrolled %s (%s), system %s, state %s.\n", m.Name, m.ID, sys, m.State)
+		}
+	}
+	if out.Warning != "" {
+		// enrolled, but what was asked besides failed: a partial failure is not a success
+		return fmt.Errorf("enrolled %d machines, but: %s", len(out.Machines), out.Warning)
 	}
 	return nil
 }
