@@ -222,7 +222,11 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, dash(v)) }
 	row("ID", m.ID)
 	row("Name", m.Name)
-	row("State", m.State)
+	if m.State == lifecycle.Adopted {
+		row("State", "adopted: runs an unmanaged system (Slate does not touch its power; move it to inspecting or, with a desired release, provisioning)")
+	} else {
+		row("State", m.State)
+	}
 	if m.State == lifecycle.Failed {
 		row("Failed in", m.FailedFrom)
 		row("Reason", m.FailedReason)
@@ -250,6 +254,9 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 	row("Labels", strings.Join(inventory.SortedLabels(m.Labels), " "))
 	if m.BMC != nil {
 		row("BMC", m.BMC.Address+" ("+m.BMC.VendorProfile+", user "+m.BMC.Username+")")
+		if m.BMC.SystemID != "" {
+			row("BMC system", m.BMC.SystemID)
+		}
 	}
 	row("Desired release", m.DesiredRelease)
 	row("Booted release", m.BootedRelease)

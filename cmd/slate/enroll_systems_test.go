@@ -74,6 +74,12 @@ func TestMachineEnrollSystemsAndAdopt(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Adopted hmi-9") || !strings.Contains(out, "state adopted") {
 		t.Fatalf("--adopt: %v %s", err, out)
 	}
+	if out, err := slate("", "machine", "show", "hmi-9"); err != nil || !strings.Contains(out, "adopted: runs an unmanaged system") {
+		t.Fatalf("machine show of an adopted machine: %v %s", err, out)
+	}
+	if out, err := slate("", "machine", "show", "blade3"); err != nil || !strings.Contains(out, "529QB9452R6") || !strings.Contains(out, "BMC system") {
+		t.Fatalf("machine show of a blade: %v %s", err, out)
+	}
 	for _, q := range rack.Requests() {
 		if q.Method != "GET" && !strings.HasPrefix(q.Path, "/redfish/v1/SessionService/Sessions") {
 			t.Fatalf("--adopt sent %s %s to the BMC", q.Method, q.Path)
