@@ -574,6 +574,11 @@ func machineProvision(ctx context.Context, env *cliEnv, args []string) error {
 	if *asJSON {
 		return printJSON(env.stdout, m)
 	}
+	if m.State == lifecycle.Adopted {
+		// an adopted machine runs what it runs until an operator asks: do not promise more
+		fmt.Fprintf(env.stdout, "%s is adopted: %s is its desired release, installed only when you move it to provisioning (this restarts it): slate machine transition %s provisioning --reason \"…\"\n", m.Name, m.DesiredRelease, m.Name)
+		return nil
+	}
 	fmt.Fprintf(env.stdout, "%s should now run %s (it is %s; follow it with: slate machine watch %s).\n", m.Name, m.DesiredRelease, m.State, m.Name)
 	return nil
 }

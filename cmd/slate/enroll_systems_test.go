@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"slate/appliance"
+	"slate/inventory"
+	"slate/lifecycle"
 	"slate/redfish/redfishtest"
 )
 
@@ -21,6 +23,7 @@ func TestMachineEnrollSystemsAndAdopt(t *testing.T) {
 	cfg := appliance.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.PublicURL = "http://127.0.0.1:8080" // installs need it: without it a desired release is refused
 	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +82,22 @@ func TestMachineEnrollSystemsAndAdopt(t *testing.T) {
 	}
 	if out, err := slate("", "machine", "show", "blade3"); err != nil || !strings.Contains(out, "529QB9452R6") || !strings.Contains(out, "BMC system") {
 		t.Fatalf("machine show of a blade: %v %s", err, out)
+	}
+	err = a.Store.Update(ctx, func(tx *inventory.Tx) error {
+		r, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "1", Kind: "disk", ImageRef: "plant/hmi", CreatedBy: "x"})
+		if err != nil {
+			return err
+		}
+		return tx.SetReleaseState(ctx, r.ID, lifecycle.ReleaseApproved, "y")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := slate("", "machine", "provision", "hmi-9", "hmi@1"); err != nil || !strings.Contains(out, "hmi-9 is adopted") || strings.Contains(out, "should now run") {
+		t.Fatalf("provision of an adopted machine: %v %s", err, out)
+	}
+	if m, _ := a.Store.GetMachine(ctx, "hmi-9"); m.State != lifecycle.Adopted {
+		t.Fatalf("a desired release moved the adopted machine: %s", m.State)
 	}
 	for _, q := range rack.Requests() {
 		if q.Method != "GET" && !strings.HasPrefix(q.Path, "/redfish/v1/SessionService/Sessions") {
