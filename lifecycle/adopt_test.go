@@ -59,6 +59,20 @@ func TestAdoptRunningMachineSendsNoReset(t *testing.T) {
 	if p, err := PlanBoot(ctx, s, m.MACs[0]); err != nil || p.Action != BootLocalDisk {
 		t.Fatalf("an adopted machine that network-boots must boot its own disk: %+v %v", p, err)
 	}
+	// the operator's explicit move to inspecting (a maintenance window) is the consent to
+	// restart it into the deploy environment
+	if _, err := l.Transition(ctx, m.ID, Inspecting, "olga", "maintenance window"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ts, _ := s.ListTasks(ctx, m.ID, 10); len(ts) != 1 || ts[0].Kind != TaskInspect {
+		t.Fatalf("after the move to inspecting: tasks %+v", ts)
+	}
+	if b := bmc.Boots(); len(b) == 0 || b[len(b)-1] != "Pxe" {
+		t.Fatalf("the requested inspection did not restart the machine into a network boot: writes %v boots %v", writes(bmc), b)
+	}
 }
 
 // Adoption asks for nothing that changes power: power_on or force with adopt is refused, as
