@@ -71,7 +71,11 @@ func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.I
 	if err != nil {
 		return inv, err
 	}
-	defer func() { c.Close(context.WithoutCancel(ctx)) }()
+	defer func() {
+		if c != nil { // nil when the second dial (for the chosen system) failed
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	systems, err := listSystems(ctx, c)
 	if err != nil {
 		return inv, err
@@ -84,6 +88,7 @@ func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.I
 		fp := fingerprintOf(c)
 		c.Close(context.WithoutCancel(ctx))
 		// the certificate seen on the first session is the one the second must present
+		c = nil
 		if c, err = l.dialEnrollBMC(ctx, r, fp, pick.ID); err != nil {
 			return inv, err
 		}

@@ -206,3 +206,27 @@ func TestEnrollAllBlades(t *testing.T) {
 		t.Fatalf("enroll all without power_on wrote to the BMC: %v", w)
 	}
 }
+
+// The session for the chosen blade is a second dial: when it fails, the enrollment fails
+// naming the BMC (no panic on the session that never opened), and nothing is stored.
+func TestEnrollBladeSecondDialFails(t *testing.T) {
+	s, l, box := bladeSetup(t)
+	bmc := bladedBMC(t, "")
+	calls := 0
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
+		calls++
+		if calls > 1 {
+			return nil, errors.New("BMC " + address + ": connection refused")
+		}
+		return fastDialer(ctx, address, user, password, profile, fingerprint, system)
+	})
+	r := bladeReq(bmc)
+	r.SystemID = blades[2]
+	_, err := l.Enroll(context.Background(), box, "op", r)
+	if !errors.Is(err, ErrBMC) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("second dial failed: %v", err)
+	}
+	if n := machineCount(t, s); n != 0 {
+		t.Fatalf("stored %d machines", n)
+	}
+}
