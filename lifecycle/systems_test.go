@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"slate/inventory"
+	"slate/redfish"
 	"slate/redfish/redfishtest"
 )
 
@@ -228,5 +229,38 @@ func TestEnrollBladeSecondDialFails(t *testing.T) {
 	}
 	if n := machineCount(t, s); n != 0 {
 		t.Fatalf("stored %d machines", n)
+	}
+}
+
+// Matching a system by what the technician knows: a MAC of one of its NICs, its SMBIOS UUID
+// (in any case), its serial; a match that fits several systems is refused listing just those.
+func TestChooseSystemByMatch(t *testing.T) {
+	systems := []redfish.SystemInfo{
+		{ID: "Node1", URI: "/redfish/v1/Systems/Node1", Serial: "S1", UUID: "aaaa-1", MACs: []string{"52:54:00:00:00:01"}},
+		{ID: "Node2", URI: "/redfish/v1/Systems/Node2", Serial: "S2", UUID: "aaaa-2", MACs: []string{"52:54:00:00:00:02", "52:54:00:00:00:03"}},
+		{ID: "Node3", URI: "/redfish/v1/Systems/Node3", Serial: "S2", UUID: "aaaa-3"},
+	}
+	for _, c := range []struct {
+		name string
+		r    EnrollRequest
+		want string
+	}{
+		{"mac", EnrollRequest{MACs: []string{"52:54:00:00:00:03"}}, "Node2"},
+		{"uuid", EnrollRequest{SystemUUID: "AAAA-3"}, "Node3"},
+		{"serial", EnrollRequest{Serial: "s1"}, "Node1"},
+		{"uri", EnrollRequest{SystemID: "/redfish/v1/Systems/Node3/"}, "Node3"},
+	} {
+		got, err := chooseSystem(&c.r, systems)
+		if err != nil || got.ID != c.want {
+			t.Errorf("%s: got %s %v, want %s", c.name, got.ID, err, c.want)
+		}
+	}
+	_, err := chooseSystem(&EnrollRequest{Serial: "S2"}, systems)
+	var sce *SystemChoiceError
+	if !errors.As(err, &sce) || len(sce.Systems) != 2 || sce.Systems[0].ID != "Node2" || sce.Systems[1].ID != "Node3" {
+		t.Fatalf("a serial two systems share: %v", err)
+	}
+	if _, err := chooseSystem(&EnrollRequest{MACs: []string{"52:54:00:00:00:09"}}, systems); !errors.As(err, &sce) || len(sce.Systems) != 3 {
+		t.Fatalf("a MAC no system has: %v", err)
 	}
 }
