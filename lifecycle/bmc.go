@@ -85,9 +85,9 @@ func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.I
 		if err != nil {
 			return inv, err
 		}
+		// the certificate seen on the first session is the one the second must present
 		fp := fingerprintOf(c)
 		c.Close(context.WithoutCancel(ctx))
-		// the certificate seen on the first session is the one the second must present
 		c = nil
 		if c, err = l.dialEnrollBMC(ctx, r, fp, pick.ID); err != nil {
 			return inv, err
