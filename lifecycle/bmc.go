@@ -76,7 +76,7 @@ func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.I
 			c.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	systems, err := listSystems(ctx, c)
+	systems, err := listSystems(ctx, c, len(r.MACs) > 0 && r.SystemID == "")
 	if err != nil {
 		return inv, err
 	}

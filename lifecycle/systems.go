@@ -15,16 +15,17 @@ import (
 // systemLister is the part of a BMC session that lists every computer system behind it
 // (*redfish.Client has it). A BMC without it is taken to have one system.
 type systemLister interface {
-	Systems(ctx context.Context) ([]redfish.SystemInfo, error)
+	Systems(ctx context.Context, withMACs bool) ([]redfish.SystemInfo, error)
 }
 
-// listSystems lists the systems behind c (nil when c cannot list them).
-func listSystems(ctx context.Context, c BMC) ([]redfish.SystemInfo, error) {
+// listSystems lists the systems behind c (nil when c cannot list them), with their host MACs
+// when withMACs (to match one by a MAC).
+func listSystems(ctx context.Context, c BMC, withMACs bool) ([]redfish.SystemInfo, error) {
 	sl, ok := c.(systemLister)
 	if !ok {
 		return nil, nil
 	}
-	systems, err := sl.Systems(ctx)
+	systems, err := sl.Systems(ctx, withMACs)
 	if err != nil {
 		return nil, &bmcError{fmt.Errorf("enroll by BMC: list its computer systems: %w", err)}
 	}
@@ -115,7 +116,7 @@ func (l *Machines) EnrollAll(ctx context.Context, box *inventory.SecretBox, acto
 	if err != nil {
 		return nil, err
 	}
-	systems, err := listSystems(ctx, c)
+	systems, err := listSystems(ctx, c, false)
 	fp := fingerprintOf(c)
 	c.Close(context.WithoutCancel(ctx))
 	if err != nil {

@@ -21,7 +21,7 @@ type SystemInfo struct {
 	Serial       string   `json:"serial,omitempty"`
 	UUID         string   `json:"uuid,omitempty"` // lower-case
 	PowerState   string   `json:"power_state,omitempty"`
-	MACs         []string `json:"macs,omitempty"` // host NICs, normalized
+	MACs         []string `json:"macs,omitempty"` // host NICs, normalized (read only when asked)
 }
 
 func (s SystemInfo) String() string {
@@ -34,9 +34,10 @@ func (s SystemInfo) String() string {
 	return fmt.Sprintf("%s (serial %s, model %s, power %s)", s.ID, f(s.Serial), f(s.Model), f(s.PowerState))
 }
 
-// Systems lists every computer system the service has, with their identities and host MACs,
-// whichever system this client controls. It only reads.
-func (c *Client) Systems(ctx context.Context) ([]SystemInfo, error) {
+// Systems lists every computer system the service has, with their identities, whichever
+// system this client controls; withMACs reads their host NICs too (a GET per NIC: only when a
+// MAC is to be matched). It only reads.
+func (c *Client) Systems(ctx context.Context, withMACs bool) ([]SystemInfo, error) {
 	const op = "list systems"
 	uris, err := c.members(ctx, op, c.systemsURI)
 	if err != nil {
@@ -55,7 +56,7 @@ func (c *Client) Systems(ctx context.Context) ([]SystemInfo, error) {
 		id := path.Base(strings.TrimRight(uri, "/"))
 		si := SystemInfo{ID: id, URI: uri, Name: s.Name, Manufacturer: s.Manufacturer, Model: s.Model,
 			Serial: strings.TrimSpace(s.SerialNumber), UUID: strings.ToLower(s.UUID), PowerState: s.PowerState}
-		if s.EthernetInterfaces.ID != "" {
+		if withMACs && s.EthernetInterfaces.ID != "" {
 			nics, err := c.members(ctx, op, s.EthernetInterfaces.ID)
 			if err != nil {
 				return nil, err

@@ -17,7 +17,7 @@ func TestSystemsListsEveryComputerSystem(t *testing.T) {
 	ctx := context.Background()
 	s := redfishtest.New(t, redfishtest.Options{Mockup: filepath.Join(redfishtest.MockupDir(t), "public-bladed")})
 	c := connect(t, s, nil)
-	got, err := c.Systems(ctx)
+	got, err := c.Systems(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestSystemsListsEveryComputerSystem(t *testing.T) {
 	}
 	r := rackmount(t, redfishtest.Options{})
 	rc := connect(t, r, nil)
-	got, err = rc.Systems(ctx)
+	got, err = rc.Systems(ctx, true)
 	if err != nil || len(got) != 1 {
 		t.Fatalf("rackmount systems: %+v %v", got, err)
 	}
