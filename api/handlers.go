@@ -217,6 +217,10 @@ func (s *Server) enroll(c echo.Context) error {
 		// Enrolled (committed), but the power-on that was asked for failed: the machine
 		// exists, say why it is not booting (the failure is in the audit log too).
 		out.Warning = err.Error()
+		out.WarningCode = lifecycle.WarningPowerOnFailed
+		if errors.Is(err, lifecycle.ErrMachineRunning) {
+			out.WarningCode = lifecycle.WarningMachineRunning
+		}
 		c.Response().Header().Set("Slate-Warning", out.Warning)
 	case err != nil:
 		// Anything else means nothing was stored, whatever fields m carries.
@@ -270,11 +274,18 @@ func systemChoiceProblem(c echo.Context, e *lifecycle.SystemChoiceError) error {
 type EnrolledMachine struct {
 	inventory.Machine
 	Warning string `json:"warning,omitempty"`
+	// WarningCode says which partial failure Warning is, for clients that act on it:
+	// "machine-running" (left alone, not restarted) or "power-on-failed".
+	WarningCode string `json:"warning_code,omitempty"`
 }
 
 func (s *Server) updateMachine(c echo.Context) error {
 	var p inventory.MachinePatch
 	if err := decode(c, &p); err != nil {
+		var pe *problemError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.detail, `unknown field "bmc`) {
+			return problem(http.StatusBadRequest, "%s: a machine's BMC is changed with PUT /api/v1/machines/%s/bmc (probe it first with POST …/bmc/probe to see its certificate)", pe.detail, c.Param("id"))
+		}
 		return err
 	}
 	m, err := s.d.Lifecycle.Update(c.Request().Context(), actor(c), c.Param("id"), p)
@@ -392,4 +403,33 @@ func (s *Server) createUser(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, u)
+}
+
+// probeBMC shows the certificate a machine's BMC presents now beside the pinned one; nothing
+// is stored. An empty body probes with the stored settings.
+func (s *Server) probeBMC(c echo.Context) error {
+	var ch lifecycle.BMCChange
+	if c.Request().ContentLength != 0 {
+		if err := decode(c, &ch); err != nil {
+			return err
+		}
+	}
+	p, err := s.d.Lifecycle.ProbeBMC(c.Request().Context(), s.d.Secrets, c.Param("id"), ch)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+// setBMC changes a machine's BMC; a new certificate needs tls_fingerprint naming it.
+func (s *Server) setBMC(c echo.Context) error {
+	var ch lifecycle.BMCChange
+	if err := decode(c, &ch); err != nil {
+		return err
+	}
+	m, err := s.d.Lifecycle.SetBMC(c.Request().Context(), s.d.Secrets, actor(c), c.Param("id"), ch)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
 }

@@ -56,6 +56,9 @@ func statusOf(err error) (int, string) {
 		// Read-only or failing data directory: the service is unavailable for writes until
 		// an operator fixes it; 503 says "retry later", which is true once it is fixed.
 		return http.StatusServiceUnavailable, StorageDetail(err)
+	case errors.Is(err, lifecycle.ErrFingerprintNotConfirmed):
+		// the request confirmed a certificate the BMC does not present: probe again, check, confirm
+		return http.StatusConflict, err.Error()
 	case errors.Is(err, lifecycle.ErrBMCCredentials):
 		// the BMC refused the credentials the request carries: the request must change
 		return http.StatusUnprocessableEntity, err.Error()

@@ -80,6 +80,20 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	h.a.Reconciler.AutoConfirmWipe = true // the pre-approved policy the attacker hopes to ride
 	m, ag := forgeryMachine(t, h, "hmi-3", "52:54:00:f0:0f:01")
 
+	// (0) The review's attacker began by fetching the machine's boot script, which handed out
+	// a token. Nobody powered the machine on (no BMC power-on, no technician's announcement):
+	// no token, whatever is asked, and nothing is written. The steps below assume the token
+	// was stolen some other way.
+	for _, q := range []string{"", "?platform=efi", "?platform=pcbios&buildarch=x86_64"} {
+		_, b, _ := h.raw("GET", "/boot/machine/52:54:00:f0:0f:01.ipxe"+q, "", "", nil)
+		if strings.Contains(string(b), "slate.token=") {
+			t.Fatalf("(0) an unexpected boot's script carries a token:\n%s", b)
+		}
+	}
+	if ev, _ := h.a.Store.ListAudit(ctx, inventory.AuditFilter{Subject: m.ID, Action: "agent.token-issued"}); len(ev) != 0 {
+		t.Fatalf("(0) tokens were issued to the script fetch: %+v", ev)
+	}
+
 	// (a) Invented facts: another serial, an invented 1 TiB disk.
 	task := ag.next()
 	forged := &agentproto.Facts{Schema: agentproto.FactsSchema, System: agentproto.System{Serial: "FORGED-1", Arch: "x86_64"},

@@ -22,6 +22,7 @@ import (
 	"slate/api"
 	"slate/appliance"
 	"slate/inventory"
+	"slate/redfish/redfishtest"
 )
 
 // writeCase is one write route called on a full disk.
@@ -198,6 +199,12 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 	m1 := enroll("press-1", "52:54:00:f0:00:01")
 	m2 := enroll("press-2", "52:54:00:f0:00:02")
 	agentM := enroll("agent-1", "52:54:00:f0:00:03")
+	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
+	st, b := h.do("POST", "/api/v1/machines", op, map[string]any{"name": "bmc-1", "bmc_address": bmc.URL, "bmc_username": "admin", "bmc_password": "password"})
+	var bmcM inventory.Machine
+	if json.Unmarshal(b, &bmcM); st != 201 {
+		t.Fatalf("enroll by BMC: %d %s", st, b)
+	}
 	digest := h.pushUntagged("plant/hmi")
 	release := func(version string, approve bool) inventory.Release {
 		st, b := h.do("POST", "/api/v1/releases", op, map[string]any{"name": "hmi", "version": version, "kind": "bootc",
@@ -297,6 +304,10 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 		"DELETE /api/v1/users/:username":             {want5xx: true, req: h.jsonReq("DELETE", "/api/v1/users/aldo", ad, nil)},
 		"PUT /api/v1/users/:username/password": {want5xx: true, req: h.jsonReq("PUT", "/api/v1/users/aldo/password", ad,
 			map[string]string{"password": "a-much-longer-pass-3"})},
+		"POST /api/v1/machines/:id/bmc/probe": {note: "reads only (nothing to lose); refused here for an unknown vendor profile",
+			req: h.jsonReq("POST", "/api/v1/machines/"+bmcM.ID+"/bmc/probe", op, map[string]string{"vendor_profile": "nonesuch"})},
+		"PUT /api/v1/machines/:id/bmc":          {want5xx: true, req: h.jsonReq("PUT", "/api/v1/machines/"+bmcM.ID+"/bmc", op, map[string]string{"password": "password"})},
+		"POST /machines/:id/bmc":                {want5xx: true, req: h.formReq("/machines/"+bmcM.ID+"/bmc", opUI, url.Values{"password": {"password"}})},
 		"POST /api/v1/machines/:id/expect-boot": {want5xx: true, req: h.jsonReq("POST", "/api/v1/machines/"+m1.ID+"/expect-boot", op, nil)},
 		"DELETE /api/v1/registry/manifests/:digest": {note: "no such image: refused before it deletes (its refusal's audit cannot be stored either)",
 			req: h.jsonReq("DELETE", "/api/v1/registry/manifests/sha256:"+strings.Repeat("0", 64)+"?repo=plant/none", ad, nil)},
@@ -372,7 +383,7 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 		t.Fatal("100000 writes on a full disk all succeeded")
 	}
 
-	st, b, _ := h.send(h.jsonReq("GET", "/readyz", "", nil)())
+	st, b, _ = h.send(h.jsonReq("GET", "/readyz", "", nil)())
 	if st != 503 || !strings.Contains(string(b), "full") {
 		t.Errorf("/readyz on a full disk: %d %s, want 503 naming the full disk", st, b)
 	}

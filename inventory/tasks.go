@@ -147,10 +147,19 @@ func (s *Store) ListTasks(ctx context.Context, machineID string, limit int) ([]T
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE machine_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+	out, err := s.queryTasks(ctx, `SELECT `+taskCols+` FROM tasks WHERE machine_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?`,
 		machineID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list tasks of machine %s: %w", machineID, err)
+	}
+	return out, nil
+}
+
+// queryTasks runs a SELECT of taskCols on the read connection and scans every row.
+func (s *Store) queryTasks(ctx context.Context, query string, args ...any) ([]Task, error) {
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := []Task{}

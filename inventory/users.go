@@ -173,15 +173,20 @@ func tokenHash(tok string) string {
 // IssueToken creates a bearer token (kind "api" or "session") for a user, valid for ttl.
 func (t *Tx) IssueToken(ctx context.Context, username, kind string, ttl time.Duration) (string, error) {
 	b := make([]byte, 32)
-	_, _ = rand.Read(b)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("issue token: no randomness: %w", err)
+	}
 	tok := "slt_" + base64.RawURLEncoding.EncodeToString(b)
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO api_tokens(token_hash, username, kind, created_at, expires_at, last_used_at) VALUES (?,?,?,?,?,?)`,
 		tokenHash(tok), username, kind, t.now.Unix(), t.now.Add(ttl).Unix(), t.now.Unix())
 	if err != nil {
 		return "", fmt.Errorf("issue token: %w", err)
 	}
-	// Expired tokens are pruned here so the table does not grow forever.
-	_, _ = t.tx.ExecContext(ctx, `DELETE FROM api_tokens WHERE expires_at < ?`, t.now.Unix())
+	// Expired tokens are pruned here so the table does not grow forever. In the same
+	// transaction: a failure here means the token's own insert would not commit either.
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM api_tokens WHERE expires_at < ?`, t.now.Unix()); err != nil {
+		return "", fmt.Errorf("issue token: prune expired tokens: %w", err)
+	}
 	return tok, nil
 }
 

@@ -174,7 +174,8 @@ func TestAdoptedMachineInstallsOnlyOnExplicitRequest(t *testing.T) {
 	}
 }
 
-// The state table: adopted is entered from discovery or by enrollment, and left only for
+// The state table: adopted is entered from discovery, by enrollment, or from enrolled (a
+// machine left alone because it runs, adopted as it runs), and left only for
 // inspecting, provisioning, decommissioning or failed; a retry returns it to adopted.
 func TestAdoptedTransitions(t *testing.T) {
 	for _, c := range []struct {
@@ -183,7 +184,7 @@ func TestAdoptedTransitions(t *testing.T) {
 	}{
 		{Discovered, Adopted, true}, {Adopted, Inspecting, true}, {Adopted, Provisioning, true},
 		{Adopted, Decommissioning, true}, {Adopted, Failed, true},
-		{Adopted, Ready, false}, {Adopted, Deployed, false}, {Adopted, Enrolled, false}, {Enrolled, Adopted, false},
+		{Enrolled, Adopted, true}, {Adopted, Ready, false}, {Adopted, Deployed, false}, {Adopted, Enrolled, false}, {Ready, Adopted, false},
 	} {
 		if got := Allowed(c.from, c.to); got != c.ok {
 			t.Errorf("%s → %s allowed %v, want %v", c.from, c.to, got, c.ok)

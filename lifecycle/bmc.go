@@ -201,7 +201,7 @@ func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretB
 	}
 	c, err := l.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint, cred.SystemID)
 	if err != nil {
-		return &bmcError{fmt.Errorf("machine %s: BMC %s: %w", machineID, cred.Address, err)}
+		return bmcDialFailed(inventory.Machine{ID: machineID}, cred.Address, err)
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	if !force {

@@ -221,6 +221,14 @@ func (e *PowerOnError) Error() string {
 
 func (e *PowerOnError) Unwrap() error { return e.Err }
 
+// Why an enrollment's power-on did not happen, as the API's warning_code.
+const (
+	// WarningMachineRunning: the machine runs, so it was left alone (ErrMachineRunning).
+	WarningMachineRunning = "machine-running"
+	// WarningPowerOnFailed: the BMC refused or failed the one-time boot or the power-on.
+	WarningPowerOnFailed = "power-on-failed"
+)
+
 // Update changes a machine's descriptive fields, audited.
 func (l *Machines) Update(ctx context.Context, actor, id string, p inventory.MachinePatch) (inventory.Machine, error) {
 	var out inventory.Machine

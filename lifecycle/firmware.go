@@ -151,7 +151,7 @@ func (r *Reconciler) dialMachineBMC(ctx context.Context, m inventory.Machine) (B
 	}
 	c, err := r.machines.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint, cred.SystemID)
 	if err != nil {
-		return nil, fmt.Errorf("BMC %s: %w (check that it is reachable and its credentials)", cred.Address, err)
+		return nil, bmcDialFailed(m, cred.Address, err)
 	}
 	return c, nil
 }

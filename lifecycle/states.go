@@ -49,7 +49,7 @@ func ValidState(s string) bool { return slices.Contains(states, s) }
 func transitions() map[string][]string {
 	t := map[string][]string{
 		Discovered:      {Enrolled, Adopted},
-		Enrolled:        {Inspecting},
+		Enrolled:        {Inspecting, Adopted}, // adopted: an enrolled machine found running, taken as it runs
 		Inspecting:      {Ready},
 		Ready:           {Inspecting, Configuring, Provisioning},
 		Configuring:     {Provisioning, Ready},

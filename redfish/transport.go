@@ -71,11 +71,25 @@ type fingerprintError struct {
 func (e *fingerprintError) Error() string {
 	return fmt.Sprintf("TLS certificate %s presented but %s is pinned: %v; if the BMC's certificate was replaced on purpose "+
 		"(firmware update, reset to defaults, new certificate), confirm the new fingerprint on the BMC itself, then re-pin it "+
-		"(clear the stored fingerprint so the next connection trusts the new one); otherwise something else answers at this address",
+		"(an enrolled machine: slate machine bmc M --repin; slate bmc: pass it as --fingerprint); otherwise something else answers at this address",
 		e.seen, e.pinned, ErrFingerprintChanged)
 }
 
 func (e *fingerprintError) Unwrap() error { return ErrFingerprintChanged }
+
+// FingerprintMismatch says whether err is a refused certificate, and if so which fingerprint
+// the BMC presented and which one was pinned: a caller that can re-pin names both.
+func FingerprintMismatch(err error) (presented, pinned string, ok bool) {
+	var fe *fingerprintError
+	if !errors.As(err, &fe) {
+		return "", "", false
+	}
+	return fe.seen, fe.pinned, true
+}
+
+// NormalizeFingerprint writes a fingerprint the way Slate stores it ("sha256:" and lower-case
+// hex without colons), whichever of the usual forms an operator typed or pasted.
+func NormalizeFingerprint(fp string) string { return normalizeFingerprint(fp) }
 
 func (t *transport) verifyConnection(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {

@@ -58,7 +58,9 @@ cleanup() {
 }
 trap cleanup INT TERM
 
-"$SLATE" lab up --vms "$VMS" --firmware "$FIRMWARE" --state-dir "$STATE_DIR" --ui "$UI" --power-on
+# The VMs stay off: Slate powers a machine on itself once you enrol it by its BMC address
+# (a machine that is already running is left alone, as on a plant; see docs/redfish.md).
+"$SLATE" lab up --vms "$VMS" --firmware "$FIRMWARE" --state-dir "$STATE_DIR" --ui "$UI" --power-on=false
 
 pwfile="$STATE_DIR/slate/initial-admin-password"
 for _ in $(seq 1 60); do
@@ -73,7 +75,9 @@ if [ -s "$pwfile" ]; then
 else
   echo " Login:           admin / (no $pwfile yet: see $STATE_DIR/slate.log)"
 fi
-echo " Lab status:      $SLATE lab status --state-dir $STATE_DIR"
+echo " Lab status:      $SLATE lab status --state-dir $STATE_DIR   (the VMs' BMC addresses)"
+echo " Try next:        enrol a VM by its BMC address (UI: Enroll; CLI: slate machine enroll --bmc-address …):"
+echo "                  Slate powers it on, inspects it and shows its hardware"
 echo " Stop:            Ctrl-C here, or: make demo-down"
 echo "================================================================"
 

@@ -263,10 +263,10 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 	// `slate registry rm` for admins only, refused for a release's image (naming the release)
 	// and by tag, audited.
 	scratch := "docker://" + s.addr + "/plant/scratch:1"
-	if out, err := execOut(skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", "olga:pass-word-1", "oci:"+src, scratch); err != nil {
+	if out, err := execOut(skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", "olga:pass-word-0001", "oci:"+src, scratch); err != nil {
 		t.Fatalf("push scratch: %v\n%s", err, out)
 	}
-	if out, err := execOut(skopeo, "delete", "--tls-verify=false", "--creds", "admin:admin-pw-1", "docker://"+s.addr+"/plant/scratch@"+digest); err == nil ||
+	if out, err := execOut(skopeo, "delete", "--tls-verify=false", "--creds", "admin:images-pw-0001", "docker://"+s.addr+"/plant/scratch@"+digest); err == nil ||
 		!strings.Contains(out, "slate registry rm") {
 		t.Fatalf("skopeo delete as admin must be refused, pointing at slate registry rm: %v\n%s", err, out)
 	}
@@ -282,10 +282,10 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 	if out := mustRun("registry", "rm", "plant/scratch@"+digest); !strings.Contains(out, "Deleted plant/scratch@"+digest+" and its tags 1") {
 		t.Fatalf("registry rm:\n%s", out)
 	}
-	if out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", scratch); err == nil {
+	if out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-0001", scratch); err == nil {
 		t.Fatalf("the deleted image is still there:\n%s", out)
 	}
-	if out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-1", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0"); err != nil || strings.TrimSpace(out) != digest {
+	if out, err := execOut(skopeo, "inspect", "--tls-verify=false", "--creds", "aldo:pass-word-0001", "--format", "{{.Digest}}", "docker://"+s.addr+"/plant/hmi:1.0"); err != nil || strings.TrimSpace(out) != digest {
 		t.Fatalf("the release's image after registry rm: %v %q", err, out)
 	}
 	if audit := mustRun("audit", "list", "--action", "registry.delete"); strings.Count(audit, "registry.delete") != 2 || !strings.Contains(audit, "refused") {

@@ -14,26 +14,15 @@ import (
 func TestExpectBootButton(t *testing.T) {
 	s := newSite(t)
 	ctx := context.Background()
-	jar := &cookieJar{}
-	cl := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	r, err := cl.Get(s.srv.URL + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	csrf := between(readAll(r), `name="csrf" value="`, `"`)
-	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {"tom"}, "password": {"tech-pass-01"}})
-	r.Body.Close()
-	if r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("login: %d", r.StatusCode)
-	}
+	cl := formClient(t, s, "tom", "tech-pass-01")
 	m, _ := s.a.Store.GetMachine(ctx, "hmi-01")
-	r, _ = cl.Get(s.srv.URL + "/machines/" + m.ID)
+	r, _ := cl.Get(s.srv.URL + "/machines/" + m.ID)
 	page := readAll(r)
 	if !strings.Contains(page, "No network boot expected") || !strings.Contains(page, `action="/machines/`+m.ID+`/expect-boot"`) ||
 		!strings.Contains(page, "I will power this machine on: expect its network boot for 15 minutes") {
 		t.Fatalf("the machine page has no expect-boot button:\n%.3000s", page)
 	}
-	csrf = between(page, `name="csrf" value="`, `"`)
+	csrf := between(page, `name="csrf" value="`, `"`)
 	// A forged form (another site posting for the technician) arms nothing.
 	r, _ = cl.PostForm(s.srv.URL+"/machines/"+m.ID+"/expect-boot", url.Values{"csrf": {"0000"}})
 	r.Body.Close()

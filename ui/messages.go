@@ -58,11 +58,23 @@ func flashFor(code string) (flash, bool) {
 		return flash{"ok", "Identity unchanged.", ""}, true
 	case "identity-corrected":
 		return flash{"ok", "Identity corrected. A machine that failed on an identity mismatch: retry it to inspect it again.", ""}, true
+	case "bmc-changed":
+		return flash{"ok", "BMC changed: Slate reached it with the new settings and uses them from now on.", ""}, true
+	case "bmc-unchanged":
+		return flash{"ok", "Nothing to change: the BMC answers with the stored settings and presents the pinned certificate.", ""}, true
+	case "bmc-repinned":
+		return flash{"ok", "BMC certificate re-pinned: Slate holds the BMC to the new fingerprint from now on.", ""}, true
+	case "bmc-changed-retry":
+		return flash{"ok", "BMC changed. The machine is still failed: once its cause is fixed, retry it below.", ""}, true
+	case "bmc-repinned-retry":
+		return flash{"ok", "BMC certificate re-pinned. The machine is still failed: once its cause is fixed, retry it below.", ""}, true
 	// Refusals and partial failures.
 	case "systems-enrolled-power-on-failed":
 		return flash{"warn", "Every system behind the BMC was enrolled, but some could not be powered on: see the audit log (bmc.boot-once) and each machine's page.", ""}, true
+	case "enrolled-left-running":
+		return flash{"warn", "Enrolled, but not powered on: the machine is running, so Slate left it alone (no boot set, not restarted). Slate powers it into inspection by itself once it is off: shut it down in a maintenance window, or adopt it as it runs.", ""}, true
 	case "enrolled-power-on-failed":
-		return flash{"warn", "Enrolled, but powering the machine on through its BMC failed: the reason is in the audit log below; check the BMC and power it on.", ""}, true
+		return flash{"warn", "Enrolled, but powering the machine on through its BMC failed: the reason is shown below.", ""}, true
 	case "reason-required":
 		return flash{"error", "Nothing changed: give a reason (it goes in the audit log).", "reason"}, true
 	case "decommission-name-mismatch":

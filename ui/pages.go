@@ -215,8 +215,11 @@ func (u *UI) machine(c echo.Context, s session) error {
 		// how many minutes the "I will power it on" button expects one for.
 		BootExpected *inventory.BootExpectation
 		BootWindow   int
+		// PowerWarning: the newest power-on through the BMC failed and the machine waits.
+		PowerWarning *powerWarning
+		Vendors      []string
 	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
-		bootExpected, bootWindow})
+		bootExpected, bootWindow, powerOnWarning(m, ev), u.d.Vendors})
 }
 
 // expectBootPost is a technician announcing a boot by hand: only an expected network boot
@@ -300,7 +303,11 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 	if errors.As(err, &pe) {
 		// Enrolled (committed); only the power-on failed: the machine page shows it.
 		u.d.Logger.Warn("ui: enrolled, but power-on failed", "machine", m.ID, "err", err)
-		return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "enrolled-power-on-failed"))
+		code := "enrolled-power-on-failed"
+		if errors.Is(err, lifecycle.ErrMachineRunning) {
+			code = "enrolled-left-running"
+		}
+		return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), code))
 	}
 	if err != nil {
 		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, &flash{Kind: "error", Text: "Not enrolled: " + errText(err)})

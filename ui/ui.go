@@ -105,7 +105,7 @@ func New(d Deps) (*UI, error) {
 		},
 	}
 	u := &UI{d: d, pages: map[string]*template.Template{}}
-	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates", "account"} {
+	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates", "account", "bmc"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("ui template %s: %w", p, err)
@@ -160,6 +160,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.POST("/machines/:id/decommission", u.page(roleWrite, u.decommissionPost))
 	e.POST("/machines/:id/release", u.page(roleWrite, u.releaseSetPost))
 	e.POST("/machines/:id/identity", u.page(roleWrite, u.identityPost))
+	e.POST("/machines/:id/bmc", u.page(roleWrite, u.bmcPost))
 	e.POST("/machines/:id/wipe/confirm", u.page(roleWrite, u.wipeConfirmPost))
 	e.GET("/machines/:id/report.pdf", u.page(roleAny, u.reportFile))
 	e.GET("/certificates", u.page(roleAny, u.certificates))

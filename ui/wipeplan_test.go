@@ -20,12 +20,7 @@ import (
 func TestWipePlanShowsDiscrepancies(t *testing.T) {
 	s := newSite(t)
 	ctx := context.Background()
-	jar := &cookieJar{}
-	cl := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	r, _ := cl.Get(s.srv.URL + "/login")
-	csrf := between(readAll(r), `name="csrf" value="`, `"`)
-	r, _ = cl.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrf}, "username": {"tom"}, "password": {"tech-pass-01"}})
-	r.Body.Close()
+	cl := formClient(t, s, "tom", "tech-pass-01")
 	m, _ := s.a.Store.GetMachine(ctx, "press-01")
 	if _, err := s.a.Lifecycle.Transition(ctx, m.ID, lifecycle.Decommissioning, "tom", "end of life"); err != nil {
 		t.Fatal(err)

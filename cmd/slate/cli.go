@@ -94,6 +94,7 @@ func machineCommands() *command {
 		{name: "provision", summary: "set the release a machine should run (installs, updates or rolls back)", run: machineProvision},
 		{name: "watch", summary: "follow a machine live: state, what it waits for, task progress and logs", run: machineWatch},
 		{name: "identity", summary: "correct a machine's serial or system UUID (they then count as entered by an operator; \"\" hands them back to inspection)", run: machineIdentity},
+		{name: "bmc", summary: "change a machine's BMC address, credentials or vendor profile, or re-pin its certificate (--repin)", run: machineBMC},
 		{name: "wipe-plan", summary: "show a decommissioning machine's wipe plan and how it differs from inspection", run: machineWipePlan},
 	}}
 }
@@ -257,6 +258,7 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 		if m.BMC.SystemID != "" {
 			row("BMC system", m.BMC.SystemID)
 		}
+		row("BMC certificate", m.BMC.TLSFingerprint)
 	}
 	row("Desired release", m.DesiredRelease)
 	row("Booted release", m.BootedRelease)
@@ -275,7 +277,9 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--system ID|--system-uuid U|--all-systems] [--power-on [--force]|--adopt]] [--label k=v]...")
+	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--system ID|--system-uuid U|--all-systems] [--power-on [--force]|--adopt]] [--label k=v]...\n\n"+
+		"Exit status 3: enrolled, but not powered on as --power-on asked (the machine runs and was left alone,\n"+
+		"or the BMC failed the power-on): the warning says why and what to do. 1: not enrolled.")
 	server, asJSON := apiFlags(fs)
 	var macs, labels multi
 	name := fs.String("name", "", "machine name (default: generated)")
@@ -326,22 +330,25 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	var m struct {
 		inventory.Machine
-		Warning string `json:"warning"`
+		Warning     string `json:"warning,omitempty"`
+		WarningCode string `json:"warning_code,omitempty"`
 	}
 	if err := c.do(ctx, "POST", "/machines", nil, req, &m); err != nil {
 		// Non-zero exit: a 5xx means nothing was stored (e.g. Slate's disk is full).
 		return fmt.Errorf("not enrolled: %w", err)
 	}
 	if *asJSON {
-		return printJSON(env.stdout, m)
-	}
-	if m.State == lifecycle.Adopted {
+		if err := printJSON(env.stdout, m); err != nil {
+			return err
+		}
+	} else if m.State == lifecycle.Adopted {
 		fmt.Fprintf(env.stdout, "Adopted %s (%s), state adopted: runs an unmanaged system; Slate leaves its power alone.\n", m.Name, m.ID)
 	} else {
 		fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
 	}
 	if m.Warning != "" {
-		fmt.Fprintf(env.stderr, "Warning: %s\n", m.Warning)
+		// Enrolled, but not powered on as asked: a script must not take this for success.
+		return errWarning{enrollWarning(m.Name, m.WarningCode, m.Warning)}
 	}
 	return nil
 }
@@ -370,9 +377,23 @@ func enrollAllSystems(ctx context.Context, env *cliEnv, c *client, req lifecycle
 	}
 	if out.Warning != "" {
 		// enrolled, but what was asked besides failed: a partial failure is not a success
-		return fmt.Errorf("enrolled %d machines, but: %s", len(out.Machines), out.Warning)
+		// (exit status 3, as for one machine)
+		return errWarning{fmt.Sprintf("enrolled %d machines, but not every one was powered on as --power-on asked: %s", len(out.Machines), out.Warning)}
 	}
 	return nil
+}
+
+// enrollWarning says in plain words why an enrolled machine was not powered on and what to
+// do, with Slate's detail after it.
+func enrollWarning(name, code, detail string) string {
+	if code == lifecycle.WarningMachineRunning {
+		return fmt.Sprintf("%s is enrolled but NOT powered into a network boot: it is running, so Slate left it alone "+
+			"(no boot override set, not restarted). Slate powers it into inspection by itself once it is off: shut it down in a "+
+			"maintenance window (or now, interrupting what runs: slate bmc power off --force --address … --user …), or adopt it as it runs (slate machine transition %s adopted --reason …). Detail: %s", name, name, detail)
+	}
+	return fmt.Sprintf("%s is enrolled but NOT powered on: the power-on through its BMC failed, so nothing boots it yet. "+
+		"Fix what the detail names (slate machine bmc %s changes the BMC's address, credentials or pinned certificate), "+
+		"then power it on yourself, announced with slate machine expect-boot %s. Detail: %s", name, name, name, detail)
 }
 
 // isTerminal says whether r is an interactive terminal (prompts are shown only there;

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,10 +56,26 @@ func main() {
 	defer stop()
 	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv, environ: os.Environ}
 	if err := dispatch(ctx, env, commands(), os.Args[1:], "slate"); err != nil {
+		var w errWarning
+		if errors.As(err, &w) {
+			fmt.Fprintln(os.Stderr, "slate: warning:", w.msg)
+			os.Exit(exitWarning)
+		}
 		fmt.Fprintln(os.Stderr, "slate:", err)
 		os.Exit(1)
 	}
 }
+
+// Exit statuses: 0 done, 1 failed (nothing or not all of it was done, and the message says
+// which), 3 done but with a warning the operator must act on (a machine enrolled, but not
+// powered on as asked). Scripts tell a partial success from a success by the status alone.
+const exitWarning = 3
+
+// errWarning marks a command that did what it mainly does (and printed that) but not all
+// that was asked: the message says what is missing and what to do; the exit status is 3.
+type errWarning struct{ msg string }
+
+func (e errWarning) Error() string { return e.msg }
 
 // errUsage marks an error that printed its own help.
 type errUsage struct{ msg string }
@@ -106,4 +123,8 @@ func printHelp(w io.Writer, path string, cmds []*command) {
 		fmt.Fprintf(w, "  %-40s %s\n", name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun `%s <command> --help` for a command's flags.\n", path)
+	if path == "slate" {
+		fmt.Fprintln(w, "\nExit status: 0 done; 1 failed (the message says what was not done); 3 done, but with a warning to act on\n"+
+			"(e.g. a machine enrolled but not powered on as asked: the warning says why and what to do).")
+	}
 }

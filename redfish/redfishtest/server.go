@@ -157,6 +157,7 @@ type Server struct {
 	mgrURI   string
 
 	mu        sync.Mutex
+	replaced  *tls.Certificate  // the certificate presented since ReplaceCertificate (nil: the first)
 	hidden    map[string]string // system URI → override target taken but not shown (EchoCleared)
 	res       map[string]map[string]any
 	defaults  map[string]any // BIOS attributes at load time, for ResetBios
@@ -245,8 +246,18 @@ func start(opts Options) (*Server, error) {
 	if opts.PlainHTTP {
 		s.ts.Start()
 	} else {
+		s.ts.TLS = &tls.Config{}
 		if opts.TLSCert != nil {
-			s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{*opts.TLSCert}}
+			s.ts.TLS.Certificates = []tls.Certificate{*opts.TLSCert}
+		}
+		// consulted on every handshake, so ReplaceCertificate takes effect at the next connection
+		s.ts.TLS.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.replaced == nil {
+				return nil, nil
+			}
+			return &tls.Config{Certificates: []tls.Certificate{*s.replaced}}, nil
 		}
 		s.ts.StartTLS()
 	}
@@ -261,8 +272,23 @@ func (s *Server) Close() {
 	s.ts.Close()
 }
 
+// ReplaceCertificate makes the BMC present another certificate from the next connection on,
+// as a BMC does after a firmware update or a reset to defaults; open connections are closed.
+func (s *Server) ReplaceCertificate(c *tls.Certificate) {
+	s.mu.Lock()
+	s.replaced = c
+	s.mu.Unlock()
+	s.ts.CloseClientConnections()
+}
+
 // Certificate is the server's leaf certificate in DER form (nil for plain HTTP).
 func (s *Server) Certificate() []byte {
+	s.mu.Lock()
+	r := s.replaced
+	s.mu.Unlock()
+	if r != nil {
+		return r.Certificate[0]
+	}
 	if s.ts.TLS == nil || len(s.ts.TLS.Certificates) == 0 {
 		return nil
 	}
