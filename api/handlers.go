@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"slate/authguard"
 	"slate/inventory"
 	"slate/lifecycle"
+	"slate/redfish"
 )
 
 type loginRequest struct {
@@ -200,7 +202,14 @@ func (s *Server) enroll(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
+	if req.AllSystems {
+		return s.enrollAll(c, req)
+	}
 	m, err := s.d.Lifecycle.Enroll(c.Request().Context(), s.d.Secrets, actor(c), req)
+	var sce *lifecycle.SystemChoiceError
+	if errors.As(err, &sce) {
+		return systemChoiceProblem(c, sce)
+	}
 	out := EnrolledMachine{Machine: m}
 	var pe *lifecycle.PowerOnError
 	switch {
@@ -219,6 +228,45 @@ func (s *Server) enroll(c echo.Context) error {
 	}
 	c.Response().Header().Set("Location", "/api/v1/machines/"+m.ID)
 	return c.JSON(http.StatusCreated, out)
+}
+
+// enrollAll enrolls every computer system behind one BMC (all_systems): one machine each,
+// all or none.
+func (s *Server) enrollAll(c echo.Context, req lifecycle.EnrollRequest) error {
+	ms, err := s.d.Lifecycle.EnrollAll(c.Request().Context(), s.d.Secrets, actor(c), req)
+	out := EnrolledMachines{Machines: ms}
+	var pe *lifecycle.PowerOnsError
+	switch {
+	case errors.As(err, &pe):
+		out.Warning = err.Error()
+		c.Response().Header().Set("Slate-Warning", strings.ReplaceAll(out.Warning, "\n", "; "))
+	case err != nil:
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+// EnrolledMachines is the answer to an all_systems enrollment: one machine per computer
+// system behind the BMC, and a warning when some power-ons asked for failed.
+type EnrolledMachines struct {
+	Machines []inventory.Machine `json:"machines"`
+	Warning  string              `json:"warning,omitempty"`
+}
+
+// SystemChoiceProblem is the 422 answer to an enrollment by a BMC with several computer
+// systems that did not single one out: the problem, and the systems to choose from.
+type SystemChoiceProblem struct {
+	Problem
+	Systems []redfish.SystemInfo `json:"systems"`
+}
+
+func systemChoiceProblem(c echo.Context, e *lifecycle.SystemChoiceError) error {
+	status := http.StatusUnprocessableEntity
+	p := SystemChoiceProblem{Problem: Problem{Type: "about:blank", Title: http.StatusText(status), Status: status,
+		Detail: e.Error(), Instance: c.Request().URL.Path}, Systems: e.Systems}
+	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().WriteHeader(status)
+	return json.NewEncoder(c.Response()).Encode(p)
 }
 
 // EnrolledMachine is the answer to an enrollment: the machine, and a warning when it was

@@ -129,8 +129,8 @@ func New(ctx context.Context, cfg Config, o Options) (*Appliance, error) {
 	a.Lifecycle.SetBootWindow(cfg.BootExpectWindow)
 	// BMCs fetch virtual media ISOs (the deploy ISO under /boot/deploy/) from public_url.
 	a.Lifecycle.SetMediaBase(cfg.PublicURL)
-	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (lifecycle.BMC, error) {
-		return redfish.Dial(ctx, address, user, password, profile, fingerprint, o.Logger) // the client attaches bmc= to its lines itself
+	a.Lifecycle.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (lifecycle.BMC, error) {
+		return redfish.DialSystem(ctx, address, user, password, profile, fingerprint, system, o.Logger) // the client attaches bmc= to its lines itself
 	})
 	reg, err := registry.NewRegistry(ctx, filepath.Join(cfg.DataDir, "registry"), registryAuth{store, a.Guard}, o.Logger)
 	if err != nil {

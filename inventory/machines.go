@@ -52,6 +52,9 @@ type BMCInfo struct {
 	VendorProfile  string `json:"vendor_profile"`
 	Username       string `json:"username"`
 	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	// SystemID is the computer system behind the BMC that is this machine (a blade of a
+	// chassis); "" when the service has one system.
+	SystemID string `json:"system_id,omitempty"`
 }
 
 // NormalizeMAC returns the canonical lower-case colon form of a MAC-48 address.
@@ -119,7 +122,7 @@ func loadMACs(ctx context.Context, q querier, ms []Machine) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	brows, err := q.QueryContext(ctx, `SELECT machine_id, address, vendor_profile, username, tls_fingerprint FROM bmcs WHERE machine_id IN (`+
+	brows, err := q.QueryContext(ctx, `SELECT machine_id, address, vendor_profile, username, tls_fingerprint, system_id FROM bmcs WHERE machine_id IN (`+
 		strings.TrimSuffix(strings.Repeat("?,", len(ms)), ",")+`)`, args...)
 	if err != nil {
 		return err
@@ -128,7 +131,7 @@ func loadMACs(ctx context.Context, q querier, ms []Machine) error {
 	for brows.Next() {
 		var id string
 		var b BMCInfo
-		if err := brows.Scan(&id, &b.Address, &b.VendorProfile, &b.Username, &b.TLSFingerprint); err != nil {
+		if err := brows.Scan(&id, &b.Address, &b.VendorProfile, &b.Username, &b.TLSFingerprint, &b.SystemID); err != nil {
 			return err
 		}
 		ms[idx[id]].BMC = &b

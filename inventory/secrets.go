@@ -84,7 +84,9 @@ type BMCCredentials struct {
 	Password  string
 }
 
-// SetBMC stores (or replaces) a machine's BMC, encrypting the password.
+// SetBMC stores (or replaces) a machine's BMC, encrypting the password. An empty SystemID
+// keeps the stored one: a new address or password (a re-pin) does not make a blade another
+// system of its chassis.
 func (t *Tx) SetBMC(ctx context.Context, box *SecretBox, machineID string, info BMCInfo, password string) error {
 	if info.Address == "" {
 		return Errorf(ErrInvalid, "BMC address is empty")
@@ -93,10 +95,11 @@ func (t *Tx) SetBMC(ctx context.Context, box *SecretBox, machineID string, info 
 		info.VendorProfile = "generic"
 	}
 	enc := box.Seal([]byte(password), []byte(machineID))
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO bmcs(machine_id, address, vendor_profile, username, password_enc, tls_fingerprint, updated_at)
-		VALUES (?,?,?,?,?,?,?) ON CONFLICT(machine_id) DO UPDATE SET address=excluded.address, vendor_profile=excluded.vendor_profile,
-		username=excluded.username, password_enc=excluded.password_enc, tls_fingerprint=excluded.tls_fingerprint, updated_at=excluded.updated_at`,
-		machineID, info.Address, info.VendorProfile, info.Username, enc, info.TLSFingerprint, t.now.Unix())
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO bmcs(machine_id, address, vendor_profile, username, password_enc, tls_fingerprint, system_id, updated_at)
+		VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(machine_id) DO UPDATE SET address=excluded.address, vendor_profile=excluded.vendor_profile,
+		username=excluded.username, password_enc=excluded.password_enc, tls_fingerprint=excluded.tls_fingerprint,
+		system_id=CASE WHEN excluded.system_id <> '' THEN excluded.system_id ELSE bmcs.system_id END, updated_at=excluded.updated_at`,
+		machineID, info.Address, info.VendorProfile, info.Username, enc, info.TLSFingerprint, info.SystemID, t.now.Unix())
 	if err != nil {
 		return fmt.Errorf("set BMC of machine %s: %w", machineID, err)
 	}
@@ -113,8 +116,8 @@ func (t *Tx) SetBMCFingerprint(ctx context.Context, machineID, fp string) error 
 func (s *Store) BMCCredentials(ctx context.Context, box *SecretBox, machineID string) (BMCCredentials, error) {
 	var c BMCCredentials
 	var enc []byte
-	err := s.read.QueryRowContext(ctx, `SELECT machine_id, address, vendor_profile, username, password_enc, tls_fingerprint FROM bmcs WHERE machine_id = ?`,
-		machineID).Scan(&c.MachineID, &c.Address, &c.VendorProfile, &c.Username, &enc, &c.TLSFingerprint)
+	err := s.read.QueryRowContext(ctx, `SELECT machine_id, address, vendor_profile, username, password_enc, tls_fingerprint, system_id FROM bmcs WHERE machine_id = ?`,
+		machineID).Scan(&c.MachineID, &c.Address, &c.VendorProfile, &c.Username, &enc, &c.TLSFingerprint, &c.SystemID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("BMC of machine %s: %w", machineID, ErrNotFound)
 	}

@@ -31,8 +31,9 @@ type BMC interface {
 	Close(ctx context.Context) error
 }
 
-// BMCDialer opens a BMC session (fingerprint "" = trust on first use).
-type BMCDialer func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error)
+// BMCDialer opens a BMC session (fingerprint "" = trust on first use) for one computer system
+// behind it: system is the id stored with the machine ("" = the service's only system).
+type BMCDialer func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error)
 
 // ErrBMC marks a failure talking to a BMC (the API answers 502: the BMC, not the request, failed).
 var ErrBMC = errors.New("BMC unreachable or refused")
@@ -62,20 +63,57 @@ func (e *bmcError) Unwrap() []error {
 func (l *Machines) SetBMCDialer(d BMCDialer) { l.dial = d }
 
 // readBMC dials the BMC of an enrollment request and folds what it reports into the request:
-// MACs, UUID and serial (to match the machine DHCP sees), vendor and model.
+// MACs, UUID and serial (to match the machine DHCP sees), vendor and model. Behind a BMC with
+// several computer systems it picks the one the request names or matches (r.SystemID is
+// then that system's id; "" for a service with one system).
 func (l *Machines) readBMC(ctx context.Context, r *EnrollRequest) (inv redfish.Inventory, err error) {
+	c, err := l.dialEnrollBMC(ctx, r, "", "")
+	if err != nil {
+		return inv, err
+	}
+	defer func() {
+		if c != nil { // nil when the second dial (for the chosen system) failed
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	systems, err := listSystems(ctx, c, len(r.MACs) > 0 && r.SystemID == "")
+	if err != nil {
+		return inv, err
+	}
+	if len(systems) > 1 || r.SystemID != "" {
+		pick, err := chooseSystem(r, systems)
+		if err != nil {
+			return inv, err
+		}
+		// the certificate seen on the first session is the one the second must present
+		fp := fingerprintOf(c)
+		c.Close(context.WithoutCancel(ctx))
+		c = nil
+		if c, err = l.dialEnrollBMC(ctx, r, fp, pick.ID); err != nil {
+			return inv, err
+		}
+		r.SystemID = pick.ID
+	}
+	return l.foldInventory(ctx, c, r)
+}
+
+func (l *Machines) dialEnrollBMC(ctx context.Context, r *EnrollRequest, fingerprint, system string) (BMC, error) {
 	profile := r.BMCVendor
 	if profile == "" || profile == "generic" {
 		profile = "auto"
 	}
-	c, err := l.dial(ctx, r.BMCAddress, r.BMCUsername, r.BMCPassword, profile, "")
+	c, err := l.dial(ctx, r.BMCAddress, r.BMCUsername, r.BMCPassword, profile, fingerprint, system)
 	if err != nil {
 		// the BMC error names the BMC, what failed and the one hint that fits (credentials for
 		// a 401, the vendor profile for a 404, …): no second hint here
-		return inv, &bmcError{fmt.Errorf("enroll by BMC: %w", err)}
+		return nil, &bmcError{fmt.Errorf("enroll by BMC: %w", err)}
 	}
-	defer c.Close(context.WithoutCancel(ctx))
-	inv, err = c.Inventory(ctx)
+	return c, nil
+}
+
+// foldInventory reads the system c controls and folds it into r.
+func (l *Machines) foldInventory(ctx context.Context, c BMC, r *EnrollRequest) (redfish.Inventory, error) {
+	inv, err := c.Inventory(ctx)
 	if err != nil {
 		return inv, &bmcError{fmt.Errorf("enroll by BMC: read the system: %w", err)}
 	}
@@ -161,7 +199,7 @@ func (l *Machines) PowerOnForNetboot(ctx context.Context, box *inventory.SecretB
 	if err != nil {
 		return err
 	}
-	c, err := l.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint)
+	c, err := l.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint, cred.SystemID)
 	if err != nil {
 		return bmcDialFailed(inventory.Machine{ID: machineID}, cred.Address, err)
 	}

@@ -127,7 +127,7 @@ func (l *Machines) ProbeBMC(ctx context.Context, box *inventory.SecretBox, idOrN
 	}
 	p := BMCProbe{MachineID: m.ID, Address: next.Address, Pinned: cur.TLSFingerprint}
 	// Held to nothing, so whatever certificate is presented is read, not refused.
-	c, err := l.dial(ctx, next.Address, next.Username, next.Password, next.VendorProfile, "")
+	c, err := l.dial(ctx, next.Address, next.Username, next.Password, next.VendorProfile, "", next.SystemID)
 	if err != nil {
 		return p, &bmcError{fmt.Errorf("machine %s: probe its BMC: %w", m.Name, err)}
 	}
@@ -166,7 +166,7 @@ func (l *Machines) SetBMC(ctx context.Context, box *inventory.SecretBox, actor, 
 	if ch.TLSFingerprint != "" {
 		want = redfish.NormalizeFingerprint(ch.TLSFingerprint)
 	}
-	c, err := l.dial(ctx, next.Address, next.Username, next.Password, next.VendorProfile, want)
+	c, err := l.dial(ctx, next.Address, next.Username, next.Password, next.VendorProfile, want, next.SystemID)
 	if err != nil {
 		if presented, _, ok := redfish.FingerprintMismatch(err); ok {
 			return inventory.Machine{}, fmt.Errorf("machine %s: BMC not changed: the BMC at %s presents the certificate %s, not the confirmed %s: "+

@@ -23,8 +23,8 @@ func TestChangedBMCCertificateSaysRepin(t *testing.T) {
 	ctx := context.Background()
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
 	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On", TLSCert: redfishtest.NewCert(t)})
-	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
-		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
+		return redfish.DialSystem(ctx, address, user, password, profile, fingerprint, system, slog.New(slog.DiscardHandler))
 	})
 	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "kiln-1", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
 	if err != nil {

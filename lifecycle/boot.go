@@ -59,6 +59,9 @@ func bootAction(m inventory.Machine) (action, message string) {
 		return BootDeploy, ""
 	case Deployed:
 		return BootLocalDisk, ""
+	case Adopted:
+		// it runs an unmanaged system from its disk: a network boot must not replace it
+		return BootLocalDisk, ""
 	case Sanitized:
 		return BootPowerOff, "This machine's disks were sanitized; it waits to be retired. Nothing will boot."
 	case Retired:

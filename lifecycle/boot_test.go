@@ -13,7 +13,7 @@ func TestPlanBootForEveryState(t *testing.T) {
 	ctx := context.Background()
 	want := map[string]string{Discovered: BootDeploy, Enrolled: BootDeploy, Inspecting: BootDeploy, Ready: BootDeploy,
 		Configuring: BootDeploy, Provisioning: BootDeploy, Deployed: BootLocalDisk, Updating: BootDeploy, RollingBack: BootDeploy,
-		Decommissioning: BootDeploy, Sanitized: BootPowerOff, Retired: BootPowerOff, Failed: BootDeploy}
+		Decommissioning: BootDeploy, Sanitized: BootPowerOff, Retired: BootPowerOff, Failed: BootDeploy, Adopted: BootLocalDisk}
 	for i, st := range States() {
 		mac := []string{"02:00:00:00:00:" + string("0123456789abcdef"[i/16]) + string("0123456789abcdef"[i%16])}
 		s.Update(ctx, func(tx *inventory.Tx) error {

@@ -29,6 +29,20 @@ type EnrollRequest struct {
 	// Force, with PowerOn: restart a running machine into the network boot (it interrupts
 	// whatever runs there).
 	Force bool `json:"force,omitempty"`
+	// SystemID picks the computer system behind the BMC (its id or URI) where the service
+	// has several (blade chassis, multi-node servers). Without it Slate matches the MACs, the
+	// serial or SystemUUID given against the systems, and refuses with the list of systems
+	// when that does not single one out.
+	SystemID string `json:"system_id,omitempty"`
+	// SystemUUID matches the system behind a BMC with several by its SMBIOS UUID.
+	SystemUUID string `json:"system_uuid,omitempty"`
+	// AllSystems enrolls one machine per system behind the BMC, in one transaction, named
+	// Name (the prefix) + "-" + the system id (the system id alone without a Name).
+	AllSystems bool `json:"all_systems,omitempty"`
+	// Adopt enrolls a machine that already runs a system as it is: its BMC inventory is
+	// read, nothing else is sent (no power change, no boot override), and it is stored
+	// adopted. Needs bmc_address; excludes power_on.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 // Validate checks the request without touching the store.
@@ -55,6 +69,20 @@ func (r *EnrollRequest) Validate() error {
 	if len(r.Name) > 63 {
 		return inventory.Errorf(inventory.ErrInvalid, "name is longer than 63 characters")
 	}
+	r.SystemID = strings.TrimSpace(r.SystemID)
+	r.SystemUUID = strings.ToLower(strings.TrimSpace(r.SystemUUID))
+	if (r.SystemID != "" || r.SystemUUID != "" || r.AllSystems) && r.BMCAddress == "" {
+		return inventory.Errorf(inventory.ErrInvalid, "system_id, system_uuid and all_systems choose a system behind a BMC: give bmc_address too")
+	}
+	if r.AllSystems && (r.SystemID != "" || r.SystemUUID != "" || r.Serial != "" || len(r.MACs) > 0) {
+		return inventory.Errorf(inventory.ErrInvalid, "all_systems enrolls every system behind the BMC: give no system_id, system_uuid, serial or macs with it (each system brings its own)")
+	}
+	if r.Adopt && r.BMCAddress == "" {
+		return inventory.Errorf(inventory.ErrInvalid, "adopt reads the running machine's inventory from its BMC: give bmc_address")
+	}
+	if r.Adopt && (r.PowerOn || r.Force) {
+		return inventory.Errorf(inventory.ErrInvalid, "adopt takes a running machine as it is: power_on and force would change its power; give one or the other")
+	}
 	return nil
 }
 
@@ -64,6 +92,12 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 	if err := r.Validate(); err != nil {
 		return inventory.Machine{}, err
 	}
+	if r.AllSystems {
+		return inventory.Machine{}, inventory.Errorf(inventory.ErrInvalid, "all_systems enrolls several machines: use EnrollAll")
+	}
+	if r.Adopt && l.dial == nil {
+		return inventory.Machine{}, errors.New("adopt: no BMC support configured to read the machine's inventory")
+	}
 	var inv redfish.Inventory
 	if r.BMCAddress != "" && l.dial != nil {
 		var err error
@@ -71,66 +105,15 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 			return inventory.Machine{}, err
 		}
 	}
+	state := Enrolled
+	if r.Adopt {
+		state = Adopted
+	}
 	var out inventory.Machine
 	err := l.store.Update(ctx, func(tx *inventory.Tx) error {
-		existing, matched, err := tx.FindMachine(ctx, r.MACs, inv.UUID, r.Serial)
-		if err != nil {
-			return err
-		}
-		if existing != nil && existing.State != Discovered {
-			return inventory.Errorf(inventory.ErrConflict, "%s already belongs to machine %s (%s)", matched, existing.Name, existing.State)
-		}
-		if existing != nil {
-			p := inventory.MachinePatch{}
-			if r.Name != "" {
-				p.Name = &r.Name
-			}
-			if r.Serial != "" {
-				p.Serial = &r.Serial
-			}
-			if r.Site != "" {
-				p.Site = &r.Site
-			}
-			if r.Segment != "" {
-				p.Segment = &r.Segment
-			}
-			if r.Labels != nil {
-				p.Labels = &r.Labels
-			}
-			macs := append(append([]string{}, existing.MACs...), r.MACs...)
-			macs = dedupe(macs)
-			p.MACs = &macs
-			if _, err = tx.UpdateMachine(ctx, existing.ID, p); err != nil {
-				return err
-			}
-			out, err = TransitionTx(ctx, tx, existing.ID, Enrolled, actor, "enrolled by "+actor, "")
-			if err != nil {
-				return err
-			}
-		} else {
-			out, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: r.Name, MACs: r.MACs, Serial: r.Serial,
-				SystemUUID: inv.UUID, Vendor: inv.Manufacturer, Model: inv.Model,
-				Site: r.Site, Segment: r.Segment, Labels: r.Labels, State: Enrolled})
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Audit(ctx, actor, "machine.enroll", out.ID, "ok", map[string]any{
-				"name": out.Name, "macs": out.MACs, "serial": out.Serial, "bmc_address": r.BMCAddress, "state": Enrolled}); err != nil {
-				return err
-			}
-		}
-		if r.BMCAddress != "" {
-			if box == nil {
-				return errors.New("enroll: no secret key loaded to encrypt the BMC password")
-			}
-			if err := tx.SetBMC(ctx, box, out.ID, inventory.BMCInfo{Address: r.BMCAddress, Username: r.BMCUsername,
-				VendorProfile: r.BMCVendor, TLSFingerprint: inv.Fingerprint}, r.BMCPassword); err != nil {
-				return err
-			}
-			out, err = tx.GetMachine(ctx, out.ID)
-			return err
-		}
-		return nil
+		var err error
+		out, err = l.enrollTx(ctx, tx, box, actor, r, inv, state)
+		return err
 	})
 	if err != nil {
 		// The transaction set out's fields before the commit failed: return none of them, so
@@ -146,6 +129,80 @@ func (l *Machines) Enroll(ctx context.Context, box *inventory.SecretBox, actor s
 				return out, &PowerOnError{Machine: out, Err: perr}
 			}
 		}
+	}
+	return out, nil
+}
+
+// enrollTx stores one enrolled (or adopted) machine inside tx: it accepts the discovered
+// machine that matches, or creates one, audits it and stores its BMC.
+func (l *Machines) enrollTx(ctx context.Context, tx *inventory.Tx, box *inventory.SecretBox, actor string, r EnrollRequest, inv redfish.Inventory, state string) (inventory.Machine, error) {
+	var out inventory.Machine
+	existing, matched, err := tx.FindMachine(ctx, r.MACs, inv.UUID, r.Serial)
+	if err != nil {
+		return out, err
+	}
+	if existing != nil && existing.State != Discovered {
+		return out, inventory.Errorf(inventory.ErrConflict, "%s already belongs to machine %s (%s)", matched, existing.Name, existing.State)
+	}
+	if existing != nil {
+		p := inventory.MachinePatch{}
+		if r.Name != "" {
+			p.Name = &r.Name
+		}
+		if r.Serial != "" {
+			p.Serial = &r.Serial
+		}
+		if r.Site != "" {
+			p.Site = &r.Site
+		}
+		if r.Segment != "" {
+			p.Segment = &r.Segment
+		}
+		if r.Labels != nil {
+			p.Labels = &r.Labels
+		}
+		macs := append(append([]string{}, existing.MACs...), r.MACs...)
+		macs = dedupe(macs)
+		p.MACs = &macs
+		if _, err = tx.UpdateMachine(ctx, existing.ID, p); err != nil {
+			return out, err
+		}
+		verb := "enrolled"
+		if state == Adopted {
+			verb = "adopted as it runs"
+		}
+		out, err = TransitionTx(ctx, tx, existing.ID, state, actor, verb+" by "+actor, "")
+		if err != nil {
+			return out, err
+		}
+	} else {
+		out, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: r.Name, MACs: r.MACs, Serial: r.Serial,
+			SystemUUID: inv.UUID, Vendor: inv.Manufacturer, Model: inv.Model,
+			Site: r.Site, Segment: r.Segment, Labels: r.Labels, State: state})
+		if err != nil {
+			return out, err
+		}
+		details := map[string]any{"name": out.Name, "macs": out.MACs, "serial": out.Serial, "bmc_address": r.BMCAddress, "state": state}
+		if r.SystemID != "" {
+			details["system_id"] = r.SystemID
+		}
+		if state == Adopted {
+			// what the BMC said of the running machine, kept with the adoption
+			details["power_state"], details["bios_version"], details["vendor"], details["model"] = inv.PowerState, inv.BIOSVersion, inv.Manufacturer, inv.Model
+		}
+		if _, err := tx.Audit(ctx, actor, "machine.enroll", out.ID, "ok", details); err != nil {
+			return out, err
+		}
+	}
+	if r.BMCAddress != "" {
+		if box == nil {
+			return out, errors.New("enroll: no secret key loaded to encrypt the BMC password")
+		}
+		if err := tx.SetBMC(ctx, box, out.ID, inventory.BMCInfo{Address: r.BMCAddress, Username: r.BMCUsername,
+			VendorProfile: r.BMCVendor, TLSFingerprint: inv.Fingerprint, SystemID: r.SystemID}, r.BMCPassword); err != nil {
+			return out, err
+		}
+		return tx.GetMachine(ctx, out.ID)
 	}
 	return out, nil
 }

@@ -149,7 +149,7 @@ func (r *Reconciler) dialMachineBMC(ctx context.Context, m inventory.Machine) (B
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.machines.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint)
+	c, err := r.machines.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint, cred.SystemID)
 	if err != nil {
 		return nil, bmcDialFailed(m, cred.Address, err)
 	}

@@ -25,12 +25,12 @@ const (
 )
 
 // fastDialer opens real Redfish clients with short waits: the test BMCs answer at once.
-func fastDialer(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+func fastDialer(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
 	v, err := redfish.VendorByName(profile)
 	if err != nil {
 		return nil, err
 	}
-	c, err := redfish.Connect(ctx, redfish.Config{Address: address, Username: user, Password: password, Vendor: v, Fingerprint: fingerprint,
+	c, err := redfish.Connect(ctx, redfish.Config{Address: address, Username: user, Password: password, Vendor: v, Fingerprint: fingerprint, System: system,
 		Timeout: 5 * time.Second, Retries: 1, RetryBackoff: 5 * time.Millisecond, PowerOffGrace: 100 * time.Millisecond,
 		PowerWait: 2 * time.Second, TaskTimeout: 5 * time.Second, BIOSVerifyTimeout: time.Second, PollInterval: 10 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)})

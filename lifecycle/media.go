@@ -90,7 +90,7 @@ func (l *Machines) mediaClient(ctx context.Context, box *inventory.SecretBox, st
 	if err != nil {
 		return nil, nil, cred, err
 	}
-	c, err := l.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint)
+	c, err := l.dial(ctx, cred.Address, cred.Username, cred.Password, cred.VendorProfile, cred.TLSFingerprint, cred.SystemID)
 	if err != nil {
 		return nil, nil, cred, &bmcError{fmt.Errorf("machine %s: BMC %s: %w", machineID, cred.Address, err)}
 	}

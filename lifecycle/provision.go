@@ -164,6 +164,10 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 		if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, params); err != nil {
 			return err
 		}
+		if from == to {
+			// an adopted machine an operator moved to provisioning is there already
+			return nil
+		}
 		_, err = TransitionTx(ctx, tx, m.ID, to, "slate", why, "")
 		return err
 	})
@@ -172,9 +176,10 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 	}
 	r.explain(m.ID, why)
 	r.notify(m.ID)
-	if from == Deployed && r.hasBMC(m) {
+	if (from == Deployed || from == Provisioning) && r.hasBMC(m) {
 		// The running system is power-cycled into the network boot by its BMC: the operator
-		// asked for it by giving the deployed machine a release.
+		// asked for it by giving the deployed machine a release (or by moving an adopted one
+		// to provisioning).
 		return r.netboot(ctx, m, true)
 	}
 	return nil
@@ -297,6 +302,8 @@ func (r *Reconciler) stepProvisioning(ctx context.Context, m inventory.Machine) 
 		}
 	}
 	switch {
+	case install < 0 && m.State == Provisioning && r.fromAdopted(ctx, m):
+		return r.installAdopted(ctx, m)
 	case install < 0:
 		r.explain(m.ID, m.State+": no install task (moved here by hand?): move it back to ready to install again")
 	case ts[install].State == inventory.TaskSucceeded && reboot < 0:

@@ -170,7 +170,7 @@ func TestConfigureBIOSThenInstall(t *testing.T) {
 	s, l, _ := setup(t)
 	ctx := context.Background()
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
-	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 	})
 	for i, prof := range []map[string]any{{"ProcHyperthreading": "Disabled"}, {"NoSuchAttribute": "x"}} {

@@ -228,6 +228,8 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		return r.queue(ctx, m, TaskInspect, "discovered: inspecting it so you can decide to enroll it")
 	case Deployed:
 		return r.stepDeployed(ctx, m)
+	case Adopted:
+		r.stepAdopted(m)
 	case Failed:
 		r.explain(m.ID, "failed while "+m.FailedFrom+": "+m.FailedReason+" — retry when fixed")
 	}

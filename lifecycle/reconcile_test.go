@@ -19,7 +19,7 @@ func TestReconcilerStartsInspectionAndPowersOnThroughTheBMC(t *testing.T) {
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
 	// off: powering it on for inspection is what enrolling it means
 	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off"})
-	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 	})
 	withBMC, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "with-bmc", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
@@ -87,7 +87,7 @@ func TestEnrolledRunningMachineIsLeftAlone(t *testing.T) {
 	ctx := context.Background()
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
 	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
-	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 	})
 	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "running", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
@@ -140,7 +140,7 @@ func TestEnrollPowerOnLeavesARunningMachineAlone(t *testing.T) {
 		_, l, _ := setup(t)
 		ctx := context.Background()
 		box, _ := inventory.NewSecretBox(make([]byte, 32))
-		l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+		l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
 			return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 		})
 		bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
@@ -217,7 +217,7 @@ func TestContinuousOverrideClearedAfterTheBoot(t *testing.T) {
 	ctx := context.Background()
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
 	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "Off", BootEcho: redfishtest.EchoContinuous})
-	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 	})
 	m, err := l.Enroll(ctx, box, "op", EnrollRequest{Name: "sushy", BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"})
@@ -257,7 +257,7 @@ func TestEnrollByBMCErrorsCarryOneHint(t *testing.T) {
 	_, l, _ := setup(t)
 	ctx := context.Background()
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
-	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 	})
 	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})

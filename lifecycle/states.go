@@ -27,11 +27,15 @@ const (
 	Sanitized       = "sanitized"
 	Retired         = "retired"
 	Failed          = "failed"
+	// Adopted is a machine enrolled as it runs: an unmanaged system Slate did not install,
+	// whose power Slate never touches on its own. It leaves adopted only by an operator's
+	// explicit request (inspect it in a maintenance window, install a release, decommission).
+	Adopted = "adopted"
 )
 
 // States lists every state in journey order.
 var states = []string{Discovered, Enrolled, Inspecting, Ready, Configuring, Provisioning, Deployed,
-	Updating, RollingBack, Decommissioning, Sanitized, Retired, Failed}
+	Updating, RollingBack, Decommissioning, Sanitized, Retired, Failed, Adopted}
 
 // States returns every state in journey order.
 func States() []string { return slices.Clone(states) }
@@ -44,8 +48,8 @@ func ValidState(s string) bool { return slices.Contains(states, s) }
 // Leaving failed is handled apart (see Retry): its target depends on where it failed.
 func transitions() map[string][]string {
 	t := map[string][]string{
-		Discovered:      {Enrolled},
-		Enrolled:        {Inspecting},
+		Discovered:      {Enrolled, Adopted},
+		Enrolled:        {Inspecting, Adopted}, // adopted: an enrolled machine found running, taken as it runs
 		Inspecting:      {Ready},
 		Ready:           {Inspecting, Configuring, Provisioning},
 		Configuring:     {Provisioning, Ready},
@@ -57,6 +61,10 @@ func transitions() map[string][]string {
 		Sanitized:       {Retired},
 		Retired:         {},
 		Failed:          {},
+		// Every move out of adopted is an operator's (the reconciler makes none): inspecting
+		// restarts the running machine into the deploy environment, provisioning (with a
+		// desired release set) installs over what runs there.
+		Adopted: {Inspecting, Provisioning},
 	}
 	for from, to := range t {
 		if from == Retired {
@@ -215,6 +223,10 @@ func transitionTx(ctx context.Context, tx *inventory.Tx, m inventory.Machine, to
 		}
 	} else if !Allowed(from, to) {
 		return m, &TransitionError{Machine: m.ID, From: from, To: to, Allowed: transitions()[from]}
+	} else if from == Adopted && to == Provisioning && m.DesiredRelease == "" {
+		// provisioning an adopted machine installs its desired release over what runs there:
+		// without one there is nothing to install
+		return m, inventory.Errorf(inventory.ErrInvalid, "machine %s is adopted and has no desired release: set desired_release first, then move it to provisioning to install it (this restarts the machine)", m.Name)
 	}
 	var failedReason, failedTask, failedFrom string
 	if to == Failed {

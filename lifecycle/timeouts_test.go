@@ -36,7 +36,7 @@ func TestOverdueTasks(t *testing.T) {
 	defer s.Close()
 	l := New(s, &countingNotifier{})
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
-	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
 		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
 	})
 	r := NewReconciler(s, l, box, slog.New(slog.DiscardHandler), 0)

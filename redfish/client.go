@@ -101,6 +101,7 @@ type Client struct {
 
 	root        []byte
 	systemURI   string
+	systemsURI  string // the service root's Systems collection
 	managersURI string // the service root's Managers collection ("" when it links none)
 	updateURI   string
 
@@ -140,11 +141,17 @@ var _ Controller = (*Client)(nil)
 // credentials, vendor profile name ("", "auto", "generic", "dell", …) and pinned fingerprint
 // ("" on first use: store Client.Fingerprint() afterwards), with default tuning.
 func Dial(ctx context.Context, address, username, password, vendorProfile, fingerprint string, log *slog.Logger) (*Client, error) {
+	return DialSystem(ctx, address, username, password, vendorProfile, fingerprint, "", log)
+}
+
+// DialSystem is Dial for one computer system behind the BMC (its id or URI; "" lets the
+// vendor profile pick), as stored with a machine of a blade chassis.
+func DialSystem(ctx context.Context, address, username, password, vendorProfile, fingerprint, system string, log *slog.Logger) (*Client, error) {
 	v, err := VendorByName(vendorProfile)
 	if err != nil {
 		return nil, &Error{BMC: address, Op: "connect", Err: err, Hint: "fix the BMC's vendor profile"}
 	}
-	return Connect(ctx, Config{Address: address, Username: username, Password: password, Vendor: v, Fingerprint: fingerprint, Logger: log})
+	return Connect(ctx, Config{Address: address, Username: username, Password: password, Vendor: v, Fingerprint: fingerprint, System: system, Logger: log})
 }
 
 func baseURL(addr string) (string, error) {
@@ -213,6 +220,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.systemsURI = root.Systems.ID
 	c.systemURI = c.vendor.PickSystem(systems)
 	if c.systemURI == "" {
 		return nil, &Error{BMC: cfg.Address, Op: "connect", Err: fmt.Errorf("the BMC lists no computer system: %w", ErrUnsupported)}

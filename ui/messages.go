@@ -18,6 +18,10 @@ func flashFor(code string) (flash, bool) {
 	// Successes.
 	case "machine-enrolled":
 		return flash{"ok", "Machine enrolled.", ""}, true
+	case "machine-adopted":
+		return flash{"ok", "Machine adopted: it runs an unmanaged system, and Slate leaves its power alone. Inspect it in a maintenance window, or set a desired release and move it to provisioning.", ""}, true
+	case "systems-enrolled":
+		return flash{"ok", "Every system behind the BMC was enrolled, one machine each.", ""}, true
 	case "machine-moved":
 		return flash{"ok", "Machine moved: its new state is shown below.", ""}, true
 	case "decommission-started":
@@ -71,6 +75,8 @@ func flashFor(code string) (flash, bool) {
 	case "bmc-repinned-retry":
 		return flash{"ok", "BMC certificate re-pinned. The machine is still failed: once its cause is fixed, retry it below.", ""}, true
 	// Refusals and partial failures.
+	case "systems-enrolled-power-on-failed":
+		return flash{"warn", "Every system behind the BMC was enrolled, but some could not be powered on: see the audit log (bmc.boot-once) and each machine's page.", ""}, true
 	case "enrolled-left-running":
 		return flash{"warn", "Enrolled, but not powered on: the machine is running, so Slate left it alone (no boot set, not restarted). Slate powers it into inspection by itself once it is off: shut it down in a maintenance window, or adopt it as it runs.", ""}, true
 	case "enrolled-power-on-failed":

@@ -15,6 +15,7 @@ import (
 
 	"slate/inventory"
 	"slate/lifecycle"
+	"slate/redfish"
 )
 
 type stateCount struct {
@@ -91,6 +92,9 @@ func journey(m inventory.Machine) []journeyStep {
 		path = []string{lifecycle.Deployed, lifecycle.Decommissioning, lifecycle.Sanitized, lifecycle.Retired}
 	case lifecycle.Updating, lifecycle.RollingBack:
 		path = append(path, cur)
+	case lifecycle.Adopted:
+		// it runs as it is: its way under management is inspection or an install
+		path = []string{lifecycle.Adopted, lifecycle.Inspecting, lifecycle.Ready, lifecycle.Provisioning, lifecycle.Deployed}
 	}
 	idx := -1
 	for i, st := range path {
@@ -280,13 +284,20 @@ func (u *UI) expectBootPost(c echo.Context, s session) error {
 }
 
 func (u *UI) enrollForm(c echo.Context, s session, status int, form map[string]string, fl *flash) error {
+	return u.enrollFormSystems(c, s, status, form, fl, nil)
+}
+
+// enrollFormSystems is the enroll form with the computer systems behind the BMC to choose
+// from, when the BMC has several and the request did not single one out.
+func (u *UI) enrollFormSystems(c echo.Context, s session, status int, form map[string]string, fl *flash, systems []redfish.SystemInfo) error {
 	ld := u.layout(c, s, "Enroll", "enroll")
 	ld.Flash = fl
 	return u.render(c, status, "enroll", struct {
 		layoutData
 		Form    map[string]string
 		Vendors []string
-	}{ld, form, u.d.Vendors})
+		Systems []redfish.SystemInfo
+	}{ld, form, u.d.Vendors, systems})
 }
 
 func (u *UI) enrollPage(c echo.Context, s session) error {
@@ -299,12 +310,19 @@ func splitList(s string) []string {
 
 func (u *UI) enrollPost(c echo.Context, s session) error {
 	form := map[string]string{}
-	for _, k := range []string{"name", "serial", "macs", "site", "segment", "labels", "bmc_address", "bmc_username", "bmc_vendor", "power_on", "force"} {
+	for _, k := range []string{"name", "serial", "macs", "site", "segment", "labels", "bmc_address", "bmc_username", "bmc_vendor", "power_on", "force",
+		"system_id", "all_systems", "adopt"} {
 		form[k] = strings.TrimSpace(c.FormValue(k))
 	}
 	req := lifecycle.EnrollRequest{Name: form["name"], Serial: form["serial"], MACs: splitList(form["macs"]), Site: form["site"],
 		Segment: form["segment"], BMCAddress: form["bmc_address"], BMCUsername: form["bmc_username"],
-		BMCPassword: c.FormValue("bmc_password"), BMCVendor: form["bmc_vendor"], PowerOn: form["power_on"] != "", Force: form["force"] != ""}
+		BMCPassword: c.FormValue("bmc_password"), BMCVendor: form["bmc_vendor"], PowerOn: form["power_on"] != "", Force: form["force"] != "",
+		SystemID: form["system_id"], Adopt: form["adopt"] != ""}
+	if form["system_id"] == "all" {
+		// the system choice's "every system" option
+		req.SystemID, form["all_systems"] = "", "1"
+	}
+	req.AllSystems = form["all_systems"] != ""
 	if l := splitList(form["labels"]); len(l) > 0 {
 		req.Labels = map[string]string{}
 		for _, kv := range l {
@@ -312,7 +330,24 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 			req.Labels[k] = v
 		}
 	}
+	if req.AllSystems {
+		_, err := u.d.Lifecycle.EnrollAll(c.Request().Context(), u.d.Secrets, s.user.Username, req)
+		var pe *lifecycle.PowerOnsError
+		if errors.As(err, &pe) {
+			u.d.Logger.Warn("ui: systems enrolled, but some power-ons failed", "bmc", req.BMCAddress, "err", err)
+			return c.Redirect(http.StatusSeeOther, withFlash("/machines", "systems-enrolled-power-on-failed"))
+		}
+		if err != nil {
+			return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, &flash{Kind: "error", Text: "Not enrolled (none of the systems): " + errText(err)})
+		}
+		return c.Redirect(http.StatusSeeOther, withFlash("/machines", "systems-enrolled"))
+	}
 	m, err := u.d.Lifecycle.Enroll(c.Request().Context(), u.d.Secrets, s.user.Username, req)
+	var sce *lifecycle.SystemChoiceError
+	if errors.As(err, &sce) {
+		return u.enrollFormSystems(c, s, http.StatusUnprocessableEntity, form, &flash{Kind: "error", Field: "system_id",
+			Text: fmt.Sprintf("Not enrolled: the BMC has several computer systems (%s). Choose one below (or every system), type the BMC password again and enroll.", sce.Reason)}, sce.Systems)
+	}
 	var pe *lifecycle.PowerOnError
 	if errors.As(err, &pe) {
 		// Enrolled (committed); only the power-on failed: the machine page shows it.
@@ -325,6 +360,9 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 	}
 	if err != nil {
 		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, &flash{Kind: "error", Text: "Not enrolled: " + errText(err)})
+	}
+	if m.State == lifecycle.Adopted {
+		return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "machine-adopted"))
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "machine-enrolled"))
 }

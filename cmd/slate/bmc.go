@@ -17,7 +17,7 @@ import (
 // credentials before enrolling, and for an operator at the rack when the appliance is down.
 func bmcCommands() *command {
 	return &command{name: "bmc", summary: "talk to a BMC directly over Redfish (probe, power, boot)", subs: []*command{
-		{name: "probe", summary: "read a BMC's system, NICs, firmware and certificate fingerprint", run: bmcProbe},
+		{name: "probe", summary: "read a BMC's system, NICs, firmware and certificate fingerprint (and every system behind it, where it has several)", run: bmcProbe},
 		{name: "power", summary: "power a machine on, off, cycle it, or show its state", usage: "on|off|cycle|status", run: bmcPower},
 		{name: "boot", summary: "set a one-time boot override (pxe, http, cd, disk)", run: bmcBoot},
 	}}
@@ -89,12 +89,22 @@ func bmcProbe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		fmt.Fprintln(env.stderr, "firmware inventory unavailable:", err)
 	}
+	// a blade chassis or multi-node server: list every system, so the one to enroll
+	// (slate machine enroll --system ID) can be chosen
+	systems, err := c.Systems(ctx, false)
+	if err != nil {
+		fmt.Fprintln(env.stderr, "computer systems unavailable:", err)
+	}
+	if len(systems) < 2 {
+		systems = nil
+	}
 	enc := json.NewEncoder(env.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(struct {
 		redfish.Inventory
-		Firmware []redfish.Firmware `json:"firmware,omitempty"`
-	}{inv, fw})
+		Firmware []redfish.Firmware   `json:"firmware,omitempty"`
+		Systems  []redfish.SystemInfo `json:"systems,omitempty"`
+	}{inv, fw, systems})
 }
 
 func bmcPower(ctx context.Context, env *cliEnv, args []string) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -60,5 +62,30 @@ func TestBMCPowerNeedsForceOnARunningMachine(t *testing.T) {
 	}
 	if b := s.Boots(); len(b) != 1 || b[0] != "Pxe" {
 		t.Fatalf("boots %v", b)
+	}
+}
+
+// `slate bmc probe` of a blade chassis lists every system behind the BMC (to choose the one
+// to enroll with --system); a rack server's probe carries no list.
+func TestBMCProbeListsSystems(t *testing.T) {
+	probe := func(s *redfishtest.Server) string {
+		var out, errb bytes.Buffer
+		env := &cliEnv{stdout: &out, stderr: &errb, stdin: strings.NewReader(""),
+			getenv:  func(k string) string { return map[string]string{"SLATE_BMC_PASSWORD": "password"}[k] },
+			environ: func() []string { return nil }}
+		if err := bmcProbe(context.Background(), env, []string{"--address", s.URL, "--user", "admin"}); err != nil {
+			t.Fatalf("probe: %v %s", err, errb.String())
+		}
+		return out.String()
+	}
+	var got struct {
+		Systems []struct{ ID string }
+	}
+	out := probe(redfishtest.New(t, redfishtest.Options{Mockup: filepath.Join(redfishtest.MockupDir(t), "public-bladed")}))
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Systems) != 4 || got.Systems[2].ID != "529QB9452R6" {
+		t.Fatalf("probe of a blade chassis: %v\n%s", err, out)
+	}
+	if out := probe(redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t)})); strings.Contains(out, `"systems"`) {
+		t.Fatalf("probe of a rack server lists systems:\n%s", out)
 	}
 }

@@ -224,7 +224,11 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, dash(v)) }
 	row("ID", m.ID)
 	row("Name", m.Name)
-	row("State", m.State)
+	if m.State == lifecycle.Adopted {
+		row("State", "adopted: runs an unmanaged system (Slate does not touch its power; move it to inspecting or, with a desired release, provisioning)")
+	} else {
+		row("State", m.State)
+	}
 	if m.State == lifecycle.Failed {
 		row("Failed in", m.FailedFrom)
 		row("Reason", m.FailedReason)
@@ -252,6 +256,9 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 	row("Labels", strings.Join(inventory.SortedLabels(m.Labels), " "))
 	if m.BMC != nil {
 		row("BMC", m.BMC.Address+" ("+m.BMC.VendorProfile+", user "+m.BMC.Username+")")
+		if m.BMC.SystemID != "" {
+			row("BMC system", m.BMC.SystemID)
+		}
 		row("BMC certificate", m.BMC.TLSFingerprint)
 	}
 	row("Desired release", m.DesiredRelease)
@@ -271,7 +278,7 @@ func machineShow(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--power-on [--force]]] [--label k=v]...\n\n"+
+	fs := newFlagSet(env, "machine enroll", "slate machine enroll [--name N] [--mac MAC]... [--serial S] [--bmc-address A --bmc-user U --bmc-password-file F [--system ID|--system-uuid U|--all-systems] [--power-on [--force]|--adopt]] [--label k=v]...\n\n"+
 		"Exit status 3: enrolled, but not powered on as --power-on asked (the machine runs and was left alone,\n"+
 		"or the BMC failed the power-on): the warning says why and what to do. 1: not enrolled.")
 	server, asJSON := apiFlags(fs)
@@ -288,11 +295,16 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	bmcVendor := fs.String("bmc-vendor", "auto", "BMC vendor profile: auto (detect), generic, dell, hpe, supermicro, lenovo, sushy")
 	powerOn := fs.Bool("power-on", false, "with --bmc-address: set a one-time PXE boot and power the machine on (a running machine is left alone without --force)")
 	force := fs.Bool("force", false, "with --power-on: restart the machine into the network boot even if it is running (interrupts what runs there)")
+	system := fs.String("system", "", "with --bmc-address: the computer system behind the BMC to enroll (its id), where it has several (blade chassis); --mac, --serial or --system-uuid pick one by match instead")
+	systemUUID := fs.String("system-uuid", "", "with --bmc-address: pick the computer system with this SMBIOS UUID")
+	allSystems := fs.Bool("all-systems", false, "with --bmc-address: enroll every computer system behind the BMC, one machine each, named --name + \"-\" + system id")
+	adopt := fs.Bool("adopt", false, "with --bmc-address: adopt a running machine as it is: read its inventory, never power it or set a boot (state adopted)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	req := lifecycle.EnrollRequest{Name: *name, MACs: macs, Serial: *serial, Site: *site, Segment: *segment,
-		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor, PowerOn: *powerOn, Force: *force}
+		BMCAddress: *bmcAddr, BMCUsername: *bmcUser, BMCVendor: *bmcVendor, PowerOn: *powerOn, Force: *force,
+		SystemID: *system, SystemUUID: *systemUUID, AllSystems: *allSystems, Adopt: *adopt}
 	if len(labels) > 0 {
 		req.Labels = map[string]string{}
 		for _, kv := range labels {
@@ -314,6 +326,9 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *allSystems {
+		return enrollAllSystems(ctx, env, c, req, *asJSON)
+	}
 	var m struct {
 		inventory.Machine
 		Warning     string `json:"warning,omitempty"`
@@ -327,6 +342,8 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 		if err := printJSON(env.stdout, m); err != nil {
 			return err
 		}
+	} else if m.State == lifecycle.Adopted {
+		fmt.Fprintf(env.stdout, "Adopted %s (%s), state adopted: runs an unmanaged system; Slate leaves its power alone.\n", m.Name, m.ID)
 	} else {
 		fmt.Fprintf(env.stdout, "Enrolled %s (%s), state %s.\n", m.Name, m.ID, m.State)
 	}
@@ -337,13 +354,43 @@ func machineEnroll(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
+// enrollAllSystems enrolls every computer system behind one BMC (--all-systems).
+func enrollAllSystems(ctx context.Context, env *cliEnv, c *client, req lifecycle.EnrollRequest, asJSON bool) error {
+	var out struct {
+		Machines []inventory.Machine `json:"machines"`
+		Warning  string              `json:"warning"`
+	}
+	if err := c.do(ctx, "POST", "/machines", nil, req, &out); err != nil {
+		return fmt.Errorf("not enrolled (none of the systems): %w", err)
+	}
+	if asJSON {
+		if err := printJSON(env.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		for _, m := range out.Machines {
+			sys := ""
+			if m.BMC != nil {
+				sys = m.BMC.SystemID
+			}
+			fmt.Fprintf(env.stdout, "Enrolled %s (%s), system %s, state %s.\n", m.Name, m.ID, sys, m.State)
+		}
+	}
+	if out.Warning != "" {
+		// enrolled, but what was asked besides failed: a partial failure is not a success
+		// (exit status 3, as for one machine)
+		return errWarning{fmt.Sprintf("enrolled %d machines, but not every one was powered on as --power-on asked: %s", len(out.Machines), out.Warning)}
+	}
+	return nil
+}
+
 // enrollWarning says in plain words why an enrolled machine was not powered on and what to
 // do, with Slate's detail after it.
 func enrollWarning(name, code, detail string) string {
 	if code == lifecycle.WarningMachineRunning {
 		return fmt.Sprintf("%s is enrolled but NOT powered into a network boot: it is running, so Slate left it alone "+
 			"(no boot override set, not restarted). Slate powers it into inspection by itself once it is off: shut it down in a "+
-			"maintenance window (or now, interrupting what runs: slate bmc power off --force --address … --user …), or adopt it as it runs. Detail: %s", name, detail)
+			"maintenance window (or now, interrupting what runs: slate bmc power off --force --address … --user …), or adopt it as it runs (slate machine transition %s adopted --reason …). Detail: %s", name, name, detail)
 	}
 	return fmt.Sprintf("%s is enrolled but NOT powered on: the power-on through its BMC failed, so nothing boots it yet. "+
 		"Fix what the detail names (slate machine bmc %s changes the BMC's address, credentials or pinned certificate), "+
@@ -548,6 +595,11 @@ func machineProvision(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if *asJSON {
 		return printJSON(env.stdout, m)
+	}
+	if m.State == lifecycle.Adopted {
+		// an adopted machine runs what it runs until an operator asks: do not promise more
+		fmt.Fprintf(env.stdout, "%s is adopted: %s is its desired release, installed only when you move it to provisioning (this restarts it): slate machine transition %s provisioning --reason \"…\"\n", m.Name, m.DesiredRelease, m.Name)
+		return nil
 	}
 	fmt.Fprintf(env.stdout, "%s should now run %s (it is %s; follow it with: slate machine watch %s).\n", m.Name, m.DesiredRelease, m.State, m.Name)
 	return nil
