@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -76,10 +75,14 @@ type taskView struct {
 	Logs    []inventory.TaskLogLine
 }
 
-type journeyStep struct{ State, Class string }
+type journeyStep struct{ State, Class, Label string }
 
-// journey renders the happy path with the machine's position on it.
-func journey(m inventory.Machine) []journeyStep {
+// journey renders the happy path with the machine's position on it. A step before the
+// current one is "done" only when the machine was in that state (its audit events say so:
+// enrolled straight away, it never was discovered; without a BIOS profile it never was
+// configuring); one it never was in is "skipped". ev is the machine's audit history, newest
+// first; when it may be cut short (limit reached) the earliest steps are not judged.
+func journey(m inventory.Machine, ev []inventory.AuditEvent, complete bool) []journeyStep {
 	path := []string{lifecycle.Discovered, lifecycle.Enrolled, lifecycle.Inspecting, lifecycle.Ready, lifecycle.Configuring,
 		lifecycle.Provisioning, lifecycle.Deployed}
 	cur := m.State
@@ -92,6 +95,24 @@ func journey(m inventory.Machine) []journeyStep {
 	case lifecycle.Updating, lifecycle.RollingBack:
 		path = append(path, cur)
 	}
+	visited := map[string]bool{}
+	for _, e := range ev {
+		if e.Outcome != "ok" {
+			continue
+		}
+		switch e.Action {
+		case "machine.discover":
+			visited[lifecycle.Discovered] = true
+		case "machine.enroll":
+			visited[lifecycle.Enrolled] = true
+		case "machine.transition", "machine.retry":
+			for _, k := range []string{"from", "to"} {
+				if st, ok := e.Details[k].(string); ok {
+					visited[st] = true
+				}
+			}
+		}
+	}
 	idx := -1
 	for i, st := range path {
 		if st == cur {
@@ -100,14 +121,16 @@ func journey(m inventory.Machine) []journeyStep {
 	}
 	out := make([]journeyStep, len(path))
 	for i, st := range path {
-		cls := ""
+		cls, label := "", st
 		switch {
+		case i < idx && (visited[st] || !complete):
+			cls, label = "done", st+" (done)"
 		case i < idx:
-			cls = "done"
+			cls, label = "skipped", st+" (skipped)"
 		case i == idx:
-			cls = "current"
+			cls, label = "current", st+" (now)"
 		}
-		out[i] = journeyStep{st, cls}
+		out[i] = journeyStep{st, cls, label}
 	}
 	return out
 }
@@ -118,20 +141,21 @@ func (u *UI) machine(c echo.Context, s session) error {
 	if err != nil {
 		return u.errorPage(c, s, http.StatusNotFound, fmt.Sprintf("No machine %q.", c.Param("id")))
 	}
-	ev, err := u.d.Store.ListAudit(ctx, inventory.AuditFilter{Subject: m.ID, Limit: 200})
+	const historyLimit = 200
+	ev, err := u.d.Store.ListAudit(ctx, inventory.AuditFilter{Subject: m.ID, Limit: historyLimit})
 	if err != nil {
 		return err
 	}
-	var facts string
+	var facts *factsView
+	factsProblem := ""
 	if u.d.Facts != nil {
 		raw, err := u.d.Facts(ctx, m.ID)
 		if err != nil {
 			u.d.Logger.Warn("ui: read facts", "machine", m.ID, "err", err)
-		}
-		var v any
-		if raw != "" && json.Unmarshal([]byte(raw), &v) == nil {
-			b, _ := json.MarshalIndent(v, "", "  ")
-			facts = string(b)
+			factsProblem = "Hardware facts could not be read (see Slate's log); reload the page to try again."
+		} else if facts, err = summarizeFacts(raw); err != nil {
+			u.d.Logger.Warn("ui: facts document unreadable", "machine", m.ID, "err", err)
+			factsProblem = "The stored hardware facts are not readable: inspect the machine again."
 		}
 	}
 	tasks, err := u.d.Store.ListTasks(ctx, m.ID, 20)
@@ -198,8 +222,10 @@ func (u *UI) machine(c echo.Context, s session) error {
 		M        inventory.Machine
 		Journey  []journeyStep
 		Events   []inventory.AuditEvent
-		Facts    string
-		Next     []string
+		Facts    *factsView
+		// FactsProblem says why facts exist but cannot be shown ("" when none).
+		FactsProblem string
+		Next         []string
 		Tasks    []taskView
 		Why      string
 		CanDecom bool
@@ -211,7 +237,7 @@ func (u *UI) machine(c echo.Context, s session) error {
 		// how many minutes the "I will power it on" button expects one for.
 		BootExpected *inventory.BootExpectation
 		BootWindow   int
-	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
+	}{u.layout(c, s, m.Name, "machines"), m, journey(m, ev, len(ev) < historyLimit), ev, facts, factsProblem, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
 		bootExpected, bootWindow})
 }
 
