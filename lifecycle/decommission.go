@@ -338,7 +338,7 @@ func (r *Reconciler) powerOffRetired(ctx context.Context, m inventory.Machine) {
 	note := ""
 	if err != nil {
 		outcome, details["error"] = "failed", err.Error()
-		note = "; powering it off through its BMC failed (" + err.Error() + "): power it off by hand"
+		note = "; powering it off through its BMC failed, power it off by hand: " + err.Error()
 		r.log.Error("retired machine not powered off through its BMC: power it off by hand", "machine", m.ID, "bmc", m.BMC.Address, "err", err)
 	} else {
 		r.log.Info("retired machine powered off through its BMC", "machine", m.ID, "bmc", m.BMC.Address)

@@ -136,6 +136,12 @@ func journey(m inventory.Machine, ev []inventory.AuditEvent, complete bool) []jo
 }
 
 func (u *UI) machine(c echo.Context, s session) error {
+	return u.machineView(c, s, http.StatusOK, nil)
+}
+
+// machineView renders the machine page; fl, when set, replaces the banner from the URL: a
+// refused form answers with its page, the refusal in red beside the field it is about.
+func (u *UI) machineView(c echo.Context, s session, status int, fl *flash) error {
 	ctx := c.Request().Context()
 	m, err := u.d.Store.GetMachine(ctx, c.Param("id"))
 	if err != nil {
@@ -217,27 +223,31 @@ func (u *UI) machine(c echo.Context, s session) error {
 	if u.d.Lifecycle != nil {
 		bootWindow = int(u.d.Lifecycle.BootWindow().Minutes())
 	}
-	return u.render(c, http.StatusOK, "machine", struct {
+	ld := u.layout(c, s, m.Name, "machines")
+	if fl != nil {
+		ld.Flash = fl
+	}
+	return u.render(c, status, "machine", struct {
 		layoutData
-		M        inventory.Machine
-		Journey  []journeyStep
-		Events   []inventory.AuditEvent
-		Facts    *factsView
+		M       inventory.Machine
+		Journey []journeyStep
+		Events  []inventory.AuditEvent
+		Facts   *factsView
 		// FactsProblem says why facts exist but cannot be shown ("" when none).
 		FactsProblem string
 		Next         []string
-		Tasks    []taskView
-		Why      string
-		CanDecom bool
-		Plan     *planView
-		Certs    []inventory.Certificate
-		Reports  []inventory.Report
-		Approved []inventory.Release
+		Tasks        []taskView
+		Why          string
+		CanDecom     bool
+		Plan         *planView
+		Certs        []inventory.Certificate
+		Reports      []inventory.Report
+		Approved     []inventory.Release
 		// BootExpected is the live expectation of a network boot (nil: none); BootWindow is
 		// how many minutes the "I will power it on" button expects one for.
 		BootExpected *inventory.BootExpectation
 		BootWindow   int
-	}{u.layout(c, s, m.Name, "machines"), m, journey(m, ev, len(ev) < historyLimit), ev, facts, factsProblem, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
+	}{ld, m, journey(m, ev, len(ev) < historyLimit), ev, facts, factsProblem, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
 		bootExpected, bootWindow})
 }
 
@@ -316,7 +326,7 @@ func (u *UI) transitionPost(c echo.Context, s session) error {
 		_, err = u.d.Lifecycle.Transition(ctx, id, to, s.user.Username, reason)
 	}
 	if err != nil {
-		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not moved: "+errText(err))
+		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Not moved: " + errText(err), Field: "to"})
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash(back, "machine-moved"))
 }
@@ -440,7 +450,7 @@ func (u *UI) identityPost(c echo.Context, s session) error {
 		return c.Redirect(http.StatusSeeOther, withFlash(back, "identity-unchanged"))
 	}
 	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, m.ID, p); err != nil {
-		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Identity not changed: "+errText(err))
+		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Identity not changed: " + errText(err), Field: "identity"})
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash(back, "identity-corrected"))
 }
@@ -456,7 +466,7 @@ func (u *UI) releaseSetPost(c echo.Context, s session) error {
 	}
 	ref := rel.Name + "@" + rel.Version
 	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, id, inventory.MachinePatch{DesiredRelease: &ref}); err != nil {
-		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not set: "+errText(err))
+		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Not set: " + errText(err), Field: "release"})
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash(back, "release-set"))
 }
