@@ -304,7 +304,14 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 		return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "enrolled-power-on-failed"))
 	}
 	if err != nil {
-		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, &flash{Kind: "error", Text: "Not enrolled: " + errText(err)})
+		fl := &flash{Kind: "error", Text: "Not enrolled: " + errText(err)}
+		switch {
+		case errors.Is(err, lifecycle.ErrBMCCredentials):
+			fl.Field = "bmc_password"
+		case errors.Is(err, lifecycle.ErrBMC):
+			fl.Field = "bmc_address"
+		}
+		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, fl)
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "machine-enrolled"))
 }
