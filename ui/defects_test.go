@@ -118,6 +118,12 @@ func TestDetailText(t *testing.T) {
 			t.Errorf("detailText(%v) = %q, want %q", in, got, want)
 		}
 	}
+	if got := detailText([]any{"52:54:00:00:10:01", "52:54:00:00:10:02"}); got != "52:54:00:00:10:01, 52:54:00:00:10:02" {
+		t.Errorf("list of words: %q", got)
+	}
+	if got := detailText([]any{"a", 1.0}); got != `["a",1]` {
+		t.Errorf("mixed list: %q", got)
+	}
 	if got := detailText(map[string]any{"name": "x"}); got != `{"name":"x"}` {
 		t.Errorf("object: %q", got)
 	}

@@ -84,6 +84,20 @@ func detailText(v any) string {
 		return "—"
 	case string:
 		return x
+	case []any:
+		// A list of words (MACs, tags) reads as a list, not as JSON.
+		words := make([]string, 0, len(x))
+		for _, e := range x {
+			w, ok := e.(string)
+			if !ok {
+				words = nil
+				break
+			}
+			words = append(words, w)
+		}
+		if words != nil {
+			return strings.Join(words, ", ")
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
