@@ -76,9 +76,36 @@ func textOutsideDetails(sel string) string {
 		c.querySelectorAll("details").forEach(d => d.remove()); return c.textContent; })()`, sel)
 }
 
-// TestDefectsInChromium covers issue 21's six defects in a browser: facts, the live "Now:"
-// and skipped journey steps, refusals in red tied to their field, the retired machine, BMC
-// failures in plain language.
+// js evaluates expr (errors are the test's: a missing element reads as "" or false, so an
+// old page fails the check that names the defect instead of timing out).
+func js(t *testing.T, ctx context.Context, expr string, res any) {
+	t.Helper()
+	if err := chromedp.Run(ctx, chromedp.Evaluate(expr, res)); err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+}
+
+// textOf is the text of the first element matching sel ("" when none).
+func textOf(sel string) string {
+	return fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)
+}
+
+// attrOf is an attribute of the first element matching sel ("" when none).
+func attrOf(sel, attr string) string {
+	return fmt.Sprintf(`((document.querySelector(%q) || {getAttribute: () => ""}).getAttribute(%q)) || ""`, sel, attr)
+}
+
+// open navigates and waits for the page.
+func open(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	if err := chromedp.Run(ctx, chromedp.Navigate(url), waitJS(`document.readyState === "complete" && !!document.querySelector("h1")`)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+}
+
+// TestDefectsInChromium covers issue 21's defects 1-4 and 6 in a browser: facts, the live
+// "Now:" and skipped journey steps, refusals in red tied to their field, the retired
+// machine, BMC failures in plain language (defect 5, layout: TestLayoutInChromium).
 func TestDefectsInChromium(t *testing.T) {
 	s, ms := defectSite(t)
 	ctx := context.Background()
@@ -87,178 +114,159 @@ func TestDefectsInChromium(t *testing.T) {
 	login(t, br, s.srv.URL, "tom", "tech-pass-01")
 	page := func(name string) string { return s.srv.URL + "/machines/" + ms[name].ID }
 
-	// 1. Hardware facts: a summary, the raw JSON behind a closed toggle.
-	var facts string
-	var rawOpen, rawThere bool
-	if err := chromedp.Run(br,
-		chromedp.Navigate(page("press-01")),
-		chromedp.WaitVisible(`#facts`, chromedp.ByID),
-		chromedp.Text(`#facts`, &facts, chromedp.ByID),
-		chromedp.Evaluate(`!!document.querySelector("#facts details.raw")`, &rawThere),
-		chromedp.Evaluate(`!!document.querySelector("#facts details.raw[open]")`, &rawOpen),
-	); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"Intel Xeon E-2278GE · 1 socket, 8 cores, 16 threads", "32.0 GiB", "Samsung PM983", "S4GNNX0M", "894.3 GiB",
-		"52:54:00:00:10:01", "up", "UEFI · Secure Boot enabled", "TPM 2.0", "Raw facts"} {
-		if !strings.Contains(facts, want) {
-			t.Errorf("facts panel lacks %q:\n%s", want, facts)
+	t.Run("1-facts", func(t *testing.T) {
+		// A summary, the raw JSON behind a closed toggle.
+		open(t, br, page("press-01"))
+		var facts string
+		var rawOpen, rawThere bool
+		js(t, br, textOf("#facts"), &facts)
+		js(t, br, `!!document.querySelector("#facts details.raw")`, &rawThere)
+		js(t, br, `!!document.querySelector("#facts details.raw[open]")`, &rawOpen)
+		for _, want := range []string{"Intel Xeon E-2278GE · 1 socket, 8 cores, 16 threads", "32.0 GiB", "Samsung PM983", "S4GNNX0M", "894.3 GiB",
+			"52:54:00:00:10:01", "up", "UEFI · Secure Boot enabled", "TPM 2.0", "Raw facts"} {
+			if !strings.Contains(facts, want) {
+				t.Errorf("facts panel lacks %q:\n%s", want, facts)
+			}
 		}
-	}
-	if strings.Contains(facts, "Not inspected yet") || !rawThere || rawOpen {
-		t.Fatalf("facts panel: raw toggle present %v, open %v:\n%s", rawThere, rawOpen, facts)
-	}
-	shot(t, br, "defect1-facts")
+		if strings.Contains(facts, "Not inspected yet") || !rawThere || rawOpen {
+			t.Errorf("facts panel: raw toggle present %v, open %v:\n%s", rawThere, rawOpen, facts)
+		}
+		shot(t, br, "defect1-facts")
+	})
 
-	// 2a. Skipped steps: press-02 was enrolled by hand and never configuring.
-	var skipped, done []string
-	if err := chromedp.Run(br,
-		chromedp.Navigate(page("press-02")),
-		chromedp.WaitVisible(`.journey`, chromedp.ByQuery),
-		chromedp.Evaluate(`[...document.querySelectorAll(".journey li.skipped")].map(l => l.textContent)`, &skipped),
-		chromedp.Evaluate(`[...document.querySelectorAll(".journey li.done")].map(l => l.textContent)`, &done),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(skipped, "|") != "discovered skipped|configuring skipped" || len(done) != 4 {
-		t.Fatalf("journey of press-02: skipped %q, done %q", skipped, done)
-	}
-	shot(t, br, "defect2-journey")
+	t.Run("2-journey-skipped", func(t *testing.T) {
+		// press-02 was enrolled by hand and never configuring.
+		open(t, br, page("press-02"))
+		var skipped, done []string
+		js(t, br, `[...document.querySelectorAll(".journey li.skipped")].map(l => l.textContent)`, &skipped)
+		js(t, br, `[...document.querySelectorAll(".journey li.done")].map(l => l.textContent)`, &done)
+		if strings.Join(skipped, "|") != "discovered skipped|configuring skipped" || len(done) != 4 {
+			t.Errorf("journey of press-02: skipped %q, done %q", skipped, done)
+		}
+		shot(t, br, "defect2-journey")
+	})
 
-	// 2b. "Now:" follows the state live: the explanation the reconciler gives after a
-	// transition reaches the open page without a reload.
-	if err := s.a.Reconciler.ReconcileOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var now string
-	if err := chromedp.Run(br,
-		chromedp.Navigate(page("hmi-01")),
-		chromedp.WaitVisible(`#now`, chromedp.ByID),
-		chromedp.Text(`#now`, &now, chromedp.ByID),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(now, "technician to power it on") {
-		t.Fatalf("Now: %q", now)
-	}
-	if _, err := s.a.Lifecycle.Fail(ctx, ms["hmi-01"].ID, "agent", "disk /dev/sda not found", ""); err != nil {
-		t.Fatal(err)
-	}
-	lctx, lcancel := context.WithTimeout(br, 15*time.Second)
-	defer lcancel()
-	if err := chromedp.Run(lctx, chromedp.WaitVisible(`h1 .badge.s-failed`, chromedp.ByQuery)); err != nil {
-		t.Fatalf("the page did not follow the transition: %v", err)
-	}
-	time.Sleep(time.Second) // the refresh for the transition is done: only the next event can change "Now:"
-	if err := s.a.Reconciler.ReconcileOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := chromedp.Run(lctx, waitJS(`(document.querySelector("#now")||{}).textContent.includes("failed while inspecting")`),
-		chromedp.Text(`#now`, &now, chromedp.ByID)); err != nil {
-		chromedp.Run(br, chromedp.Text(`#now`, &now, chromedp.ByID))
-		t.Fatalf("\"Now:\" went stale after the reconciler explained the new state: %q (%v)", now, err)
-	}
+	t.Run("2-now-live", func(t *testing.T) {
+		// The explanation the reconciler gives after a transition reaches the open page
+		// without a reload.
+		if err := s.a.Reconciler.ReconcileOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		open(t, br, page("hmi-01"))
+		var now string
+		js(t, br, textOf(".why"), &now)
+		if !strings.Contains(now, "technician to power it on") {
+			t.Fatalf("Now: %q", now)
+		}
+		if _, err := s.a.Lifecycle.Fail(ctx, ms["hmi-01"].ID, "agent", "disk /dev/sda not found", ""); err != nil {
+			t.Fatal(err)
+		}
+		lctx, lcancel := context.WithTimeout(br, 15*time.Second)
+		defer lcancel()
+		if err := chromedp.Run(lctx, waitJS(`!!document.querySelector("h1 .badge.s-failed")`)); err != nil {
+			t.Fatalf("the page did not follow the transition: %v", err)
+		}
+		time.Sleep(time.Second) // the refresh for the transition is done: only the next event can change "Now:"
+		if err := s.a.Reconciler.ReconcileOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Run(lctx, waitJS("("+textOf(".why")+`).includes("failed while inspecting")`)); err != nil {
+			js(t, br, textOf(".why"), &now)
+			t.Fatalf("\"Now:\" went stale after the reconciler explained the new state: %q (%v)", now, err)
+		}
+	})
 
-	// 3. A refusal is red, on the page of the form, tied to its field; ?ok= shows only codes.
-	var hasOK, hasErr bool
-	var describedBy, invalid, flash string
-	if err := chromedp.Run(br,
-		chromedp.Navigate(page("press-02")),
-		chromedp.WaitVisible(`#decom-btn`, chromedp.ByID),
-		// The button waits for the right name; a technician without JavaScript can still post.
-		chromedp.Evaluate(`document.querySelector("form[action$='/decommission'] input[name=confirm_name]").value = "press-2";
-			document.getElementById("decom-btn").disabled = false; document.getElementById("decom-btn").click(); true`, nil),
-		waitJS(`document.readyState === "complete" && !!document.querySelector(".flash.error")`),
-		chromedp.Evaluate(`!!document.querySelector(".flash.ok")`, &hasOK),
-		chromedp.Text(`.flash.error`, &flash, chromedp.ByQuery),
-		chromedp.AttributeValue(`form[action$='/decommission'] input[name=confirm_name]`, "aria-describedby", &describedBy, nil, chromedp.ByQuery),
-		chromedp.AttributeValue(`form[action$='/decommission'] input[name=confirm_name]`, "aria-invalid", &invalid, nil, chromedp.ByQuery),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if hasOK || !strings.Contains(flash, "Not decommissioned: type the machine's name exactly (press-02)") || describedBy != "flash" || invalid != "true" {
-		t.Fatalf("refused decommission: green %v, text %q, aria-describedby %q, aria-invalid %q", hasOK, flash, describedBy, invalid)
-	}
-	if m, _ := s.a.Store.GetMachine(ctx, ms["press-02"].ID); m.State != lifecycle.Deployed {
-		t.Fatalf("a refused decommission moved the machine to %s", m.State)
-	}
-	shot(t, br, "defect3-refusal")
-	if err := chromedp.Run(br,
-		chromedp.Navigate(page("press-02")+"?ok=decommission-name-mismatch"),
-		chromedp.WaitVisible(`h1`, chromedp.ByQuery),
-		chromedp.Evaluate(`!!document.querySelector(".flash.ok")`, &hasOK),
-		chromedp.Evaluate(`!!document.querySelector(".flash.error")`, &hasErr),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if hasOK || !hasErr {
-		t.Fatalf("?ok=<refusal code>: green %v, red %v", hasOK, hasErr)
-	}
-	var anyFlash bool
-	if err := chromedp.Run(br,
-		chromedp.Navigate(page("press-02")+"?ok=Your+machine+is+safe"),
-		chromedp.WaitVisible(`h1`, chromedp.ByQuery),
-		chromedp.Evaluate(`!!document.querySelector("#flash")`, &anyFlash),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if anyFlash {
-		t.Fatal("?ok=<any text> shows a banner")
-	}
+	t.Run("3-refusals", func(t *testing.T) {
+		// A refusal is red, on the page of the form, tied to its field.
+		open(t, br, page("press-02"))
+		field := `form[action$='/decommission'] input[name=confirm_name]`
+		// The button waits for the right name; a browser without JavaScript can still post.
+		lctx, lcancel := context.WithTimeout(br, 15*time.Second)
+		defer lcancel()
+		if err := chromedp.Run(lctx,
+			chromedp.Evaluate(`document.querySelector("`+field+`").value = "press-2";
+				document.getElementById("decom-btn").disabled = false; document.getElementById("decom-btn").click(); true`, nil),
+			waitJS(`document.readyState === "complete" && location.pathname.endsWith("/decommission") && !!document.querySelector("h1")`),
+		); err != nil {
+			t.Fatal(err)
+		}
+		var hasOK bool
+		var flash, describedBy, invalid string
+		js(t, br, `!!document.querySelector(".flash.ok")`, &hasOK)
+		js(t, br, textOf(".flash.error"), &flash)
+		js(t, br, attrOf(field, "aria-describedby"), &describedBy)
+		js(t, br, attrOf(field, "aria-invalid"), &invalid)
+		if hasOK || !strings.Contains(flash, "Not decommissioned: type the machine's name exactly (press-02)") || describedBy != "flash" || invalid != "true" {
+			t.Errorf("refused decommission: green %v, text %q, aria-describedby %q, aria-invalid %q", hasOK, flash, describedBy, invalid)
+		}
+		if m, _ := s.a.Store.GetMachine(ctx, ms["press-02"].ID); m.State != lifecycle.Deployed {
+			t.Fatalf("a refused decommission moved the machine to %s", m.State)
+		}
+		shot(t, br, "defect3-refusal")
+		// ?ok= shows only Slate's codes, and a refusal code is red whatever the parameter.
+		var hasErr, anyFlash bool
+		open(t, br, page("press-02")+"?ok=decommission-name-mismatch")
+		js(t, br, `!!document.querySelector(".flash.ok")`, &hasOK)
+		js(t, br, `!!document.querySelector(".flash.error")`, &hasErr)
+		if hasOK || !hasErr {
+			t.Errorf("?ok=<refusal code>: green %v, red %v", hasOK, hasErr)
+		}
+		open(t, br, page("press-02")+"?ok=Your+machine+is+safe")
+		js(t, br, `!!document.querySelector("#flash")`, &anyFlash)
+		if anyFlash {
+			t.Error("?ok=<any text> shows a banner")
+		}
+	})
 
-	// 4. A retired machine offers no release and does not claim to boot the erased one.
-	var releaseForms int
-	var release string
-	if err := chromedp.Run(br,
-		chromedp.Navigate(page("old-hmi")),
-		chromedp.WaitVisible(`#release-erased`, chromedp.ByID),
-		chromedp.Evaluate(`document.querySelectorAll("form[action$='/release']").length`, &releaseForms),
-		chromedp.Text(`#release-erased`, &release, chromedp.ByID),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if releaseForms != 0 || !strings.Contains(release, "none: its disks were erased") || !strings.Contains(release, "it last ran hmi@7") {
-		t.Fatalf("retired machine: %d release forms, release %q", releaseForms, release)
-	}
-	shot(t, br, "defect4-retired")
+	t.Run("4-retired", func(t *testing.T) {
+		// No release offered, and not the erased one shown as booted.
+		open(t, br, page("old-hmi"))
+		var releaseForms int
+		var release string
+		js(t, br, `document.querySelectorAll("form[action$='/release']").length`, &releaseForms)
+		js(t, br, textOf("#release-erased"), &release)
+		if releaseForms != 0 || !strings.Contains(release, "none: its disks were erased") || !strings.Contains(release, "it last ran hmi@7") {
+			t.Errorf("retired machine: %d release forms, release %q", releaseForms, release)
+		}
+		shot(t, br, "defect4-retired")
+	})
 
-	// 6. A BMC failure: plain language first, the Go chain behind a closed <details>.
-	var plain string
-	var detailOpen, detailThere bool
-	if err := chromedp.Run(br,
-		chromedp.Navigate(page("bmc-fail")),
-		chromedp.WaitVisible(`.flash.error`, chromedp.ByQuery),
-		chromedp.Evaluate(textOutsideDetails(`.panel .flash.error`), &plain),
-		chromedp.Evaluate(`!!document.querySelector(".panel .flash.error details.detail")`, &detailThere),
-		chromedp.Evaluate(`!!document.querySelector(".panel .flash.error details.detail[open]")`, &detailOpen),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(plain, "BMC at 10.0.0.21 does not answer: check address, VLAN and credentials.") || strings.Contains(plain, "dial tcp") ||
-		!detailThere || detailOpen {
-		t.Fatalf("BMC failure: %q (detail there %v, open %v)", plain, detailThere, detailOpen)
-	}
-	shot(t, br, "defect6-bmc-failed")
-	// A real one: enrolling with a BMC address where nothing listens (loopback).
-	if err := chromedp.Run(br,
-		chromedp.Navigate(s.srv.URL+"/machines/new"),
-		chromedp.WaitVisible(`#bmc_address`, chromedp.ByID),
-		chromedp.SendKeys(`#name`, "cell-9", chromedp.ByID),
-		chromedp.SendKeys(`#bmc_address`, "https://127.0.0.1:1", chromedp.ByID),
-		chromedp.SendKeys(`#bmc_username`, "admin", chromedp.ByID),
-		chromedp.SendKeys(`#bmc_password`, "secret", chromedp.ByID),
-		chromedp.Submit(`#name`, chromedp.ByID),
-		waitJS(`document.readyState === "complete" && !!document.querySelector(".flash.error")`),
-		chromedp.Evaluate(textOutsideDetails(`.flash.error`), &plain),
-		chromedp.Evaluate(`!!document.querySelector(".flash.error details.detail")`, &detailThere),
-		chromedp.AttributeValue(`#bmc_address`, "aria-describedby", &describedBy, nil, chromedp.ByID),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(plain, "BMC at 127.0.0.1:1 refuses connections") || strings.Contains(plain, "dial tcp") || !detailThere || describedBy != "flash" {
-		t.Fatalf("enroll by an unreachable BMC: %q (detail %v, aria-describedby %q)", plain, detailThere, describedBy)
-	}
-	shot(t, br, "defect6-enroll-bmc")
+	t.Run("6-bmc-plain", func(t *testing.T) {
+		// Plain language first, the Go chain behind a closed <details>.
+		open(t, br, page("bmc-fail"))
+		var plain string
+		var detailOpen, detailThere bool
+		js(t, br, textOutsideDetails(`.panel .flash.error`), &plain)
+		js(t, br, `!!document.querySelector(".panel .flash.error details.detail")`, &detailThere)
+		js(t, br, `!!document.querySelector(".panel .flash.error details.detail[open]")`, &detailOpen)
+		if !strings.Contains(plain, "BMC at 10.0.0.21 does not answer: check address, VLAN and credentials.") || strings.Contains(plain, "dial tcp") ||
+			!detailThere || detailOpen {
+			t.Errorf("BMC failure: %q (detail there %v, open %v)", plain, detailThere, detailOpen)
+		}
+		shot(t, br, "defect6-bmc-failed")
+		// A real one: enrolling with a BMC address where nothing listens (loopback).
+		open(t, br, s.srv.URL+"/machines/new")
+		lctx, lcancel := context.WithTimeout(br, 30*time.Second)
+		defer lcancel()
+		if err := chromedp.Run(lctx,
+			chromedp.SendKeys(`#name`, "cell-9", chromedp.ByID),
+			chromedp.SendKeys(`#bmc_address`, "https://127.0.0.1:1", chromedp.ByID),
+			chromedp.SendKeys(`#bmc_username`, "admin", chromedp.ByID),
+			chromedp.SendKeys(`#bmc_password`, "secret", chromedp.ByID),
+			chromedp.Submit(`#name`, chromedp.ByID),
+			waitJS(`document.readyState === "complete" && !!document.querySelector(".flash.error")`),
+		); err != nil {
+			t.Fatal(err)
+		}
+		var describedBy string
+		js(t, br, textOutsideDetails(`.flash.error`), &plain)
+		js(t, br, `!!document.querySelector(".flash.error details.detail")`, &detailThere)
+		js(t, br, attrOf("#bmc_address", "aria-describedby"), &describedBy)
+		if !strings.Contains(plain, "BMC at 127.0.0.1:1 refuses connections") || strings.Contains(plain, "dial tcp") || !detailThere || describedBy != "flash" {
+			t.Errorf("enroll by an unreachable BMC: %q (detail %v, aria-describedby %q)", plain, detailThere, describedBy)
+		}
+		shot(t, br, "defect6-enroll-bmc")
+	})
 }
 
 // TestLayoutInChromium (defect 5) measures the pages at a desktop, a tablet and a phone: the
