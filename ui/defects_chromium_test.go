@@ -185,7 +185,8 @@ func TestDefectsInChromium(t *testing.T) {
 		defer lcancel()
 		if err := chromedp.Run(lctx,
 			chromedp.Evaluate(`document.querySelector("`+field+`").value = "press-2";
-				document.getElementById("decom-btn").disabled = false; document.getElementById("decom-btn").click(); true`, nil),
+				document.getElementById("decom-btn").disabled = false;
+				setTimeout(() => document.getElementById("decom-btn").click(), 0); true`, nil),
 			waitJS(`document.readyState === "complete" && location.pathname.endsWith("/decommission") && !!document.querySelector("h1")`),
 		); err != nil {
 			t.Fatal(err)
