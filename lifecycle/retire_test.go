@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -98,5 +99,34 @@ func TestRetirePowersTheMachineOffThroughItsBMC(t *testing.T) {
 	// No BMC: nothing to power off, nothing audited.
 	if ev, _ := s.ListAudit(ctx, inventory.AuditFilter{Subject: bare.ID, Action: "bmc.power-off"}); len(ev) != 0 {
 		t.Fatalf("a machine without a BMC has power-off events: %+v", ev)
+	}
+}
+
+// TestNoReleaseForADecommissionedMachine: its disks are (being) erased: setting a desired
+// release is refused (it was accepted, and the UI showed it as the machine's next release);
+// a ready machine still takes one.
+func TestNoReleaseForADecommissionedMachine(t *testing.T) {
+	s, l, _ := setup(t)
+	ctx := context.Background()
+	if err := s.Update(ctx, func(tx *inventory.Tx) error {
+		_, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "7", Kind: "disk", ImageRef: "plant/hmi", CreatedBy: "x"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ref := "hmi@7"
+	for _, st := range []string{Decommissioning, Sanitized, Retired} {
+		m := newMachine(t, s, "gone-"+st, st)
+		_, err := l.Update(ctx, "op", m.ID, inventory.MachinePatch{DesiredRelease: &ref})
+		if !errors.Is(err, inventory.ErrConflict) || !strings.Contains(err.Error(), "decommissioned") {
+			t.Fatalf("%s machine: desired release set (%v)", st, err)
+		}
+		if got, _ := s.GetMachine(ctx, m.ID); got.DesiredRelease != "" {
+			t.Fatalf("%s machine wants %q", st, got.DesiredRelease)
+		}
+	}
+	ready := newMachine(t, s, "ready-1", Ready)
+	if m, err := l.Update(ctx, "op", ready.ID, inventory.MachinePatch{DesiredRelease: &ref}); err != nil || m.DesiredRelease != ref {
+		t.Fatalf("ready machine: %+v %v", m.DesiredRelease, err)
 	}
 }
