@@ -297,6 +297,19 @@ func restrictMode(path string, want os.FileMode, log *slog.Logger) error {
 	return nil
 }
 
+// latestFacts is the newest facts document of a machine for its UI page ("" when it was
+// never inspected: the page says so; any other error is the store's and is returned).
+func (a *Appliance) latestFacts(ctx context.Context, machineID string) (string, error) {
+	f, err := a.Store.LatestFacts(ctx, machineID)
+	if errors.Is(err, inventory.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(f.Doc), nil
+}
+
 func (a *Appliance) csrfKey() []byte {
 	// Derived from the data directory's secret key, so open forms survive a restart.
 	k, _ := os.ReadFile(filepath.Join(a.cfg.DataDir, "secret.key"))
@@ -318,7 +331,8 @@ func (a *Appliance) buildHTTP() error {
 	a.API = api.New(api.Deps{Guard: a.Guard, Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Logger: a.log,
 		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL, Subscribe: a.Hub.Subscribe, Registry: registryGC{a.Store, a.Images, a.log}})
 	pages, err := ui.New(ui.Deps{Guard: a.Guard, Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
-		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images, a.log}, SessionIdle: a.cfg.SessionIdleTimeout})
+		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images, a.log}, SessionIdle: a.cfg.SessionIdleTimeout,
+		Facts: a.latestFacts})
 	if err != nil {
 		return err
 	}

@@ -300,8 +300,61 @@ func (r *Reconciler) retire(ctx context.Context, m inventory.Machine) error {
 		_, err = TransitionTx(ctx, tx, m.ID, Retired, "slate", fmt.Sprintf("sanitized and certified; %d DHCP lease(s) freed%s, %d agent token(s) revoked", n, reservation, tokens), "")
 		return err
 	})
-	if err == nil {
-		r.notify(m.ID)
+	if err != nil {
+		return err
 	}
-	return err
+	r.notify(m.ID)
+	// Retired is final: a machine left running would idle in the deploy environment, drawing
+	// power and answering on the network. Power it off through its BMC; a failure is audited
+	// and shown, but the machine is retired all the same (its disks are erased and certified).
+	r.powerOffRetired(ctx, m)
+	return nil
+}
+
+// forceOffer is a BMC that can cut power at once (the redfish client can).
+type forceOffer interface {
+	ForceOff(ctx context.Context) error
+}
+
+// powerOffRetired powers a retired machine off through its BMC, when it has one: ForceOff,
+// since its disks are erased and there is nothing to shut down gracefully (a BMC that cannot
+// force gets its ordinary power off). Audited as bmc.power-off either way.
+func (r *Reconciler) powerOffRetired(ctx context.Context, m inventory.Machine) {
+	if !r.hasBMC(m) {
+		return
+	}
+	err := func() error {
+		c, err := r.dialMachineBMC(ctx, m)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.WithoutCancel(ctx))
+		if f, ok := c.(forceOffer); ok {
+			return f.ForceOff(ctx)
+		}
+		return c.PowerOff(ctx)
+	}()
+	outcome, details := "ok", map[string]any{"bmc": m.BMC.Address, "reason": "retired"}
+	note := ""
+	if err != nil {
+		outcome, details["error"] = "failed", err.Error()
+		note = "; powering it off through its BMC failed, power it off by hand: " + err.Error()
+		r.log.Error("retired machine not powered off through its BMC: power it off by hand", "machine", m.ID, "bmc", m.BMC.Address, "err", err)
+	} else {
+		r.log.Info("retired machine powered off through its BMC", "machine", m.ID, "bmc", m.BMC.Address)
+	}
+	r.mu.Lock()
+	if note == "" {
+		delete(r.retiredNote, m.ID)
+	} else {
+		r.retiredNote[m.ID] = note
+	}
+	r.mu.Unlock()
+	if aerr := r.store.Update(ctx, func(tx *inventory.Tx) error {
+		_, e := tx.Audit(ctx, "slate", "bmc.power-off", m.ID, outcome, details)
+		return e
+	}); aerr != nil {
+		r.log.Error("audit of a retired machine's power-off not saved", "machine", m.ID, "outcome", outcome, "err", aerr)
+	}
+	r.explain(m.ID, "retired: its certificates are under Certificates"+note)
 }

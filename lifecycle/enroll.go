@@ -241,6 +241,11 @@ func (l *Machines) Update(ctx context.Context, actor, id string, p inventory.Mac
 			return err
 		}
 		if p.DesiredRelease != nil && strings.TrimSpace(*p.DesiredRelease) != "" {
+			switch before.State {
+			case Decommissioning, Sanitized, Retired:
+				// Its disks are (being) erased and nothing will install on it again.
+				return inventory.Errorf(inventory.ErrConflict, "machine %s is %s: no release is installed on a decommissioned machine", before.Name, before.State)
+			}
 			if _, err := tx.GetRelease(ctx, strings.TrimSpace(*p.DesiredRelease)); err != nil {
 				return inventory.Errorf(inventory.ErrInvalid, "desired_release %q: no such release (give name@version or its id; see slate release list)", *p.DesiredRelease)
 			}

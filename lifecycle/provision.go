@@ -250,7 +250,12 @@ func (r *Reconciler) ranBefore(ctx context.Context, m inventory.Machine, rel inv
 // than the one its node reports.
 func (r *Reconciler) stepDeployed(ctx context.Context, m inventory.Machine) error {
 	if m.DesiredRelease == "" || r.Installer == nil {
-		r.explain(m.ID, "running "+m.BootedRelease)
+		if m.BootedRelease == "" {
+			// "running " and nothing: say what is missing instead.
+			r.explain(m.ID, "deployed: its node has not reported which release it runs (is slate-agent running on it?)")
+		} else {
+			r.explain(m.ID, "running "+m.BootedRelease)
+		}
 		return nil
 	}
 	rel, err := r.Installer.Releases.GetRelease(ctx, m.DesiredRelease)

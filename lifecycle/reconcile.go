@@ -86,6 +86,7 @@ type Reconciler struct {
 	poweredA    map[string]time.Time // machine → when Slate last powered it on for a netboot
 	running     map[string]time.Time // enrolled machine → when its BMC last reported it running
 	netbooted   map[string]bool      // machine → Slate set a network boot override not yet settled
+	retiredNote map[string]string    // retired machine → what went wrong powering it off
 }
 
 // NewReconciler builds the reconciler; Run drives it.
@@ -94,7 +95,8 @@ func NewReconciler(store ReconcileStore, machines *Machines, box *inventory.Secr
 		interval = 5 * time.Second
 	}
 	return &Reconciler{store: store, machines: machines, box: box, log: log, interval: interval,
-		wake: make(chan struct{}, 1), why: map[string]string{}, poweredA: map[string]time.Time{}, running: map[string]time.Time{}, netbooted: map[string]bool{}}
+		wake: make(chan struct{}, 1), why: map[string]string{}, poweredA: map[string]time.Time{}, running: map[string]time.Time{}, netbooted: map[string]bool{},
+		retiredNote: map[string]string{}}
 }
 
 // MachineChanged wakes the reconciler (it implements Notifier).
@@ -112,10 +114,30 @@ func (r *Reconciler) Why(machineID string) string {
 	return r.why[machineID]
 }
 
+// explain records what a machine waits for. When the explanation changes, its live pages
+// are told: the explanation often changes after the transition that refreshed them (a
+// machine becomes deployed, then the next pass says what it runs), and a page that was not
+// told again kept showing the old one. Changes only in figures ("powered on 12s ago", a
+// percentage) do not notify: task progress notifies by itself, and a page need not reload
+// every pass for a clock.
 func (r *Reconciler) explain(id, msg string) {
 	r.mu.Lock()
+	old, had := r.why[id]
 	r.why[id] = msg
 	r.mu.Unlock()
+	if (!had || withoutFigures(old) != withoutFigures(msg)) && r.machines != nil && r.machines.notify != nil {
+		r.machines.notify.MachineChanged(id)
+	}
+}
+
+// withoutFigures drops the digits of an explanation, to compare what it says, not its counters.
+func withoutFigures(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // Run reconciles until ctx ends.
@@ -208,7 +230,10 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 	case Sanitized:
 		return r.retire(ctx, m)
 	case Retired:
-		r.explain(m.ID, "retired: its certificates are under Certificates")
+		r.mu.Lock()
+		note := r.retiredNote[m.ID]
+		r.mu.Unlock()
+		r.explain(m.ID, "retired: its certificates are under Certificates"+note)
 	case Discovered:
 		if rule := r.autoEnrollRule(m); rule != "" {
 			_, err := r.machines.Transition(ctx, m.ID, Enrolled, "slate", "auto-enroll rule: "+rule)

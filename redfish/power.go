@@ -178,6 +178,24 @@ func (c *Client) PowerOff(ctx context.Context) error {
 	return c.waitPower(ctx, op, PowerOff, c.cfg.PowerWait)
 }
 
+// ForceOff cuts the system's power without a graceful shutdown; already off is success. For
+// a machine with nothing left to lose (its disks erased), where waiting PowerOffGrace for an
+// OS that may ignore ACPI only delays the caller.
+func (c *Client) ForceOff(ctx context.Context) error {
+	const op = "force off"
+	s, err := c.system(ctx, op)
+	if err != nil {
+		return err
+	}
+	if PowerState(s.PowerState) == PowerOff {
+		return nil
+	}
+	if err := c.reset(ctx, op, s, "ForceOff", "PushPowerButton"); err != nil {
+		return err
+	}
+	return c.waitPower(ctx, op, PowerOff, c.cfg.PowerWait)
+}
+
 // PowerCycle restarts the system (powers it on when it is off).
 func (c *Client) PowerCycle(ctx context.Context) error {
 	const op = "power cycle"

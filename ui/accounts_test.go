@@ -239,7 +239,7 @@ func TestBannersAreCodesNotText(t *testing.T) {
 	if !strings.Contains(page, `aria-label="Reason" aria-invalid="true" aria-describedby="flash"`) {
 		t.Fatal("the refusal is not tied to the reason field")
 	}
-	if page := get("ok=machine-enrolled"); !strings.Contains(page, `class="flash ok" id="flash" role="status">Machine enrolled.`) {
+	if page := get("ok=machine-enrolled"); !strings.Contains(page, `class="flash ok" id="flash" role="status"><span class="flash-mark" aria-hidden="true">✓</span> Machine enrolled.`) {
 		t.Fatal("a success code is not shown")
 	}
 	// The transition form without a reason now redirects with the code, and it renders red.

@@ -51,15 +51,17 @@ func (u *UI) decommissionPost(c echo.Context, s session) error {
 	}
 	back := "/machines/" + url.PathEscape(m.ID)
 	if strings.TrimSpace(c.FormValue("confirm_name")) != m.Name {
-		// Refused as the API refuses it (422), in red: not a banner that reads like success.
-		return u.errorPage(c, s, http.StatusUnprocessableEntity, "Not decommissioned: type the machine's name exactly ("+m.Name+").")
+		// Refused as the API refuses it (422), in red beside the name field: not a banner
+		// that reads like success.
+		return u.machineView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error",
+			Text: "Not decommissioned: type the machine's name exactly (" + m.Name + ").", Field: "confirm_name"})
 	}
 	reason := strings.TrimSpace(c.FormValue("reason"))
 	if reason == "" {
 		reason = "decommissioned from the web UI"
 	}
 	if _, err := u.d.Lifecycle.Transition(ctx, m.ID, lifecycle.Decommissioning, s.user.Username, reason); err != nil {
-		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not decommissioned: "+errText(err))
+		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Not decommissioned: " + errText(err), Field: "confirm_name"})
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash(back, "decommission-started"))
 }
@@ -72,8 +74,9 @@ func (u *UI) wipeConfirmPost(c echo.Context, s session) error {
 	id := c.Param("id")
 	t, err := u.d.Decommission.ConfirmWipe(c.Request().Context(), s.user.Username, id, c.FormValue("plan_digest"), c.FormValue("confirm_name"))
 	if err != nil {
-		// A refusal is an error page (red), not a redirect to a success banner.
-		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Wipe not started: "+errText(err))
+		// A refusal answers with the page, in red beside the confirmation: not a redirect to
+		// a success banner.
+		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Wipe not started: " + errText(err), Field: "wipe_confirm_name"})
 	}
 	u.d.Logger.Info("ui: wipe confirmed", "machine", id, "task", t.ID, "by", s.user.Username)
 	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(id), "wipe-confirmed"))

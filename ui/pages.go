@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -77,10 +76,14 @@ type taskView struct {
 	Logs    []inventory.TaskLogLine
 }
 
-type journeyStep struct{ State, Class string }
+type journeyStep struct{ State, Class, Label string }
 
-// journey renders the happy path with the machine's position on it.
-func journey(m inventory.Machine) []journeyStep {
+// journey renders the happy path with the machine's position on it. A step before the
+// current one is "done" only when the machine was in that state (its audit events say so:
+// enrolled straight away, it never was discovered; without a BIOS profile it never was
+// configuring); one it never was in is "skipped". ev is the machine's audit history, newest
+// first; when it may be cut short (limit reached) the earliest steps are not judged.
+func journey(m inventory.Machine, ev []inventory.AuditEvent, complete bool) []journeyStep {
 	path := []string{lifecycle.Discovered, lifecycle.Enrolled, lifecycle.Inspecting, lifecycle.Ready, lifecycle.Configuring,
 		lifecycle.Provisioning, lifecycle.Deployed}
 	cur := m.State
@@ -96,6 +99,24 @@ func journey(m inventory.Machine) []journeyStep {
 		// it runs as it is: its way under management is inspection or an install
 		path = []string{lifecycle.Adopted, lifecycle.Inspecting, lifecycle.Ready, lifecycle.Provisioning, lifecycle.Deployed}
 	}
+	visited := map[string]bool{}
+	for _, e := range ev {
+		if e.Outcome != "ok" {
+			continue
+		}
+		switch e.Action {
+		case "machine.discover":
+			visited[lifecycle.Discovered] = true
+		case "machine.enroll":
+			visited[lifecycle.Enrolled] = true
+		case "machine.transition", "machine.retry":
+			for _, k := range []string{"from", "to"} {
+				if st, ok := e.Details[k].(string); ok {
+					visited[st] = true
+				}
+			}
+		}
+	}
 	idx := -1
 	for i, st := range path {
 		if st == cur {
@@ -104,38 +125,47 @@ func journey(m inventory.Machine) []journeyStep {
 	}
 	out := make([]journeyStep, len(path))
 	for i, st := range path {
-		cls := ""
+		cls, label := "", st
 		switch {
+		case i < idx && (visited[st] || !complete):
+			cls, label = "done", st+" (done)"
 		case i < idx:
-			cls = "done"
+			cls, label = "skipped", st+" (skipped)"
 		case i == idx:
-			cls = "current"
+			cls, label = "current", st+" (now)"
 		}
-		out[i] = journeyStep{st, cls}
+		out[i] = journeyStep{st, cls, label}
 	}
 	return out
 }
 
 func (u *UI) machine(c echo.Context, s session) error {
+	return u.machineView(c, s, http.StatusOK, nil)
+}
+
+// machineView renders the machine page; fl, when set, replaces the banner from the URL: a
+// refused form answers with its page, the refusal in red beside the field it is about.
+func (u *UI) machineView(c echo.Context, s session, status int, fl *flash) error {
 	ctx := c.Request().Context()
 	m, err := u.d.Store.GetMachine(ctx, c.Param("id"))
 	if err != nil {
 		return u.errorPage(c, s, http.StatusNotFound, fmt.Sprintf("No machine %q.", c.Param("id")))
 	}
-	ev, err := u.d.Store.ListAudit(ctx, inventory.AuditFilter{Subject: m.ID, Limit: 200})
+	const historyLimit = 200
+	ev, err := u.d.Store.ListAudit(ctx, inventory.AuditFilter{Subject: m.ID, Limit: historyLimit})
 	if err != nil {
 		return err
 	}
-	var facts string
+	var facts *factsView
+	factsProblem := ""
 	if u.d.Facts != nil {
 		raw, err := u.d.Facts(ctx, m.ID)
 		if err != nil {
 			u.d.Logger.Warn("ui: read facts", "machine", m.ID, "err", err)
-		}
-		var v any
-		if raw != "" && json.Unmarshal([]byte(raw), &v) == nil {
-			b, _ := json.MarshalIndent(v, "", "  ")
-			facts = string(b)
+			factsProblem = "Hardware facts could not be read (see Slate's log); reload the page to try again."
+		} else if facts, err = summarizeFacts(raw); err != nil {
+			u.d.Logger.Warn("ui: facts document unreadable", "machine", m.ID, "err", err)
+			factsProblem = "The stored hardware facts are not readable: inspect the machine again."
 		}
 	}
 	tasks, err := u.d.Store.ListTasks(ctx, m.ID, 20)
@@ -208,20 +238,26 @@ func (u *UI) machine(c echo.Context, s session) error {
 			media = &r
 		}
 	}
-	return u.render(c, http.StatusOK, "machine", struct {
+	ld := u.layout(c, s, m.Name, "machines")
+	if fl != nil {
+		ld.Flash = fl
+	}
+	return u.render(c, status, "machine", struct {
 		layoutData
-		M        inventory.Machine
-		Journey  []journeyStep
-		Events   []inventory.AuditEvent
-		Facts    string
-		Next     []string
-		Tasks    []taskView
-		Why      string
-		CanDecom bool
-		Plan     *planView
-		Certs    []inventory.Certificate
-		Reports  []inventory.Report
-		Approved []inventory.Release
+		M       inventory.Machine
+		Journey []journeyStep
+		Events  []inventory.AuditEvent
+		Facts   *factsView
+		// FactsProblem says why facts exist but cannot be shown ("" when none).
+		FactsProblem string
+		Next         []string
+		Tasks        []taskView
+		Why          string
+		CanDecom     bool
+		Plan         *planView
+		Certs        []inventory.Certificate
+		Reports      []inventory.Report
+		Approved     []inventory.Release
 		// BootExpected is the live expectation of a network boot (nil: none); BootWindow is
 		// how many minutes the "I will power it on" button expects one for.
 		BootExpected *inventory.BootExpectation
@@ -232,7 +268,7 @@ func (u *UI) machine(c echo.Context, s session) error {
 		// Media is what the virtual CD holds (read on ?media=1), MediaErr why it could not be read.
 		Media    *lifecycle.MediaResult
 		MediaErr string
-	}{u.layout(c, s, m.Name, "machines"), m, journey(m), ev, facts, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
+	}{ld, m, journey(m, ev, len(ev) < historyLimit), ev, facts, factsProblem, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
 		bootExpected, bootWindow, powerOnWarning(m, ev), u.d.Vendors, media, mediaErr})
 }
 
@@ -359,7 +395,14 @@ func (u *UI) enrollPost(c echo.Context, s session) error {
 		return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), code))
 	}
 	if err != nil {
-		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, &flash{Kind: "error", Text: "Not enrolled: " + errText(err)})
+		fl := &flash{Kind: "error", Text: "Not enrolled: " + errText(err)}
+		switch {
+		case errors.Is(err, lifecycle.ErrBMCCredentials):
+			fl.Field = "bmc_password"
+		case errors.Is(err, lifecycle.ErrBMC):
+			fl.Field = "bmc_address"
+		}
+		return u.enrollForm(c, s, statusFor(err, http.StatusUnprocessableEntity), form, fl)
 	}
 	if m.State == lifecycle.Adopted {
 		return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(m.ID), "machine-adopted"))
@@ -384,7 +427,7 @@ func (u *UI) transitionPost(c echo.Context, s session) error {
 		_, err = u.d.Lifecycle.Transition(ctx, id, to, s.user.Username, reason)
 	}
 	if err != nil {
-		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not moved: "+errText(err))
+		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Not moved: " + errText(err), Field: "to"})
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash(back, "machine-moved"))
 }
@@ -508,7 +551,7 @@ func (u *UI) identityPost(c echo.Context, s session) error {
 		return c.Redirect(http.StatusSeeOther, withFlash(back, "identity-unchanged"))
 	}
 	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, m.ID, p); err != nil {
-		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Identity not changed: "+errText(err))
+		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Identity not changed: " + errText(err), Field: "identity"})
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash(back, "identity-corrected"))
 }
@@ -524,7 +567,7 @@ func (u *UI) releaseSetPost(c echo.Context, s session) error {
 	}
 	ref := rel.Name + "@" + rel.Version
 	if _, err := u.d.Lifecycle.Update(ctx, s.user.Username, id, inventory.MachinePatch{DesiredRelease: &ref}); err != nil {
-		return u.errorPage(c, s, statusFor(err, http.StatusConflict), "Not set: "+errText(err))
+		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Not set: " + errText(err), Field: "release"})
 	}
 	return c.Redirect(http.StatusSeeOther, withFlash(back, "release-set"))
 }

@@ -99,6 +99,9 @@ func New(d Deps) (*UI, error) {
 		// fieldFlash reports whether the page's banner is about the named form field.
 		"fieldFlash": func(f *flash, field string) bool { return f != nil && f.Kind != "ok" && f.Field == field },
 		"bytes":      humanBytes,
+		// problem splits a failure into a plain sentence and the error chain behind it.
+		"problem": describe,
+		"detail":  detailText,
 		"json": func(v any) string {
 			b, _ := json.Marshal(v)
 			return string(b)
