@@ -50,8 +50,8 @@ func TestRetirePowersTheMachineOffThroughItsBMC(t *testing.T) {
 	s, l, _ := setup(t)
 	ctx := context.Background()
 	box, _ := inventory.NewSecretBox(make([]byte, 32))
-	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint string) (BMC, error) {
-		return redfish.Dial(ctx, address, user, password, profile, fingerprint, slog.New(slog.DiscardHandler))
+	l.SetBMCDialer(func(ctx context.Context, address, user, password, profile, fingerprint, system string) (BMC, error) {
+		return redfish.DialSystem(ctx, address, user, password, profile, fingerprint, system, slog.New(slog.DiscardHandler))
 	})
 	good := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
 	bad := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Rackmount(t), PowerState: "On"})
