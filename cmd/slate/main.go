@@ -42,6 +42,7 @@ func commands() []*command {
 		registryCommands(),
 		bmcCommands(),
 		certCommands(),
+		leaseCommands(),
 		labCommands(),
 		{name: "version", summary: "print the version", run: func(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.stdout, "slate", version)
