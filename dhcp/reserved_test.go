@@ -164,3 +164,23 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestStatusPoolUsage: used, free, percent, the reserve kept for known machines, and the
+// warning from 90 % on (not below).
+func TestStatusPoolUsage(t *testing.T) {
+	ic := authIface()
+	ic.NewLeases.ReservePercent = 20
+	u := newUnit(t, ic)
+	for i := range 9 {
+		mac := net.HardwareAddr{2, 0, 0, 0, 0x11, byte(i)}
+		u.dir.Add(mac, Machine{ID: mac.String(), State: "ready"})
+		dora(t, u, mac)
+		p := u.s.Status()[0].Pools[0]
+		if p.Used != i+1 || p.Free != 10-(i+1) || p.Reserve != 2 || p.Warning != (i+1 >= 9) {
+			t.Fatalf("after %d leases: %+v", i+1, p)
+		}
+	}
+	if p := u.s.Status()[0].Pools[0]; p.Percent != 90 || len(u.s.Warnings()) != 1 {
+		t.Fatalf("at 9 of 10: %+v, warnings %q", p, u.s.Warnings())
+	}
+}
