@@ -43,7 +43,8 @@ func (u *UI) leases(c echo.Context, s session) error {
 	f, err := dhcp.ParseLeaseFilter(d.Filter["interface"], d.Filter["mac"], d.Filter["state"])
 	var fe *dhcp.FilterError
 	if errors.As(err, &fe) {
-		d.Flash = &flash{Kind: "error", Text: "Filter " + fe.Error() + ".", Field: fe.Field}
+		// Not the value itself: a link must not make Slate show words it did not write.
+		d.Flash = &flash{Kind: "error", Text: "The " + fe.Field + " filter is not valid: want " + fe.Want + ".", Field: fe.Field}
 		return u.render(c, http.StatusBadRequest, "leases", d)
 	}
 	if d.Leases, err = dhcp.ListLeases(c.Request().Context(), u.dhcp, f, time.Now()); err != nil {

@@ -46,9 +46,12 @@ func TestLeasesPage(t *testing.T) {
 	if page := readAll(r); !strings.Contains(page, "10.9.0.11") || strings.Contains(page, "10.9.0.10") {
 		t.Fatalf("state filter: released lease missing or bound one shown")
 	}
-	r, _ = aud.Get(s.srv.URL + "/leases?mac=" + "%3Cb%3E")
+	// A bad filter: 400, the field named, the value not repeated (a link cannot put words on
+	// Slate's page), the field marked.
+	r, _ = aud.Get(s.srv.URL + "/leases?mac=" + "Call%20555-0100%20for%20help")
 	page = readAll(r)
-	if r.StatusCode != http.StatusBadRequest || !strings.Contains(page, "Filter mac") || strings.Contains(page, "<b>") {
-		t.Fatalf("bad MAC filter: %d\n%s", r.StatusCode, page)
+	if r.StatusCode != http.StatusBadRequest || !strings.Contains(page, "The mac filter is not valid") || strings.Contains(between(page, `class="flash error"`, "</div>"), "555-0100") ||
+		!strings.Contains(page, `name="mac" value="Call 555-0100 for help" aria-invalid="true"`) {
+		t.Fatalf("bad MAC filter: %d\n%s", r.StatusCode, between(page, "<main>", "</form>"))
 	}
 }
