@@ -75,6 +75,7 @@ type Server struct {
 	d      Deps
 	routes []Route
 	extra  []Route
+	dhcp   DHCPView
 }
 
 // New builds the API.
@@ -116,6 +117,7 @@ func New(d Deps) *Server {
 	s.routes = append(s.routes, s.decommissionRoutes()...)
 	s.routes = append(s.routes, s.registryRoutes()...)
 	s.routes = append(s.routes, s.mediaRoutes()...)
+	s.routes = append(s.routes, s.leaseRoutes()...)
 	s.routes = append(s.routes, Route{Method: "GET", Path: "/events", Summary: "Server-sent events: the id of each machine that changes (?machine=ID to follow one)", Roles: all, handler: s.events})
 	return s
 }

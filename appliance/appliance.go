@@ -337,6 +337,8 @@ func (a *Appliance) buildHTTP() error {
 		return err
 	}
 	a.pages = pages
+	a.API.SetDHCP(dhcpView{a})
+	a.pages.SetDHCP(dhcpView{a})
 	e.HTTPErrorHandler = api.ErrorHandler(a.log, pages.ErrorHTML)
 	e.Use(middleware.Recover())
 	// Image pushes and boot files are large by nature; everything else is capped at 1 MiB.

@@ -332,7 +332,14 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 			return result{}
 		}
 		if reserved != 0 && ip != reserved {
-			return ifs.nak(m, "machine has a reserved address")
+			if !p.reservedTaken(key, reserved, now) {
+				return ifs.nak(m, "machine has a reserved address")
+			}
+			// Another client holds the reservation: keep what was offered (a NAK here would
+			// loop, the next DISCOVER being offered a pool address again); the address is
+			// reclaimed at the holder's next renewal.
+			ifs.log.Info("reserved address held by another client: serving a pool address until the holder renews",
+				"mac", mac.String(), "machine", machine.ID, "reserved", u2addr(reserved), "ip", u2addr(ip))
 		}
 		hostname := machine.Hostname
 		if hostname == "" {
@@ -341,6 +348,9 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 		relay := relayInfo(m)
 		held := p.holds(key, ip)
 		l, ok, err := p.bind(key, ip, now, p.cfg.leaseTime, hostname, relay, g)
+		if errors.Is(err, errReservedForOther) {
+			return ifs.nak(m, "address is reserved for another machine")
+		}
 		if err != nil {
 			ifs.refused(p, mac, err)
 			return ifs.nak(m, "no new address for this client now")

@@ -32,7 +32,7 @@ func (s *memStore) DHCPLeases(_ context.Context, iface string) ([]inventory.Leas
 	defer s.mu.Unlock()
 	var out []inventory.Lease
 	for _, l := range s.rows {
-		if l.Iface == iface {
+		if l.Iface == iface || iface == "" { // "" is every interface, as in inventory
 			out = append(out, l)
 		}
 	}

@@ -688,3 +688,100 @@ func TestRandomMACFloodSparesKnownMachine(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	waitFor(t, "the known machine's udhcpc bound", 30*time.Second, func() (bool, string) { return lastIP(events(ud), "bound") != "", events(ud) })
 }
+
+// TestReservedAddressRealClients: a real DHCP client as the holder of an address, then as the
+// machine that address is reserved for (busybox udhcpc for both, then ISC dhclient for both).
+// The machine is bound at once to a pool address (the old code NAKed it forever: 187 NAKs in
+// 10 minutes with udhcpc); at the holder's next renewal the holder is NAKed and moves; at the
+// machine's next renewal it gets its reserved address. Over the whole run Slate sends at most a
+// handful of NAKs.
+func TestReservedAddressRealClients(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, kind := range []string{"udhcpc", "dhclient"} {
+		t.Run(kind, func(t *testing.T) { reservedAddressRun(t, kind) })
+	}
+}
+
+// boundReasons are the script reasons of both clients that mean "this address is mine".
+var boundReasons = []string{"bound", "renew", "BOUND", "RENEW", "REBIND", "REBOOT"}
+
+func reservedAddressRun(t *testing.T, kind string) {
+	var bin string
+	if kind == "udhcpc" {
+		bin = testenv.RequireCommand(t, "busybox", "busybox-static")
+	} else {
+		bin = testenv.RequireCommand(t, "dhclient", "isc-dhcp-client")
+	}
+	l := newLab(t)
+	srvNS := l.join("ds", "s0", "", "10.77.0.1/24")
+	holderNS := l.join("r1", "c0", "02:00:00:ab:00:01", "")
+	machineNS := l.join("r2", "c0", "02:00:00:ab:00:02", "")
+	tmp := t.TempDir()
+	store := openStore(t, filepath.Join(tmp, "slate.db"))
+	dir := NewMemDirectory()
+	dir.Add(mustMAC("02:00:00:ab:00:02"), Machine{ID: "m-reserved", State: "ready", ReservedIP: mustAddr("10.77.0.100")})
+	slate := startSlate(t, srvNS, authConfig(-1, 8*time.Second), store, dir)
+	naks := slate.srv.m.replies.WithLabelValues("s0", dhcpv4.MessageTypeNak.String())
+
+	client := func(ns *testenv.Netns, name string) string {
+		d := filepath.Join(tmp, name)
+		os.MkdirAll(d, 0o755)
+		script := writeScript(t, d)
+		var cmd *exec.Cmd
+		if kind == "udhcpc" {
+			cmd = ns.Command(bin, "udhcpc", "-f", "-i", "c0", "-s", script, "-t", "10", "-T", "1", "-x", "hostname:"+name)
+		} else {
+			conf := filepath.Join(d, "dhclient.conf")
+			os.WriteFile(conf, []byte("send host-name \""+name+"\";\nrequest subnet-mask, routers, host-name;\n"), 0o644)
+			cmd = ns.Command(bin, "-4", "-cf", conf, "-lf", filepath.Join(d, "leases"), "-pf", filepath.Join(d, "pid"), "-sf", script, "-d", "-v", "c0")
+		}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return d
+	}
+	hd := client(holderNS, "holder")
+	waitFor(t, "holder bound", 30*time.Second, func() (bool, string) { return lastIP(events(hd), boundReasons...) != "", events(hd) })
+	if got := lastIP(events(hd), boundReasons...); got != "10.77.0.100" {
+		t.Fatalf("holder bound to %s, want the pool's first address 10.77.0.100", got)
+	}
+	start := time.Now()
+	md := client(machineNS, "machine")
+	waitFor(t, "reserved machine bound while its address is held", 15*time.Second, func() (bool, string) {
+		return lastIP(events(md), boundReasons...) != "", events(md) + fmt.Sprintf(" NAKs sent: %v", counterValue(naks))
+	})
+	if got := lastIP(events(md), boundReasons...); got == "10.77.0.100" {
+		t.Fatalf("machine bound to the held address %s", got)
+	}
+	if c := slate.srv.Status()[0].ReservationConflicts; len(c) != 1 || c[0].HolderMAC != "02:00:00:ab:00:01" || c[0].HolderHostname != "holder" {
+		t.Fatalf("conflict not reported naming the holder: %+v", c)
+	}
+	// T1 is 4 s: the holder renews, is NAKed and moves; then the machine renews and moves.
+	waitFor(t, "reserved machine on its reserved address", 40*time.Second, func() (bool, string) {
+		return lastIP(events(md), boundReasons...) == "10.77.0.100", events(md)
+	})
+	waitFor(t, "holder on another address", 20*time.Second, func() (bool, string) {
+		ip := lastIP(events(hd), boundReasons...)
+		return ip != "" && ip != "10.77.0.100", events(hd)
+	})
+	// Let both renew a couple more times: no NAK comes of a settled reservation.
+	time.Sleep(9 * time.Second)
+	n := counterValue(naks)
+	t.Logf("%s: %v NAKs in %s", kind, n, time.Since(start).Round(time.Second))
+	if n > 3 {
+		t.Fatalf("%v NAKs sent (want at most 3: the holder's renewal, the machine's renewal, one retry)\nholder:\n%s\nmachine:\n%s", n, events(hd), events(md))
+	}
+	if lastIP(events(md), boundReasons...) != "10.77.0.100" {
+		t.Fatalf("machine left its reserved address:\n%s", events(md))
+	}
+	row, ok := leaseOf(t, store, "02:00:00:ab:00:02")
+	if !ok || row.IP.String() != "10.77.0.100" || row.State != "bound" {
+		t.Fatalf("machine's stored lease %+v", row)
+	}
+	if c := slate.srv.Status()[0].ReservationConflicts; len(c) != 0 {
+		t.Fatalf("conflict still reported: %+v", c)
+	}
+}

@@ -2,6 +2,9 @@ package dhcp
 
 import (
 	"errors"
+	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +45,20 @@ type pool struct {
 	// nearFull remembers that the pool crossed the warning threshold, so the crossing is
 	// logged once, not once per lease.
 	nearFull atomic.Bool
+	// claims are the reserved addresses another client held when their machine asked, by
+	// address: the holder keeps its address until it next renews (then it is NAKed and moves),
+	// and the machine is served a pool address meanwhile — never a NAK loop.
+	claims map[uint32]claim
 }
+
+// claim is a known machine waiting for its reserved address.
+type claim struct {
+	mac   string
+	since time.Time
+}
+
+// errReservedForOther refuses a holder's renewal of an address reserved for another machine.
+var errReservedForOther = errors.New("address is reserved for another machine")
 
 var errExhausted = errors.New("pool exhausted")
 
@@ -74,7 +90,7 @@ func (p *pool) admit(g gate, now time.Time) error {
 }
 
 func newPool(cfg *poolConfig) *pool {
-	return &pool{cfg: cfg, byIP: map[uint32]*lease{}, byMAC: map[string]*lease{}, next: cfg.first}
+	return &pool{cfg: cfg, byIP: map[uint32]*lease{}, byMAC: map[string]*lease{}, next: cfg.first, claims: map[uint32]claim{}}
 }
 
 func (l *lease) free(now time.Time) bool {
@@ -108,22 +124,32 @@ func (p *pool) offer(mac string, reserved uint32, requested uint32, now time.Tim
 		cur := p.byIP[reserved]
 		if cur == nil || cur.mac == mac || cur.free(now) {
 			l := cur
-			if l == nil || l.mac != mac {
+			// Also when the address is kept for mac but mac still holds a pool lease (after a
+			// hand-over): take moves it, freeing the pool address.
+			if l == nil || l.mac != mac || p.byMAC[mac] != l {
 				l = p.take(mac, reserved)
 			}
+			delete(p.claims, reserved)
 			l.reserved = true
 			if l.state != stBound || !now.Before(l.expires) {
 				l.state, l.expires = stOffered, now.Add(hold)
 			}
 			return l, false, nil
 		}
-		// Held by another client inside its lease: fall through to the pool until it ends.
+		// Held by another client inside its lease: serve a pool address and claim the
+		// reserved one for the holder's next renewal.
+		p.claimLocked(reserved, mac, now)
 	}
 	if l := p.byMAC[mac]; l != nil && l.state != stDeclined {
-		if l.state != stBound || !now.Before(l.expires) {
-			l.state, l.expires = stOffered, now.Add(hold)
+		if c, ok := p.claims[l.ip]; ok && c.mac != mac {
+			// mac holds an address reserved for another machine: it moves now.
+			p.handOverLocked(l.ip, now)
+		} else {
+			if l.state != stBound || !now.Before(l.expires) {
+				l.state, l.expires = stOffered, now.Add(hold)
+			}
+			return l, false, nil
 		}
-		return l, false, nil
 	}
 	if err := p.admit(g, now); err != nil {
 		return nil, false, err
@@ -193,9 +219,78 @@ func (p *pool) bind(mac string, ip uint32, now time.Time, leaseTime time.Duratio
 	if l.state == stDeclined {
 		return lease{}, false, nil
 	}
+	if c, ok := p.claims[ip]; ok && c.mac != mac {
+		// The holder's renewal of another machine's reserved address: refused (NAK), and the
+		// address is kept for that machine from now on.
+		p.handOverLocked(ip, now)
+		return lease{}, false, errReservedForOther
+	}
 	l.state, l.expires, l.hostname, l.relay = stBound, now.Add(leaseTime), hostname, relay
 	p.noExpiredBefore = time.Time{}
 	return *l, true, nil
+}
+
+// claimLocked records that mac's reserved address is held by another client. Caller holds p.mu.
+func (p *pool) claimLocked(reserved uint32, mac string, now time.Time) {
+	if c, ok := p.claims[reserved]; !ok || c.mac != mac {
+		p.claims[reserved] = claim{mac: mac, since: now}
+	}
+}
+
+// handOverLocked takes a claimed address from its holder and keeps it for the claiming
+// machine: a reserved placeholder nobody else can be offered. The claimant keeps its pool
+// lease until it renews (then it is NAKed once and moves to its reserved address). Caller
+// holds p.mu.
+func (p *pool) handOverLocked(ip uint32, now time.Time) {
+	c, ok := p.claims[ip]
+	if !ok {
+		return
+	}
+	if old := p.byIP[ip]; old != nil && p.byMAC[old.mac] == old {
+		delete(p.byMAC, old.mac)
+	}
+	p.byIP[ip] = &lease{mac: c.mac, ip: ip, state: stOffered, expires: now, reserved: true}
+	delete(p.claims, ip)
+}
+
+// reservedTaken says whether mac's reserved address is held by another client now, and if so
+// records the claim. A reserved machine asking to keep a pool address is ACKed then (NAKing it
+// would loop: its DISCOVER would be offered a pool address again); otherwise it is NAKed once
+// so it moves to its reserved address.
+func (p *pool) reservedTaken(mac string, reserved uint32, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := p.byIP[reserved]
+	if cur == nil || cur.mac == mac || cur.free(now) {
+		return false
+	}
+	p.claimLocked(reserved, mac, now)
+	return true
+}
+
+// ReservationConflict is a known machine whose reserved address another client holds.
+type ReservationConflict struct {
+	Interface      string    `json:"interface"`
+	ReservedIP     string    `json:"reserved_ip"`
+	MAC            string    `json:"mac"`        // the machine the address is reserved for
+	HolderMAC      string    `json:"holder_mac"` // the client that holds it
+	HolderHostname string    `json:"holder_hostname,omitempty"`
+	Since          time.Time `json:"since"`
+}
+
+func (p *pool) conflicts(iface string) []ReservationConflict {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []ReservationConflict
+	for ip, c := range p.claims {
+		rc := ReservationConflict{Interface: iface, ReservedIP: u2addr(ip).String(), MAC: net.HardwareAddr(c.mac).String(), Since: c.since}
+		if l := p.byIP[ip]; l != nil {
+			rc.HolderMAC, rc.HolderHostname = net.HardwareAddr(l.mac).String(), l.hostname
+		}
+		out = append(out, rc)
+	}
+	slices.SortFunc(out, func(a, b ReservationConflict) int { return strings.Compare(a.ReservedIP, b.ReservedIP) })
+	return out
 }
 
 // holds says whether ip is mac's already (offered, bound or released to it).
@@ -273,6 +368,15 @@ type PoolStatus struct {
 	Offered     int     `json:"offered"`
 	Quarantined int     `json:"quarantined"`
 	Utilisation float64 `json:"utilisation"` // (bound+offered+quarantined)/size
+	// Used is bound+offered+quarantined, Free the rest; Percent is Utilisation×100.
+	Used    int     `json:"used"`
+	Free    int     `json:"free"`
+	Percent float64 `json:"percent"`
+	// Fixed counts the machines' fixed (ip= label) addresses inside the range; Reserve is how
+	// many addresses are kept for known machines (new_leases.reserve_percent).
+	Fixed   int  `json:"fixed"`
+	Reserve int  `json:"reserve"`
+	Warning bool `json:"warning"` // at or above the warning level (90 %)
 }
 
 func (p *pool) status(now time.Time) PoolStatus {
@@ -281,7 +385,13 @@ func (p *pool) status(now time.Time) PoolStatus {
 	s := PoolStatus{Label: p.cfg.label, Range: u2addr(p.cfg.first).String() + "-" + u2addr(p.cfg.last).String(),
 		Size: int(p.cfg.last - p.cfg.first + 1)}
 	for _, l := range p.byIP {
-		if !p.cfg.inRange(l.ip) || !now.Before(l.expires) {
+		if !p.cfg.inRange(l.ip) {
+			continue
+		}
+		if l.reserved {
+			s.Fixed++
+		}
+		if !now.Before(l.expires) {
 			continue
 		}
 		switch l.state {
@@ -293,6 +403,10 @@ func (p *pool) status(now time.Time) PoolStatus {
 			s.Quarantined++
 		}
 	}
-	s.Utilisation = float64(s.Bound+s.Offered+s.Quarantined) / float64(s.Size)
+	s.Used = s.Bound + s.Offered + s.Quarantined
+	s.Free = s.Size - s.Used
+	s.Utilisation = float64(s.Used) / float64(s.Size)
+	s.Percent = 100 * s.Utilisation
+	s.Warning = s.Utilisation >= nearFullAt
 	return s
 }

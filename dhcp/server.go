@@ -323,6 +323,9 @@ func (s *Server) process(ctx context.Context, j job) {
 				return
 			}
 			ifs.s.m.replies.WithLabelValues(ifs.cfg.Name, mt.String()).Inc()
+			if mt == dhcpv4.MessageTypeOffer || mt == dhcpv4.MessageTypeAck {
+				ifs.logReply(res.reply, mt)
+			}
 		}
 	}
 	if len(res.changes) == 0 {
@@ -352,6 +355,8 @@ type InterfaceStatus struct {
 	Pools        []PoolStatus  `json:"pools"`
 	RogueServers []RogueServer `json:"rogue_servers"`
 	ProbeDone    bool          `json:"probe_done"`
+	// ReservationConflicts are machines whose reserved address another client holds.
+	ReservationConflicts []ReservationConflict `json:"reservation_conflicts"`
 }
 
 // Status reports pool utilisation and rogue servers of every served interface.
@@ -360,14 +365,22 @@ func (s *Server) Status() []InterfaceStatus {
 	var out []InterfaceStatus
 	for _, ifs := range s.ifaces {
 		st := InterfaceStatus{Name: ifs.cfg.Name, Mode: ifs.cfg.Mode}
+		st.Pools = []PoolStatus{}
+		st.RogueServers = []RogueServer{}
+		st.ReservationConflicts = []ReservationConflict{}
 		for _, p := range ifs.pools {
-			st.Pools = append(st.Pools, p.status(now))
+			ps := p.status(now)
+			if pct := ifs.cfg.NewLeases.ReservePercent; pct > 0 {
+				ps.Reserve = (ps.Size*pct + 99) / 100
+			}
+			st.Pools = append(st.Pools, ps)
+			st.ReservationConflicts = append(st.ReservationConflicts, p.conflicts(ifs.cfg.Name)...)
 		}
 		ifs.rogueMu.Lock()
 		if ifs.server.IsValid() {
 			st.Server = ifs.server.String()
 		}
-		st.RogueServers = append([]RogueServer(nil), ifs.rogues...)
+		st.RogueServers = append(st.RogueServers, ifs.rogues...)
 		st.ProbeDone = ifs.probeDone
 		ifs.rogueMu.Unlock()
 		out = append(out, st)
@@ -386,8 +399,26 @@ func (s *Server) Warnings() []string {
 					p.Range, st.Name, 100*p.Utilisation, p.Bound+p.Offered+p.Quarantined, p.Size))
 			}
 		}
+		for _, c := range st.ReservationConflicts {
+			holder := c.HolderMAC
+			if c.HolderHostname != "" {
+				holder += " (" + c.HolderHostname + ")"
+			}
+			out = append(out, fmt.Sprintf("Reserved address %s of machine %s on %s is taken by another client, %s: the machine has a pool address until %s next renews, then gets its own.",
+				c.ReservedIP, c.MAC, st.Name, holder, holder))
+		}
 	}
 	return out
+}
+
+// logReply writes a debug line for an OFFER or ACK sent (checked first: a storm must not pay
+// for formatting lines nobody reads).
+func (ifs *ifaceServer) logReply(r *dhcpv4.DHCPv4, mt dhcpv4.MessageType) {
+	if !ifs.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	ifs.log.Debug("DHCP "+mt.String()+" sent", "mac", r.ClientHWAddr.String(), "ip", r.YourIPAddr.String(),
+		"lease_time", r.IPAddressLeaseTime(0), "xid", r.TransactionID.String())
 }
 
 // RogueServers lists every other DHCP server the start-up probes saw (the API/UI warning).

@@ -75,6 +75,7 @@ type Deps struct {
 // UI serves the pages.
 type UI struct {
 	d     Deps
+	dhcp  DHCPView
 	pages map[string]*template.Template
 	login *template.Template
 }
@@ -108,7 +109,7 @@ func New(d Deps) (*UI, error) {
 		},
 	}
 	u := &UI{d: d, pages: map[string]*template.Template{}}
-	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates", "account", "bmc"} {
+	for _, p := range []string{"machines", "machine", "enroll", "audit", "users", "error", "releases", "certificates", "account", "bmc", "leases"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("ui template %s: %w", p, err)
@@ -168,6 +169,7 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.POST("/machines/:id/wipe/confirm", u.page(roleWrite, u.wipeConfirmPost))
 	e.GET("/machines/:id/report.pdf", u.page(roleAny, u.reportFile))
 	e.GET("/certificates", u.page(roleAny, u.certificates))
+	e.GET("/leases", u.page(roleAny, u.leases))
 	e.GET("/certificates/:file", u.page(roleAny, u.certificateFile))
 	e.GET("/releases", u.page(roleAny, u.releases))
 	e.POST("/releases", u.page(roleWrite, u.releasePost))

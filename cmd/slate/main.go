@@ -43,6 +43,7 @@ func commands() []*command {
 		registryCommands(),
 		bmcCommands(),
 		certCommands(),
+		leaseCommands(),
 		labCommand(),
 		{name: "version", summary: "print the version", run: func(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintln(env.stdout, "slate", version)
