@@ -186,7 +186,7 @@ func (a *Appliance) buildServices() error {
 				a.cfg.DHCP.Interfaces[i].Boot.URL = a.cfg.PublicURL
 			}
 		}
-		d, err := dhcp.New(a.cfg.DHCP, dhcp.Options{Store: a.Store, Directory: directory{a.Store, a.Lifecycle, a.log},
+		d, err := dhcp.New(a.cfg.DHCP, dhcp.Options{Store: DHCPLeases{a.Store}, Directory: directory{a.Store, a.Lifecycle, a.log},
 			Logger: a.log.With("service", "dhcp"), Registerer: a.Registry})
 		if err != nil {
 			return err

@@ -15,8 +15,6 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
-
-	"slate/inventory"
 )
 
 // ifaceServer serves one interface.
@@ -54,7 +52,7 @@ type ifaceServer struct {
 type result struct {
 	reply   *dhcpv4.DHCPv4
 	dst     *net.UDPAddr
-	changes []inventory.LeaseChange
+	changes []LeaseChange
 }
 
 // zero4 is a fresh 0.0.0.0 (replies own their fields; nothing shared between packets).
@@ -215,7 +213,7 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 			return result{}
 		}
 		ifs.log.Info("lease released", "mac", mac.String(), "ip", u2addr(ip))
-		return result{changes: []inventory.LeaseChange{{Lease: ifs.row(mac, l, inventory.LeaseReleased)}}}
+		return result{changes: []LeaseChange{{Lease: ifs.row(mac, l, LeaseReleased)}}}
 	case dhcpv4.MessageTypeDecline:
 		ip, ok := addrU(m.RequestedIPAddress())
 		p := ifs.poolFor(ip)
@@ -224,9 +222,9 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 			return result{}
 		}
 		ifs.log.Warn("address declined by client (in use by another host?): quarantined", "mac", mac.String(), "ip", u2addr(ip), "for", ifs.cfg.DeclineQuarantine)
-		row := inventory.Lease{MAC: inventory.DeclinedKey(ifs.cfg.Name, u2addr(ip)), IP: u2addr(ip), Iface: ifs.cfg.Name,
-			State: inventory.LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}
-		return result{changes: []inventory.LeaseChange{{Lease: row}}}
+		row := Lease{MAC: DeclinedKey(ifs.cfg.Name, u2addr(ip)), IP: u2addr(ip), Iface: ifs.cfg.Name,
+			State: LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}
+		return result{changes: []LeaseChange{{Lease: row}}}
 	}
 	machine, known, ok := ifs.lookup(ctx, mac)
 	if !ok {
@@ -277,7 +275,7 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 	switch mt {
 	case dhcpv4.MessageTypeDiscover:
 		requested, _ := addrU(m.RequestedIPAddress())
-		var changes []inventory.LeaseChange
+		var changes []LeaseChange
 		var l *lease
 		var fresh bool
 		for try := 0; ; try++ {
@@ -299,8 +297,8 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 			ifs.log.Warn("ping check: address answers ping, quarantined", "mac", mac.String(), "ip", u2addr(l.ip), "for", ifs.cfg.DeclineQuarantine)
 			ifs.drop("ping_check_in_use")
 			p.decline(key, l.ip, now, ifs.cfg.DeclineQuarantine)
-			changes = append(changes, inventory.LeaseChange{Lease: inventory.Lease{MAC: inventory.DeclinedKey(ifs.cfg.Name, u2addr(l.ip)),
-				IP: u2addr(l.ip), Iface: ifs.cfg.Name, State: inventory.LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}})
+			changes = append(changes, LeaseChange{Lease: Lease{MAC: DeclinedKey(ifs.cfg.Name, u2addr(l.ip)),
+				IP: u2addr(l.ip), Iface: ifs.cfg.Name, State: LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}})
 			requested = 0
 		}
 		if fresh {
@@ -366,7 +364,7 @@ func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt 
 		ifs.leaseOptions(r, p, p.cfg.leaseTime, machine.Hostname)
 		ifs.bootOptions(r, boot)
 		return result{reply: r, dst: ifs.dest(m, false),
-			changes: []inventory.LeaseChange{{Lease: ifs.row(mac, l, inventory.LeaseBound)}}}
+			changes: []LeaseChange{{Lease: ifs.row(mac, l, LeaseBound)}}}
 	default:
 		ifs.drop("unsupported_type")
 		return result{}
@@ -516,8 +514,8 @@ func (ifs *ifaceServer) dest(m *dhcpv4.DHCPv4, nak bool) *net.UDPAddr {
 	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
 }
 
-func (ifs *ifaceServer) row(mac net.HardwareAddr, l lease, state string) inventory.Lease {
-	return inventory.Lease{MAC: mac.String(), IP: u2addr(l.ip), Iface: ifs.cfg.Name, Hostname: l.hostname,
+func (ifs *ifaceServer) row(mac net.HardwareAddr, l lease, state string) Lease {
+	return Lease{MAC: mac.String(), IP: u2addr(l.ip), Iface: ifs.cfg.Name, Hostname: l.hostname,
 		State: state, ExpiresAt: l.expires, RelayInfo: l.relay}
 }
 
