@@ -118,7 +118,7 @@ func (a *Appliance) buildServices() error {
 		activation = DefaultAgentTokenActivation
 	}
 	issuer := bootTokens{store: a.Store, activation: activation, requireLease: allAuthoritative(a.cfg.DHCP)}
-	boot, err := pxe.NewHTTP(bootCfg, pxe.LifecyclePlanner{Machines: a.Store}, issuer, a.log.With("service", "boot"))
+	boot, err := pxe.NewHTTP(bootCfg, lifecyclePlanner{machines: a.Store}, issuer, a.log.With("service", "boot"))
 	if err != nil {
 		return fmt.Errorf("boot configuration: %w", err)
 	}
