@@ -9,13 +9,12 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"slate/dhcp"
-	"slate/inventory"
 )
 
 // DHCPView is what the API and UI read of DHCP: the stored leases and the running server's
 // state. The appliance's adapter implements it (the DHCP server is built after the API).
 type DHCPView interface {
-	DHCPLeases(ctx context.Context, iface string) ([]inventory.Lease, error)
+	DHCPLeases(ctx context.Context, iface string) ([]dhcp.Lease, error)
 	// DHCPStatus is every served interface's pools, rogue servers and reservation conflicts;
 	// running is false when Slate serves DHCP nowhere.
 	DHCPStatus() (ifaces []dhcp.InterfaceStatus, running bool)

@@ -4,15 +4,14 @@ import (
 	"context"
 
 	"slate/dhcp"
-	"slate/inventory"
 )
 
 // dhcpView is the API's and UI's view of DHCP: leases from the store, the rest from the
 // running server. It reads a.dhcp when asked because the server is built after the API and UI.
 type dhcpView struct{ a *Appliance }
 
-func (v dhcpView) DHCPLeases(ctx context.Context, iface string) ([]inventory.Lease, error) {
-	return v.a.Store.DHCPLeases(ctx, iface)
+func (v dhcpView) DHCPLeases(ctx context.Context, iface string) ([]dhcp.Lease, error) {
+	return DHCPLeases{v.a.Store}.DHCPLeases(ctx, iface)
 }
 
 func (v dhcpView) DHCPStatus() ([]dhcp.InterfaceStatus, bool) {

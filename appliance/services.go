@@ -118,7 +118,7 @@ func (a *Appliance) buildServices() error {
 		activation = DefaultAgentTokenActivation
 	}
 	issuer := bootTokens{store: a.Store, activation: activation, requireLease: allAuthoritative(a.cfg.DHCP)}
-	boot, err := pxe.NewHTTP(bootCfg, pxe.LifecyclePlanner{Machines: a.Store}, issuer, a.log.With("service", "boot"))
+	boot, err := pxe.NewHTTP(bootCfg, lifecyclePlanner{machines: a.Store}, issuer, a.log.With("service", "boot"))
 	if err != nil {
 		return fmt.Errorf("boot configuration: %w", err)
 	}
@@ -186,7 +186,7 @@ func (a *Appliance) buildServices() error {
 				a.cfg.DHCP.Interfaces[i].Boot.URL = a.cfg.PublicURL
 			}
 		}
-		d, err := dhcp.New(a.cfg.DHCP, dhcp.Options{Store: a.Store, Directory: directory{a.Store, a.Lifecycle, a.log},
+		d, err := dhcp.New(a.cfg.DHCP, dhcp.Options{Store: DHCPLeases{a.Store}, Directory: directory{a.Store, a.Lifecycle, a.log},
 			Logger: a.log.With("service", "dhcp"), Registerer: a.Registry})
 		if err != nil {
 			return err

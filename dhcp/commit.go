@@ -4,13 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"time"
-
-	"slate/inventory"
 )
 
 // commitJob is lease changes plus the reply to send once they are durable.
 type commitJob struct {
-	changes []inventory.LeaseChange
+	changes []LeaseChange
 	send    func()
 }
 
@@ -55,7 +53,7 @@ func (c *committer) run(ctx context.Context) {
 	}()
 	defer func() { close(c.out); <-senderDone }()
 	var batch []commitJob
-	var changes []inventory.LeaseChange
+	var changes []LeaseChange
 	lastN := 0
 	for {
 		var first commitJob
@@ -106,7 +104,7 @@ func (c *committer) run(ctx context.Context) {
 
 // write commits one batch; on failure the replies are not sent (the clients retry and the
 // retries are committed again).
-func (c *committer) write(changes []inventory.LeaseChange) bool {
+func (c *committer) write(changes []LeaseChange) bool {
 	start := time.Now()
 	// Not the server's ctx: a batch already promised to clients is finished even at shutdown.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -125,7 +123,7 @@ func (c *committer) write(changes []inventory.LeaseChange) bool {
 // flush commits what is still queued at shutdown.
 func (c *committer) flush() {
 	var batch []commitJob
-	var changes []inventory.LeaseChange
+	var changes []LeaseChange
 	for {
 		select {
 		case j := <-c.in:

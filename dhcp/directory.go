@@ -6,17 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-
-	"slate/inventory"
 )
-
-// LeaseStore is where leases are durably kept. *inventory.Store implements it.
-type LeaseStore interface {
-	// DHCPLeases returns the stored leases of one interface, to rebuild the pools at start-up.
-	DHCPLeases(ctx context.Context, iface string) ([]inventory.Lease, error)
-	// CommitLeases writes a batch in one durable transaction (the group commit).
-	CommitLeases(ctx context.Context, changes []inventory.LeaseChange) error
-}
 
 // Machine is what the DHCP server needs to know of a machine the inventory has.
 type Machine struct {
@@ -36,8 +26,8 @@ type Discovery struct {
 	Hostname    string
 }
 
-// Directory answers machine questions for the DHCP server. The lead's implementation sits on
-// inventory + lifecycle; MemDirectory is the in-memory one for tests and the benchmark.
+// Directory answers machine questions for the DHCP server. appliance implements it over the
+// inventory and lifecycle; MemDirectory is the in-memory one for tests and the benchmark.
 type Directory interface {
 	// LookupMAC finds the machine owning mac; ok is false for an unknown MAC.
 	LookupMAC(ctx context.Context, mac net.HardwareAddr) (m Machine, ok bool, err error)

@@ -15,8 +15,6 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
-
-	"slate/inventory"
 )
 
 // ifaceServer serves one interface.
@@ -54,7 +52,7 @@ type ifaceServer struct {
 type result struct {
 	reply   *dhcpv4.DHCPv4
 	dst     *net.UDPAddr
-	changes []inventory.LeaseChange
+	changes []LeaseChange
 }
 
 // zero4 is a fresh 0.0.0.0 (replies own their fields; nothing shared between packets).
@@ -197,239 +195,6 @@ func (ifs *ifaceServer) discover(ctx context.Context, m *dhcpv4.DHCPv4, boot Boo
 	ifs.log.Info("machine discovered", "mac", m.ClientHWAddr.String(), "arch", boot.Arch, "vendor_class", d.VendorClass)
 }
 
-func (ifs *ifaceServer) authoritative(ctx context.Context, m *dhcpv4.DHCPv4, mt dhcpv4.MessageType, now time.Time) result {
-	mac := m.ClientHWAddr
-	key := string(mac)
-	relayed := !m.GatewayIPAddr.IsUnspecified()
-	switch mt {
-	case dhcpv4.MessageTypeRelease:
-		ip, ok := addrU(m.ClientIPAddr)
-		p := ifs.poolFor(ip)
-		if !ok || p == nil {
-			ifs.drop("release_unknown")
-			return result{}
-		}
-		l, ok := p.release(key, ip, now)
-		if !ok {
-			ifs.drop("release_unknown")
-			return result{}
-		}
-		ifs.log.Info("lease released", "mac", mac.String(), "ip", u2addr(ip))
-		return result{changes: []inventory.LeaseChange{{Lease: ifs.row(mac, l, inventory.LeaseReleased)}}}
-	case dhcpv4.MessageTypeDecline:
-		ip, ok := addrU(m.RequestedIPAddress())
-		p := ifs.poolFor(ip)
-		if !ok || p == nil || !p.decline(key, ip, now, ifs.cfg.DeclineQuarantine) {
-			ifs.drop("decline_unknown")
-			return result{}
-		}
-		ifs.log.Warn("address declined by client (in use by another host?): quarantined", "mac", mac.String(), "ip", u2addr(ip), "for", ifs.cfg.DeclineQuarantine)
-		row := inventory.Lease{MAC: inventory.DeclinedKey(ifs.cfg.Name, u2addr(ip)), IP: u2addr(ip), Iface: ifs.cfg.Name,
-			State: inventory.LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}
-		return result{changes: []inventory.LeaseChange{{Lease: row}}}
-	}
-	machine, known, ok := ifs.lookup(ctx, mac)
-	if !ok {
-		return result{}
-	}
-	boot := DecideBoot(bootRequestFrom(m, machine.State), ifs.cfg.Boot)
-	if mt == dhcpv4.MessageTypeDiscover && !known && (boot.Kind != BootNone || boot.Refuse) {
-		// Recorded even when Slate cannot boot it (an ARM64 machine before its binary is
-		// installed): the technician should see the machine exists.
-		ifs.discover(ctx, m, boot, now)
-	}
-	if boot.Refuse {
-		ifs.log.Info("network boot refused: no offer", "mac", mac.String(), "machine", machine.ID, "reason", boot.Reason)
-		ifs.drop("boot_refused")
-		return result{}
-	}
-	if mt == dhcpv4.MessageTypeInform {
-		r := ifs.newReply(m, dhcpv4.MessageTypeAck)
-		if p := ifs.poolFor(ipU(m.ClientIPAddr)); p != nil {
-			ifs.leaseOptions(r, p, 0, machine.Hostname)
-		}
-		ifs.bootOptions(r, boot)
-		return result{reply: r, dst: ifs.dest(m, false)}
-	}
-	var p *pool
-	if relayed {
-		p = ifs.poolFor(ipU(m.GatewayIPAddr))
-		if p == nil {
-			ifs.drop("no_pool_for_relay")
-			return result{}
-		}
-	} else if cp := ifs.poolFor(ipU(m.ClientIPAddr)); cp != nil {
-		p = cp // a renewal sent straight to us, also for a lease of a relayed subnet
-	} else if len(ifs.pools) > 0 && ifs.cfg.pool != nil {
-		p = ifs.pools[0]
-	} else {
-		ifs.drop("no_pool")
-		return result{}
-	}
-	var g gate
-	if !known {
-		g = ifs.unknownGate(now)
-	}
-	reserved := uint32(0)
-	if machine.ReservedIP.Is4() && p.cfg.subnet.Contains(machine.ReservedIP) {
-		reserved = ip4u(machine.ReservedIP)
-	}
-	switch mt {
-	case dhcpv4.MessageTypeDiscover:
-		requested, _ := addrU(m.RequestedIPAddress())
-		var changes []inventory.LeaseChange
-		var l *lease
-		var fresh bool
-		for try := 0; ; try++ {
-			var err error
-			l, fresh, err = p.offer(key, reserved, requested, now, ifs.cfg.OfferHold, g)
-			if errors.Is(err, errExhausted) {
-				ifs.exhausted(p, mac)
-				return result{changes: changes}
-			}
-			if err != nil {
-				ifs.refused(p, mac, err)
-				return result{changes: changes}
-			}
-			if !fresh || ifs.pinger == nil || try >= 3 || !ifs.pinger.inUse(u2addr(l.ip)) {
-				break
-			}
-			// Someone already uses it (a static address inside the pool): keep it out, as if
-			// declined, and try the next one.
-			ifs.log.Warn("ping check: address answers ping, quarantined", "mac", mac.String(), "ip", u2addr(l.ip), "for", ifs.cfg.DeclineQuarantine)
-			ifs.drop("ping_check_in_use")
-			p.decline(key, l.ip, now, ifs.cfg.DeclineQuarantine)
-			changes = append(changes, inventory.LeaseChange{Lease: inventory.Lease{MAC: inventory.DeclinedKey(ifs.cfg.Name, u2addr(l.ip)),
-				IP: u2addr(l.ip), Iface: ifs.cfg.Name, State: inventory.LeaseDeclined, ExpiresAt: now.Add(ifs.cfg.DeclineQuarantine)}})
-			requested = 0
-		}
-		if fresh {
-			ifs.watchUsage(p, now)
-		}
-		r := ifs.newReply(m, dhcpv4.MessageTypeOffer)
-		r.YourIPAddr = u2ip(l.ip)
-		ifs.leaseOptions(r, p, p.cfg.leaseTime, machine.Hostname)
-		ifs.bootOptions(r, boot)
-		return result{reply: r, dst: ifs.dest(m, false), changes: changes}
-	case dhcpv4.MessageTypeRequest:
-		sid := m.ServerIdentifier()
-		if sid != nil && !sid.Equal(ifs.serverIP) {
-			p.forget(key) // the client took another server's offer
-			return result{}
-		}
-		ip, hasReq := addrU(m.RequestedIPAddress())
-		if !hasReq {
-			ip, hasReq = addrU(m.ClientIPAddr) // renewing or rebinding
-		}
-		if !hasReq {
-			return ifs.nak(m, "request names no address")
-		}
-		if !p.cfg.subnet.Contains(u2addr(ip)) {
-			if sid == nil && m.ClientIPAddr.IsUnspecified() {
-				return ifs.nak(m, "requested address is not on this network")
-			}
-			ifs.drop("request_other_network")
-			return result{}
-		}
-		if reserved != 0 && ip != reserved {
-			if !p.reservedTaken(key, reserved, now) {
-				return ifs.nak(m, "machine has a reserved address")
-			}
-			// Another client holds the reservation: keep what was offered (a NAK here would
-			// loop, the next DISCOVER being offered a pool address again); the address is
-			// reclaimed at the holder's next renewal.
-			ifs.log.Info("reserved address held by another client: serving a pool address until the holder renews",
-				"mac", mac.String(), "machine", machine.ID, "reserved", u2addr(reserved), "ip", u2addr(ip))
-		}
-		hostname := machine.Hostname
-		if hostname == "" {
-			hostname = sanitizeHostname(m.HostName())
-		}
-		relay := relayInfo(m)
-		held := p.holds(key, ip)
-		l, ok, err := p.bind(key, ip, now, p.cfg.leaseTime, hostname, relay, g)
-		if errors.Is(err, errReservedForOther) {
-			return ifs.nak(m, "address is reserved for another machine")
-		}
-		if err != nil {
-			ifs.refused(p, mac, err)
-			return ifs.nak(m, "no new address for this client now")
-		}
-		if !ok {
-			return ifs.nak(m, "address is not this client's")
-		}
-		if !held {
-			ifs.watchUsage(p, now)
-		}
-		r := ifs.newReply(m, dhcpv4.MessageTypeAck)
-		r.YourIPAddr = u2ip(ip)
-		ifs.leaseOptions(r, p, p.cfg.leaseTime, machine.Hostname)
-		ifs.bootOptions(r, boot)
-		return result{reply: r, dst: ifs.dest(m, false),
-			changes: []inventory.LeaseChange{{Lease: ifs.row(mac, l, inventory.LeaseBound)}}}
-	default:
-		ifs.drop("unsupported_type")
-		return result{}
-	}
-}
-
-// proxy answers network-boot clients with boot options only (PXE proxyDHCP): an OFFER without
-// an address on port 67, and an ACK to the boot server discovery REQUEST on port 4011.
-func (ifs *ifaceServer) proxy(ctx context.Context, m *dhcpv4.DHCPv4, mt dhcpv4.MessageType, port int, peer net.Addr, now time.Time) result {
-	br := bootRequestFrom(m, "")
-	if first := DecideBoot(br, ifs.cfg.Boot); first.Kind == BootNone && !first.Refuse {
-		ifs.drop("not_netboot")
-		return result{}
-	}
-	machine, known, ok := ifs.lookup(ctx, m.ClientHWAddr)
-	if !ok {
-		return result{}
-	}
-	br.MachineState = machine.State
-	boot := DecideBoot(br, ifs.cfg.Boot)
-	if boot.Refuse || boot.Kind == BootNone {
-		ifs.log.Info("network boot refused: no proxy offer", "mac", m.ClientHWAddr.String(), "machine", machine.ID, "reason", boot.Reason)
-		ifs.drop("boot_refused")
-		return result{}
-	}
-	var r *dhcpv4.DHCPv4
-	dst := ifs.dest(m, true)
-	switch {
-	case port == dhcpv4.ServerPort && mt == dhcpv4.MessageTypeDiscover:
-		if !known {
-			ifs.discover(ctx, m, boot, now)
-		}
-		r = ifs.newReply(m, dhcpv4.MessageTypeOffer)
-	case port == dhcpv4.ServerPort && mt == dhcpv4.MessageTypeRequest:
-		// Only a REQUEST naming us is ours; the others select the plant server's offer.
-		if sid := m.ServerIdentifier(); sid == nil || !sid.Equal(ifs.serverIP) {
-			return result{}
-		}
-		r = ifs.newReply(m, dhcpv4.MessageTypeAck)
-	case port == pxePort && (mt == dhcpv4.MessageTypeRequest || mt == dhcpv4.MessageTypeInform):
-		r = ifs.newReply(m, dhcpv4.MessageTypeAck)
-		if u, ok := peer.(*net.UDPAddr); ok && !u.IP.IsUnspecified() {
-			dst = u
-		}
-	default:
-		return result{}
-	}
-	r.GatewayIPAddr = zero4()
-	ifs.bootOptions(r, boot)
-	if boot.VendorClass == "" {
-		boot.VendorClass = "PXEClient"
-	}
-	r.Options.Update(dhcpv4.OptClassIdentifier(boot.VendorClass))
-	if boot.VendorClass == "PXEClient" && !br.IPXE {
-		// PXE_DISCOVERY_CONTROL = 8: boot the file named here, skip boot server discovery.
-		r.Options.Update(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, []byte{6, 1, 8, 255}))
-	}
-	if v := m.Options.Get(dhcpv4.OptionClientMachineIdentifier); v != nil {
-		r.Options.Update(dhcpv4.OptGeneric(dhcpv4.OptionClientMachineIdentifier, v)) // PXE spec: echo the UUID
-	}
-	return result{reply: r, dst: dst}
-}
-
 func (ifs *ifaceServer) nak(m *dhcpv4.DHCPv4, why string) result {
 	ifs.log.Info("DHCP NAK", "mac", m.ClientHWAddr.String(), "requested", m.RequestedIPAddress(), "ciaddr", m.ClientIPAddr, "reason", why)
 	r := ifs.newReply(m, dhcpv4.MessageTypeNak)
@@ -516,8 +281,8 @@ func (ifs *ifaceServer) dest(m *dhcpv4.DHCPv4, nak bool) *net.UDPAddr {
 	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
 }
 
-func (ifs *ifaceServer) row(mac net.HardwareAddr, l lease, state string) inventory.Lease {
-	return inventory.Lease{MAC: mac.String(), IP: u2addr(l.ip), Iface: ifs.cfg.Name, Hostname: l.hostname,
+func (ifs *ifaceServer) row(mac net.HardwareAddr, l lease, state string) Lease {
+	return Lease{MAC: mac.String(), IP: u2addr(l.ip), Iface: ifs.cfg.Name, Hostname: l.hostname,
 		State: state, ExpiresAt: l.expires, RelayInfo: l.relay}
 }
 

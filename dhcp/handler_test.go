@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-
-	"slate/inventory"
 )
 
 func TestDORAOptionsAndLease(t *testing.T) {
@@ -404,8 +402,6 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
-var _ LeaseStore = (*inventory.Store)(nil)
-
 // TestNothingAnswersUnconfigured: no interface configured, or mode off, opens no socket.
 func TestNothingAnswersUnconfigured(t *testing.T) {
 	for name, cfg := range map[string]Config{
@@ -437,7 +433,7 @@ type failingStore struct {
 	wait chan struct{}
 }
 
-func (f *failingStore) CommitLeases(ctx context.Context, ch []inventory.LeaseChange) error {
+func (f *failingStore) CommitLeases(ctx context.Context, ch []LeaseChange) error {
 	if f.wait != nil {
 		<-f.wait
 	}
@@ -458,9 +454,9 @@ func TestGroupCommitACKAfterDurable(t *testing.T) {
 	go func() { c.run(ctx); close(done) }()
 	var mu sync.Mutex
 	var sent []int
-	row := func(i int) []inventory.LeaseChange {
-		return []inventory.LeaseChange{{Lease: inventory.Lease{MAC: fmt.Sprintf("02:00:00:00:00:%02x", i), IP: netip.AddrFrom4([4]byte{10, 77, 0, byte(i)}),
-			Iface: "eth9", State: inventory.LeaseBound}}}
+	row := func(i int) []LeaseChange {
+		return []LeaseChange{{Lease: Lease{MAC: fmt.Sprintf("02:00:00:00:00:%02x", i), IP: netip.AddrFrom4([4]byte{10, 77, 0, byte(i)}),
+			Iface: "eth9", State: LeaseBound}}}
 	}
 	for i := range 5 {
 		if !c.submit(commitJob{changes: row(i), send: func() { mu.Lock(); sent = append(sent, i); mu.Unlock() }}) {

@@ -13,26 +13,24 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"slate/inventory"
 )
 
 // memStore is an in-memory LeaseStore for unit tests (the SQLite one is tested in inventory/
 // and in the network tests).
 type memStore struct {
 	mu      sync.Mutex
-	rows    map[string]inventory.Lease
+	rows    map[string]Lease
 	commits int
 }
 
-func newMemStore() *memStore { return &memStore{rows: map[string]inventory.Lease{}} }
+func newMemStore() *memStore { return &memStore{rows: map[string]Lease{}} }
 
-func (s *memStore) DHCPLeases(_ context.Context, iface string) ([]inventory.Lease, error) {
+func (s *memStore) DHCPLeases(_ context.Context, iface string) ([]Lease, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []inventory.Lease
+	var out []Lease
 	for _, l := range s.rows {
-		if l.Iface == iface || iface == "" { // "" is every interface, as in inventory
+		if l.Iface == iface || iface == "" { // "" is every interface, as in the inventory
 			out = append(out, l)
 		}
 	}
@@ -40,14 +38,14 @@ func (s *memStore) DHCPLeases(_ context.Context, iface string) ([]inventory.Leas
 }
 
 // row reads one row under the lock (for tests where the server's writer runs concurrently).
-func (s *memStore) row(key string) (inventory.Lease, bool) {
+func (s *memStore) row(key string) (Lease, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.rows[key]
 	return l, ok
 }
 
-func (s *memStore) CommitLeases(_ context.Context, ch []inventory.LeaseChange) error {
+func (s *memStore) CommitLeases(_ context.Context, ch []LeaseChange) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commits++
@@ -184,7 +182,7 @@ func dora(t testing.TB, u *unit, mac net.HardwareAddr, mods ...dhcpv4.Modifier) 
 	if ack.reply == nil || ack.reply.MessageType() != dhcpv4.MessageTypeAck || !ack.reply.YourIPAddr.Equal(ip) {
 		t.Fatalf("%s: no ACK for %s: %+v", mac, ip, ack.reply)
 	}
-	if len(ack.changes) != 1 || ack.changes[0].Lease.State != inventory.LeaseBound {
+	if len(ack.changes) != 1 || ack.changes[0].Lease.State != LeaseBound {
 		t.Fatalf("%s: ACK without a bound lease change: %+v", mac, ack.changes)
 	}
 	u.commit(t, ack)

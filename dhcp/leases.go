@@ -7,17 +7,15 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"slate/inventory"
 )
 
 // Lease states as listed (the API, CLI and UI): the stored states, plus expired for a bound
 // lease past its end (its address may go to another client).
 const (
-	ListBound    = inventory.LeaseBound
+	ListBound    = LeaseBound
 	ListExpired  = "expired"
-	ListReleased = inventory.LeaseReleased
-	ListDeclined = inventory.LeaseDeclined
+	ListReleased = LeaseReleased
+	ListDeclined = LeaseDeclined
 )
 
 // ListStates are the states a lease list can be filtered by.
@@ -72,9 +70,9 @@ type LeaseRow struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// LeaseSource is where the stored leases are read (*inventory.Store).
+// LeaseSource is where the stored leases are read (the read half of LeaseStore).
 type LeaseSource interface {
-	DHCPLeases(ctx context.Context, iface string) ([]inventory.Lease, error)
+	DHCPLeases(ctx context.Context, iface string) ([]Lease, error)
 }
 
 // ListLeases reads the stored leases and keeps those f selects, as of now.
@@ -87,10 +85,10 @@ func ListLeases(ctx context.Context, src LeaseSource, f LeaseFilter, now time.Ti
 	for _, l := range ls {
 		r := LeaseRow{MAC: l.MAC, IP: l.IP.String(), Interface: l.Iface, Hostname: l.Hostname, State: l.State,
 			ExpiresAt: l.ExpiresAt, RelayInfo: l.RelayInfo, UpdatedAt: l.UpdatedAt}
-		if strings.HasPrefix(r.MAC, inventory.DeclinedKeyPrefix) {
+		if strings.HasPrefix(r.MAC, DeclinedKeyPrefix) {
 			r.MAC = ""
 		}
-		if r.State == inventory.LeaseBound && !now.Before(l.ExpiresAt) {
+		if r.State == LeaseBound && !now.Before(l.ExpiresAt) {
 			r.State = ListExpired
 		}
 		if (f.MAC != "" && r.MAC != f.MAC) || (f.State != "" && r.State != f.State) {

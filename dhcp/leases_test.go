@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"slate/inventory"
 )
 
 // TestListLeasesFilters: states as listed (a bound lease past its end is expired, a
@@ -14,11 +12,11 @@ import (
 func TestListLeasesFilters(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	st := newMemStore()
-	st.CommitLeases(context.Background(), []inventory.LeaseChange{
-		{Lease: inventory.Lease{MAC: "02:00:00:00:00:01", IP: mustAddr("10.0.0.10"), Iface: "eth1", State: "bound", ExpiresAt: now.Add(time.Hour)}},
-		{Lease: inventory.Lease{MAC: "02:00:00:00:00:02", IP: mustAddr("10.0.0.11"), Iface: "eth1", State: "bound", ExpiresAt: now.Add(-time.Second)}},
-		{Lease: inventory.Lease{MAC: "02:00:00:00:00:03", IP: mustAddr("10.1.0.10"), Iface: "eth2", State: "released", ExpiresAt: now}},
-		{Lease: inventory.Lease{MAC: inventory.DeclinedKey("eth2", mustAddr("10.1.0.11")), IP: mustAddr("10.1.0.11"), Iface: "eth2", State: "declined", ExpiresAt: now.Add(time.Hour)}},
+	st.CommitLeases(context.Background(), []LeaseChange{
+		{Lease: Lease{MAC: "02:00:00:00:00:01", IP: mustAddr("10.0.0.10"), Iface: "eth1", State: "bound", ExpiresAt: now.Add(time.Hour)}},
+		{Lease: Lease{MAC: "02:00:00:00:00:02", IP: mustAddr("10.0.0.11"), Iface: "eth1", State: "bound", ExpiresAt: now.Add(-time.Second)}},
+		{Lease: Lease{MAC: "02:00:00:00:00:03", IP: mustAddr("10.1.0.10"), Iface: "eth2", State: "released", ExpiresAt: now}},
+		{Lease: Lease{MAC: DeclinedKey("eth2", mustAddr("10.1.0.11")), IP: mustAddr("10.1.0.11"), Iface: "eth2", State: "declined", ExpiresAt: now.Add(time.Hour)}},
 	})
 	list := func(iface, mac, state string) []LeaseRow {
 		t.Helper()

@@ -142,14 +142,36 @@ func startSlate(t *testing.T, ns *testenv.Netns, cfg Config, store LeaseStore, d
 	return r
 }
 
-func openStore(t *testing.T, path string) *inventory.Store {
+// sqliteLeases is the network tests' copy of appliance.DHCPLeases, the adapter from the
+// inventory to LeaseStore (dhcp's tests cannot import appliance, which imports dhcp): the
+// leases go through the real SQLite group commit.
+type sqliteLeases struct{ *inventory.Store }
+
+func (s sqliteLeases) DHCPLeases(ctx context.Context, iface string) ([]Lease, error) {
+	rows, err := s.Store.DHCPLeases(ctx, iface)
+	out := make([]Lease, len(rows))
+	for i, r := range rows {
+		out[i] = Lease(r)
+	}
+	return out, err
+}
+
+func (s sqliteLeases) CommitLeases(ctx context.Context, changes []LeaseChange) error {
+	rows := make([]inventory.LeaseChange, len(changes))
+	for i, c := range changes {
+		rows[i] = inventory.LeaseChange{Lease: inventory.Lease(c.Lease), Delete: c.Delete}
+	}
+	return s.Store.CommitLeases(ctx, rows)
+}
+
+func openStore(t *testing.T, path string) sqliteLeases {
 	t.Helper()
 	s, err := inventory.Open(context.Background(), path, inventory.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return sqliteLeases{s}
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -168,7 +190,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, stri
 	t.Fatalf("timed out after %s waiting for %s; last: %s", d, what, last)
 }
 
-func leaseOf(t *testing.T, s *inventory.Store, mac string) (inventory.Lease, bool) {
+func leaseOf(t *testing.T, s LeaseStore, mac string) (Lease, bool) {
 	t.Helper()
 	ls, err := s.DHCPLeases(context.Background(), "s0")
 	if err != nil {
@@ -179,7 +201,7 @@ func leaseOf(t *testing.T, s *inventory.Store, mac string) (inventory.Lease, boo
 			return l, true
 		}
 	}
-	return inventory.Lease{}, false
+	return Lease{}, false
 }
 
 const clientScript = `#!/bin/sh

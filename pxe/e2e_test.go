@@ -79,7 +79,7 @@ func TestNetbootE2E(t *testing.T) {
 	}
 	defer store.Close()
 	// lifecycle decides: an inspecting machine boots the deploy environment.
-	planner := LifecyclePlanner{Machines: store}
+	planner := lifecyclePlanner{machines: store}
 	for _, vm := range vms {
 		err := store.Update(ctx, func(tx *inventory.Tx) error {
 			st := vm.state
@@ -159,7 +159,7 @@ func TestNetbootE2E(t *testing.T) {
 	dcfg := dhcp.Config{Interfaces: []dhcp.InterfaceConfig{{Name: "br0", Mode: dhcp.ModeAuthoritative, ServerAddress: "10.99.0.1",
 		Pool: &dhcp.Pool{Range: "10.99.0.100-10.99.0.200", Netmask: "255.255.255.0"},
 		Boot: dhcp.Boot{URL: "http://10.99.0.1:8080", UEFIFile: "snponly.efi"}}}}
-	dsrv, err := dhcp.New(dcfg, dhcp.Options{Store: store, Directory: dir, Logger: log.With("service", "dhcp"),
+	dsrv, err := dhcp.New(dcfg, dhcp.Options{Store: storeLeases{store}, Directory: dir, Logger: log.With("service", "dhcp"),
 		ListenPacket: func(iface string, port int) (net.PacketConn, error) {
 			var c net.PacketConn
 			err := inNetns(ns, func() (e error) { c, e = dhcp.ListenInterface(iface, port); return e })

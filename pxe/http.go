@@ -42,14 +42,14 @@ type HTTP struct {
 	iso   isoIndex // where the deploy ISO's placeholder sits (see iso.go)
 }
 
-// NewHTTP builds the handler. planner is lifecycle's boot decision, tokens issues per-boot
-// agent tokens (*inventory.Store does).
+// NewHTTP builds the handler. planner gives the boot decision and tokens issues per-boot agent
+// tokens; appliance adapts lifecycle and the inventory store to them.
 func NewHTTP(cfg Config, planner Planner, tokens TokenIssuer, log *slog.Logger, opts ...Option) (*HTTP, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if planner == nil || tokens == nil {
-		return nil, errors.New("pxe.NewHTTP: a Planner (lifecycle) and a TokenIssuer (inventory store) are required")
+		return nil, errors.New("pxe.NewHTTP: a Planner and a TokenIssuer are required (appliance wires lifecycle and the inventory store)")
 	}
 	cfg = cfg.withDefaults()
 	o := buildOptions(opts)

@@ -157,7 +157,7 @@ var tokenRE = regexp.MustCompile(`slate\.token=(\S+)`)
 func TestMachineScriptsForEveryStateAndFirmware(t *testing.T) {
 	env := newHTTPEnv(t, true)
 	log, _ := newLog()
-	h, err := NewHTTP(Config{DataDir: env.data, PublicURL: "http://10.99.0.1:8080"}, LifecyclePlanner{Machines: env.store}, storeTokens{store: env.store}, log, WithIPXE(ipxeFS(t)))
+	h, err := NewHTTP(Config{DataDir: env.data, PublicURL: "http://10.99.0.1:8080"}, lifecyclePlanner{machines: env.store}, storeTokens{store: env.store}, log, WithIPXE(ipxeFS(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestMachineScriptsForEveryStateAndFirmware(t *testing.T) {
 	for i, st := range lifecycle.States() {
 		mac := fmt.Sprintf("52:54:00:aa:00:%02x", i)
 		id := env.machine(t, mac, st)
-		plan, err := (LifecyclePlanner{Machines: env.store}).BootPlan(context.Background(), mac)
+		plan, err := (lifecyclePlanner{machines: env.store}).BootPlan(context.Background(), mac)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,12 +9,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"slate/dhcp"
-	"slate/inventory"
 )
 
 // DHCPView is what the leases page reads of DHCP (the appliance's adapter, shared with the API).
 type DHCPView interface {
-	DHCPLeases(ctx context.Context, iface string) ([]inventory.Lease, error)
+	DHCPLeases(ctx context.Context, iface string) ([]dhcp.Lease, error)
 	DHCPStatus() (ifaces []dhcp.InterfaceStatus, running bool)
 	DHCPWarnings() []string
 }

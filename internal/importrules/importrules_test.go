@@ -44,6 +44,10 @@ func rules() []rule {
 			Forbidden: []string{"slate/inventory", "slate/lifecycle"}},
 		{Pkg: "slate/redfish", Why: "BMC control knows no store and no state machine",
 			Forbidden: []string{"slate/inventory", "slate/lifecycle"}},
+		{Pkg: "slate/dhcp", Why: "dhcp owns its lease types and LeaseStore; appliance adapts the inventory to them",
+			Forbidden: []string{"slate/inventory", "slate/lifecycle"}},
+		{Pkg: "slate/pxe", Why: "pxe renders a Plan it is given; appliance asks lifecycle for it",
+			Forbidden: []string{"slate/inventory", "slate/lifecycle"}},
 		{Pkg: "slate/image/disk", Why: "the agent's image writer links no registry server",
 			Forbidden: []string{"slate/inventory", "slate/lifecycle", "slate/image/registry", "github.com/distribution/"}},
 		{Pkg: "slate/agent/...", Why: "the agent packages know no store and no state machine",
@@ -133,6 +137,8 @@ func TestImportRulesCatchAServerPackageInTheAgent(t *testing.T) {
 		"slate/wipe":            {"golang.org/x/sys/unix"},
 		"slate/wipe/cert":       {"slate/wipe", "github.com/go-pdf/fpdf"},
 		"slate/redfish":         {"net/http"},
+		"slate/dhcp":            {"github.com/insomniacslk/dhcp/dhcpv4"},
+		"slate/pxe":             {"slate/assets"},
 		"slate/image/disk":      {"slate/image/gpt"},
 		"slate/agent":           {"slate/wipe"},
 	}
@@ -151,6 +157,9 @@ func TestImportRulesCatchAServerPackageInTheAgent(t *testing.T) {
 		"inventory imports":     {"slate/inventory": {"slate/wipe"}},
 		"wipe signs":            {"slate/wipe": {"slate/wipe/cert"}},
 		"agent package":         {"slate/agent/inspect": {"slate/lifecycle"}},
+		"store in dhcp":         {"slate/dhcp": {"slate/inventory", "modernc.org/sqlite"}},
+		"lifecycle in pxe":      {"slate/pxe": {"slate/lifecycle"}},
+		"store in pxe":          {"slate/pxe": {"slate/inventory"}},
 	} {
 		deps := map[string][]string{}
 		for k, v := range split {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"slate/appliance"
 	"slate/dhcp"
 	"slate/inventory"
 )
@@ -64,7 +65,7 @@ func main() {
 		Pool: &dhcp.Pool{Range: *rng, Netmask: *mask, LeaseTime: *lease},
 	}}}
 	reg := prometheus.NewRegistry()
-	srv, err := dhcp.New(cfg, dhcp.Options{Store: store, Directory: dhcp.NewMemDirectory(), Logger: log, Workers: *workers, Registerer: reg})
+	srv, err := dhcp.New(cfg, dhcp.Options{Store: appliance.DHCPLeases{Store: store}, Directory: dhcp.NewMemDirectory(), Logger: log, Workers: *workers, Registerer: reg})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dhcpbench:", err)
 		os.Exit(1)
