@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"slate/agent/agentproto"
 )
 
 func (s *Server) taskRoutes() []Route {
@@ -23,10 +25,6 @@ type taskRequest struct {
 	Kind   string          `json:"kind"`
 	Params json.RawMessage `json:"params,omitempty"`
 }
-
-// Task kinds an operator may queue by hand; wipe and install go through their own,
-// confirmed, flows.
-var manualTaskKinds = map[string]bool{"inspect": true, "reboot": true, "poweroff": true, "wait": true}
 
 func (s *Server) machineFacts(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -70,8 +68,9 @@ func (s *Server) createTask(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if !manualTaskKinds[req.Kind] {
-		return problem(http.StatusUnprocessableEntity, "kind %q cannot be queued by hand (one of: inspect, reboot, poweroff, wait)", req.Kind)
+	// Wipes and installs go through their own, confirmed, flows.
+	if !agentproto.TaskKind(req.Kind).Manual() {
+		return problem(http.StatusUnprocessableEntity, "kind %q cannot be queued by hand (one of: %s)", req.Kind, manualKindList())
 	}
 	ctx := c.Request().Context()
 	m, err := s.d.Store.GetMachine(ctx, c.Param("id"))
@@ -115,4 +114,13 @@ func (s *Server) cancelTask(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, t)
+}
+
+// manualKindList names the kinds an operator may queue, for the refusal.
+func manualKindList() string {
+	var names []string
+	for _, k := range agentproto.ManualKinds() {
+		names = append(names, string(k))
+	}
+	return strings.Join(names, ", ")
 }
