@@ -111,7 +111,7 @@ func WipePlan(ctx context.Context, st interface {
 	if err != nil || !ok || t.State != inventory.TaskSucceeded {
 		return wipe.Plan{}, t, false, err
 	}
-	var p wipe.Plan
+	var p agentproto.WipePlanResult
 	if err := json.Unmarshal(t.Result, &p); err != nil {
 		return p, t, false, fmt.Errorf("wipe plan of task %s: %w", t.ID, err)
 	}

@@ -227,14 +227,29 @@ func (r *Reconciler) ranBefore(ctx context.Context, m inventory.Machine, rel inv
 		if !kindOf(t).Installs() || t.State != inventory.TaskSucceeded {
 			continue
 		}
-		var p struct {
-			Release string `json:"release"`
-		}
-		if json.Unmarshal(t.Params, &p) == nil && p.Release == rel.Name+"@"+rel.Version {
+		if installedRelease(t) == rel.Name+"@"+rel.Version {
 			return true
 		}
 	}
 	return false
+}
+
+// installedRelease is the release (name@version) an install task's params name, "" for
+// another kind or unreadable params.
+func installedRelease(t inventory.Task) string {
+	switch kindOf(t) {
+	case agentproto.KindInstallImage:
+		var p agentproto.InstallImageParams
+		if json.Unmarshal(t.Params, &p) == nil {
+			return p.Release
+		}
+	case agentproto.KindInstallBootc:
+		var p agentproto.InstallBootcParams
+		if json.Unmarshal(t.Params, &p) == nil {
+			return p.Release
+		}
+	}
+	return ""
 }
 
 // stepDeployed starts an update (or roll-back) when the machine should run another release

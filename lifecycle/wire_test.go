@@ -49,3 +49,23 @@ func TestInstallParamsWireForm(t *testing.T) {
 		t.Errorf("install-bootc params:\n got %s %s %v\nwant %s %s", kind, got, err, agentproto.KindInstallBootc, want)
 	}
 }
+
+// TestInstalledReleaseReadsOnlyInstalls: the roll-back check reads the release from an
+// install's params by its kind's struct; another kind's params naming a release do not count.
+func TestInstalledReleaseReadsOnlyInstalls(t *testing.T) {
+	for _, c := range []struct {
+		kind   agentproto.TaskKind
+		params string
+		want   string
+	}{
+		{agentproto.KindInstallImage, `{"blob_url":"http://s/v2/r/blobs/x","release":"hmi@1.4"}`, "hmi@1.4"},
+		{agentproto.KindInstallBootc, `{"image":"h:1/r","release":"hmi@1.5"}`, "hmi@1.5"},
+		{agentproto.KindWait, `{"seconds":1,"release":"hmi@1.4"}`, ""},
+		{agentproto.KindInstallImage, `{"release":`, ""},
+	} {
+		got := installedRelease(inventory.Task{Kind: string(c.kind), Params: []byte(c.params)})
+		if got != c.want {
+			t.Errorf("%s %s: %q, want %q", c.kind, c.params, got, c.want)
+		}
+	}
+}
