@@ -45,8 +45,8 @@ func (f RunnerFunc) Run(ctx context.Context, task agentproto.Task, rep Reporter)
 	return f(ctx, task, rep)
 }
 
-// Registry maps task kinds to runners: the deploy environment registers every kind, node mode
-// only what an installed system may do (reboot, poweroff, wait).
+// Registry maps task kinds to runners: the deploy environment registers the built-in kinds and
+// the install and wipe kinds, node mode only the built-in ones (inspect, reboot, poweroff, wait).
 type Registry struct {
 	runners map[agentproto.TaskKind]Runner
 }

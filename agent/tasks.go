@@ -22,7 +22,8 @@ type Inspector interface {
 	Inspect(ctx context.Context) (agentproto.Facts, error)
 }
 
-// BuiltinRegistry returns the registry with this tasks: inspect, reboot, poweroff, wait.
+// BuiltinRegistry returns the registry with the tasks every agent runs, deploy environment and
+// node alike: inspect, reboot, poweroff, wait (agentproto.KindInspect …).
 func BuiltinRegistry(insp Inspector, power Power) *Registry {
 	r := NewRegistry()
 	r.Register(agentproto.KindInspect, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {

@@ -15,7 +15,7 @@ func (s *Server) taskRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/machines/:id/facts", Summary: "Newest hardware facts of a machine (?version=N for an older one)", Roles: all, handler: s.machineFacts},
 		{Method: "GET", Path: "/machines/:id/tasks", Summary: "Tasks of a machine, newest first", Roles: all, handler: s.machineTasks},
-		{Method: "POST", Path: "/machines/:id/tasks", Summary: "Queue a task for a machine's agent (inspect, reboot, poweroff, wait)", Roles: writers, Body: taskRequest{}, handler: s.createTask},
+		{Method: "POST", Path: "/machines/:id/tasks", Summary: "Queue a task for a machine's agent (" + manualKindList() + ")", Roles: writers, Body: taskRequest{}, handler: s.createTask},
 		{Method: "GET", Path: "/tasks/:id", Summary: "One task with its log lines (?after=SEQ for the next ones)", Roles: all, handler: s.getTask},
 		{Method: "POST", Path: "/tasks/:id/cancel", Summary: "Cancel a pending or running task", Roles: writers, Body: reasonRequest{}, handler: s.cancelTask},
 	}
