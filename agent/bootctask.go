@@ -33,11 +33,10 @@ import (
 	"slate/agent/agentproto"
 )
 
-// KindInstallBootc installs a bootc release by running the image's own
-// `bootc install to-disk` in a chroot made from the image (no podman in the deploy
-// environment). bootc is not installable where Slate is built, so this path is
+// The install-bootc task (agentproto.KindInstallBootc) installs a bootc release by running
+// the image's own `bootc install to-disk` in a chroot made from the image (no podman in the
+// deploy environment). bootc is not installable where Slate is built, so this path is
 // contract-tested (bootctask_test.go, docs/images.md), not run against a real bootc.
-const KindInstallBootc = "install-bootc"
 
 // BootcLabel is the label every bootc image carries
 // (https://github.com/bootc-dev/bootc/blob/main/docs/src/bootc-images.md).
@@ -57,30 +56,13 @@ const (
 	bootcBinary         = "/usr/bin/bootc"
 )
 
-// BootcParams are the install-bootc task's params, built by Slate from an approved bootc release.
-type BootcParams struct {
-	// Image is <Slate's registry host:port>/<repo>; the image is pulled by Digest from there.
-	Image string `json:"image"`
-	// Digest is the manifest digest (sha256:<hex>) the release pins.
-	Digest string `json:"digest"`
-	// TargetImgref is <repo>:<tag> on the same registry: what the installed system follows
-	// for updates (bootc's --target-imgref).
-	TargetImgref string     `json:"target_imgref"`
-	Target       DiskTarget `json:"target"`
-	// Kargs are added to the installed system's kernel command line, one --karg each.
-	Kargs []string `json:"kargs,omitempty"`
-	// RootSSHAuthorizedKeys is an authorized_keys file's content for root (optional).
-	RootSSHAuthorizedKeys string `json:"root_ssh_authorized_keys,omitempty"`
-	Release               string `json:"release"` // name@version, for the log
-}
-
 // bootcRefs are the validated references of a task.
 type bootcRefs struct {
 	source name.Digest // <host>/<repo>@<digest>
 	target name.Tag    // <host>/<repo>:<tag>
 }
 
-func (p BootcParams) refs() (bootcRefs, error) {
+func bootcRefsOf(p agentproto.InstallBootcParams) (bootcRefs, error) {
 	host, _, ok := strings.Cut(p.Image, "/")
 	if !ok || host == "" {
 		return bootcRefs{}, fmt.Errorf("image %q is not <registry host>/<repo>", p.Image)
@@ -195,7 +177,7 @@ func RegisterBootc(r *Registry, c *Client, o BootcOptions) {
 		o.DevDir = "/dev"
 	}
 	b := &bootcInstaller{c: c, o: o}
-	r.Register(KindInstallBootc, RunnerFunc(b.run))
+	r.Register(agentproto.KindInstallBootc, RunnerFunc(b.run))
 }
 
 type bootcInstaller struct {
@@ -204,13 +186,13 @@ type bootcInstaller struct {
 }
 
 func (b *bootcInstaller) run(ctx context.Context, t agentproto.Task, rep Reporter) (_ Outcome, err error) {
-	var p BootcParams
+	var p agentproto.InstallBootcParams
 	dec := json.NewDecoder(bytes.NewReader(t.Params))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return Outcome{}, fmt.Errorf("install-bootc: params: %w", err)
 	}
-	refs, err := p.refs()
+	refs, err := bootcRefsOf(p)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("install-bootc: %w", err)
 	}
@@ -275,8 +257,11 @@ func (b *bootcInstaller) run(ctx context.Context, t agentproto.Task, rep Reporte
 	}
 	rep.Progress(1, "installed "+p.Release)
 	rep.Logf("bootc installed %s onto %s; the system follows %s", p.Release, dev, refs.target)
-	out, _ := json.Marshal(map[string]any{"disk": d, "release": p.Release,
-		"source_imgref": "registry:" + refs.source.String(), "target_imgref": refs.target.String()})
+	out, err := json.Marshal(agentproto.InstallBootcResult{Disk: installedDisk(d), Release: p.Release,
+		SourceImgref: "registry:" + refs.source.String(), TargetImgref: refs.target.String()})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("install-bootc: encode the result: %w", err)
+	}
 	b.o.Log.Info("bootc image installed", "release", p.Release, "disk", dev, "image", refs.source.String())
 	return Outcome{Result: out}, nil
 }

@@ -241,7 +241,7 @@ func (r *bootcRep) text() string {
 
 var bootcTestDisks = []Disk{{Name: "vdz", Serial: "SLATE-BOOTC-TEST", Bytes: 64 << 30}, {Name: "sdz", Serial: "OTHER", Bytes: 32 << 30}}
 
-func runBootcTask(t *testing.T, token, scratchParent string, p BootcParams) (Outcome, *bootcRep, error) {
+func runBootcTask(t *testing.T, token, scratchParent string, p agentproto.InstallBootcParams) (Outcome, *bootcRep, error) {
 	t.Helper()
 	reg := NewRegistry()
 	RegisterBootc(reg, &Client{Token: token}, BootcOptions{
@@ -250,7 +250,7 @@ func runBootcTask(t *testing.T, token, scratchParent string, p BootcParams) (Out
 	rep := &bootcRep{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := reg.runners[KindInstallBootc].Run(ctx, agentproto.Task{ID: "t-bootc", Kind: KindInstallBootc, Params: params}, rep)
+	out, err := reg.runners[agentproto.KindInstallBootc].Run(ctx, agentproto.Task{ID: "t-bootc", Kind: agentproto.KindInstallBootc, Params: params}, rep)
 	return out, rep, err
 }
 
@@ -346,7 +346,7 @@ func TestBootcInstallContract(t *testing.T) {
 	t.Run("installs", func(t *testing.T) {
 		scratchParent := t.TempDir()
 		t0 := time.Now()
-		out, rep, err := runBootcTask(t, bootcTestToken, scratchParent, BootcParams{
+		out, rep, err := runBootcTask(t, bootcTestToken, scratchParent, agentproto.InstallBootcParams{
 			Image: reg.host + "/plant/hmi", Digest: digest, TargetImgref: "plant/hmi:1.4",
 			Target: DiskTarget{Serial: "SLATE-BOOTC-TEST"}, Kargs: []string{"console=ttyS0,115200n8", "quiet"},
 			RootSSHAuthorizedKeys: keys, Release: "hmi@1.4"})
@@ -483,7 +483,7 @@ func TestBootcInstallContract(t *testing.T) {
 
 	t.Run("bootc fails", func(t *testing.T) {
 		scratchParent := t.TempDir()
-		_, rep, err := runBootcTask(t, bootcTestToken, scratchParent, BootcParams{
+		_, rep, err := runBootcTask(t, bootcTestToken, scratchParent, agentproto.InstallBootcParams{
 			Image: reg.host + "/plant/hmi", Digest: digest, TargetImgref: "plant/hmi:1.4",
 			Target: DiskTarget{Serial: "SLATE-BOOTC-TEST"}, Kargs: []string{"slate.test.fail"}, Release: "hmi@1.4"})
 		if err == nil {
@@ -517,13 +517,13 @@ func TestBootcInstallRefusals(t *testing.T) {
 	plainDigest := reg.push(t, "plant/plain", "1", bootcTestImage(t, "/run/unused", map[string]string{"org.opencontainers.image.title": "plain"}))
 	fake := "sha256:" + strings.Repeat("ab", 32)
 	reg.swap["/v2/plant/hmi/manifests/"+fake] = "/v2/plant/hmi/manifests/" + okDigest
-	params := func(repo, digest string) BootcParams {
-		return BootcParams{Image: reg.host + "/" + repo, Digest: digest, TargetImgref: "plant/hmi:1.4",
+	params := func(repo, digest string) agentproto.InstallBootcParams {
+		return agentproto.InstallBootcParams{Image: reg.host + "/" + repo, Digest: digest, TargetImgref: "plant/hmi:1.4",
 			Target: DiskTarget{Serial: "SLATE-BOOTC-TEST"}, Release: "hmi@1.4"}
 	}
 	for _, c := range []struct {
 		name, token string
-		p           BootcParams
+		p           agentproto.InstallBootcParams
 		want        []string
 	}{
 		{"no bootc label", bootcTestToken, params("plant/plain", plainDigest), []string{"not a bootc image", "containers.bootc=1"}},
@@ -531,7 +531,11 @@ func TestBootcInstallRefusals(t *testing.T) {
 		{"no token", "", params("plant/hmi", okDigest), []string{"refused this machine's agent token", "HTTP 401"}},
 		{"wrong token", "sla_not-this-one", params("plant/hmi", okDigest), []string{"refused this machine's agent token", "HTTP 401"}},
 		{"unknown digest", bootcTestToken, params("plant/hmi", "sha256:"+strings.Repeat("cd", 32)), []string{"not in Slate's registry", "HTTP 404"}},
-		{"unknown disk", bootcTestToken, func() BootcParams { p := params("plant/hmi", okDigest); p.Target.Serial = "NOPE"; return p }(), []string{"NOPE"}},
+		{"unknown disk", bootcTestToken, func() agentproto.InstallBootcParams {
+			p := params("plant/hmi", okDigest)
+			p.Target.Serial = "NOPE"
+			return p
+		}(), []string{"NOPE"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			scratchParent := t.TempDir()
@@ -553,8 +557,8 @@ func TestBootcInstallRefusals(t *testing.T) {
 // TestBootcParams checks argv building and the validation of what Slate sends.
 func TestBootcParams(t *testing.T) {
 	d := "sha256:" + strings.Repeat("0f", 32)
-	p := BootcParams{Image: "10.0.0.1:8080/plant/hmi", Digest: d, TargetImgref: "plant/hmi:1.4"}
-	r, err := p.refs()
+	p := agentproto.InstallBootcParams{Image: "10.0.0.1:8080/plant/hmi", Digest: d, TargetImgref: "plant/hmi:1.4"}
+	r, err := bootcRefsOf(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,21 +570,21 @@ func TestBootcParams(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		mod  func(*BootcParams)
+		mod  func(*agentproto.InstallBootcParams)
 		want string
 	}{
-		{"docker hub", func(p *BootcParams) { p.Image = "plant/hmi" }, "registry host"},
-		{"no repo", func(p *BootcParams) { p.Image = "10.0.0.1:8080" }, "registry host"},
-		{"bad digest", func(p *BootcParams) { p.Digest = "sha256:1234" }, "digest"},
-		{"no target", func(p *BootcParams) { p.TargetImgref = "" }, "target_imgref"},
-		{"target without tag", func(p *BootcParams) { p.TargetImgref = "plant/hmi" }, "target_imgref"},
-		{"target with a host", func(p *BootcParams) { p.TargetImgref = "10.0.0.1:8080/plant/hmi:1" }, "target_imgref"},
-		{"karg option", func(p *BootcParams) { p.Kargs = []string{"--wipe"} }, "kernel argument"},
-		{"empty karg", func(p *BootcParams) { p.Kargs = []string{""} }, "kernel argument"},
+		{"docker hub", func(p *agentproto.InstallBootcParams) { p.Image = "plant/hmi" }, "registry host"},
+		{"no repo", func(p *agentproto.InstallBootcParams) { p.Image = "10.0.0.1:8080" }, "registry host"},
+		{"bad digest", func(p *agentproto.InstallBootcParams) { p.Digest = "sha256:1234" }, "digest"},
+		{"no target", func(p *agentproto.InstallBootcParams) { p.TargetImgref = "" }, "target_imgref"},
+		{"target without tag", func(p *agentproto.InstallBootcParams) { p.TargetImgref = "plant/hmi" }, "target_imgref"},
+		{"target with a host", func(p *agentproto.InstallBootcParams) { p.TargetImgref = "10.0.0.1:8080/plant/hmi:1" }, "target_imgref"},
+		{"karg option", func(p *agentproto.InstallBootcParams) { p.Kargs = []string{"--wipe"} }, "kernel argument"},
+		{"empty karg", func(p *agentproto.InstallBootcParams) { p.Kargs = []string{""} }, "kernel argument"},
 	} {
 		q := p
 		c.mod(&q)
-		if _, err := q.refs(); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := bootcRefsOf(q); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error about %s", c.name, err, c.want)
 		}
 	}

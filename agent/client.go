@@ -31,7 +31,7 @@ type Client struct {
 	// Sleep waits d or until ctx ends; tests inject a fast one.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Kinds, when set, are the only task kinds asked for (an installed system's node agent).
-	Kinds []string
+	Kinds []agentproto.TaskKind
 }
 
 // StatusError is a final (not retried) refusal from Slate.
@@ -168,7 +168,11 @@ func (c *Client) Register(ctx context.Context, r agentproto.Register) (agentprot
 func (c *Client) NextTask(ctx context.Context, wait time.Duration) (t agentproto.Task, ok bool, err error) {
 	q := "/tasks/next?wait=" + url.QueryEscape(wait.String())
 	if len(c.Kinds) > 0 {
-		q += "&kinds=" + url.QueryEscape(strings.Join(c.Kinds, ","))
+		kinds := make([]string, len(c.Kinds))
+		for i, k := range c.Kinds {
+			kinds[i] = string(k)
+		}
+		q += "&kinds=" + url.QueryEscape(strings.Join(kinds, ","))
 	}
 	nc, err := c.do(ctx, "next task", http.MethodGet, q, nil, &t)
 	if err != nil || nc {

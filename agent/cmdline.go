@@ -1,6 +1,7 @@
 // Package agent is what runs on a machine: the deploy environment's PID 1 (network up, talk
 // to Slate, run tasks) and node mode on an installed OS. Tasks are pluggable Runners in a
-// Registry, so later issues add wipe and install without touching the loop.
+// Registry, keyed by agentproto.TaskKind: a new kind adds its runner without touching the loop,
+// and its params and result structs in agentproto, which Slate encodes them from.
 package agent
 
 import (

@@ -16,20 +16,8 @@ import (
 	"slate/image/disk"
 )
 
-// KindInstallImage writes a release's raw disk image onto the machine's target disk.
-const KindInstallImage = "install-image"
-
-// InstallImageParams are the install-image task's params, built by Slate from an approved
-// release: the blob is fetched from Slate's registry with the machine's agent token.
-type InstallImageParams struct {
-	BlobURL     string     `json:"blob_url"` // http://slate/v2/<repo>/blobs/<digest>
-	Digest      string     `json:"digest"`   // sha256:<hex> of the blob
-	Compression string     `json:"compression,omitempty"`
-	Target      DiskTarget `json:"target"`
-	Release     string     `json:"release"` // name@version
-	// ImageDigest is the release's manifest digest, recorded on the disk for the node.
-	ImageDigest string `json:"image_digest,omitempty"`
-}
+// installedDisk is how a result names the disk an install chose.
+func installedDisk(d Disk) agentproto.InstalledDisk { return agentproto.InstalledDisk(d) }
 
 // DiskTarget is the install rule (shared with Slate, which shows the disk before the install).
 type DiskTarget = agentproto.DiskTarget
@@ -88,8 +76,8 @@ func SysDisks(sysRoot string) ([]Disk, error) {
 // RegisterInstall adds the install-image task. disks lists the machine's disks (SysDisks in
 // the deploy environment); devDir is where their nodes are (/dev).
 func RegisterInstall(r *Registry, c *Client, disks func() ([]Disk, error), devDir string, log *slog.Logger) {
-	r.Register(KindInstallImage, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
-		var p InstallImageParams
+	r.Register(agentproto.KindInstallImage, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
+		var p agentproto.InstallImageParams
 		dec := json.NewDecoder(bytes.NewReader(t.Params))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&p); err != nil {
@@ -149,7 +137,11 @@ func RegisterInstall(r *Registry, c *Client, disks func() ([]Disk, error), devDi
 			return Outcome{}, fmt.Errorf("install-image: %w", err)
 		}
 		rep.Logf("node config written to the %s partition (release %s, digest %s)", disk.NodeConfigPartition, p.Release, p.ImageDigest)
-		out, _ := json.Marshal(map[string]any{"disk": d, "result": res, "release": p.Release, "image_digest": p.ImageDigest})
+		out, err := json.Marshal(agentproto.InstallImageResult{Disk: installedDisk(d), Result: agentproto.ImageWrite(res),
+			Release: p.Release, ImageDigest: p.ImageDigest})
+		if err != nil {
+			return Outcome{}, fmt.Errorf("install-image: encode the result: %w", err)
+		}
 		log.Info("image installed", "release", p.Release, "disk", dev, "bytes", res.Written)
 		return Outcome{Result: out}, nil
 	}))

@@ -102,10 +102,10 @@ func TestInstallImageOnLoopDevice(t *testing.T) {
 		return []Disk{{Name: name, Serial: "LOOP", Bytes: 8 << 20}}, nil
 	}, "/dev", slog.New(slog.DiscardHandler))
 	run := func(d string) (Outcome, *recRep, error) {
-		p, _ := json.Marshal(InstallImageParams{BlobURL: srv.URL + "/v2/plant/hmi/blobs/" + d, Digest: d, Target: DiskTarget{Serial: "LOOP"},
+		p, _ := json.Marshal(agentproto.InstallImageParams{BlobURL: srv.URL + "/v2/plant/hmi/blobs/" + d, Digest: d, Target: DiskTarget{Serial: "LOOP"},
 			Release: "hmi@1", ImageDigest: "sha256:manifest"})
 		rep := &recRep{}
-		o, err := reg.runners[KindInstallImage].Run(context.Background(), agentproto.Task{ID: "t-1", Kind: KindInstallImage, Params: p}, rep)
+		o, err := reg.runners[agentproto.KindInstallImage].Run(context.Background(), agentproto.Task{ID: "t-1", Kind: agentproto.KindInstallImage, Params: p}, rep)
 		return o, rep, err
 	}
 	bootSectorsZero := func() bool {

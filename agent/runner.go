@@ -45,20 +45,21 @@ func (f RunnerFunc) Run(ctx context.Context, task agentproto.Task, rep Reporter)
 	return f(ctx, task, rep)
 }
 
-// Registry maps task kinds to runners. Later issues register "wipe" and "install".
+// Registry maps task kinds to runners: the deploy environment registers the built-in kinds and
+// the install and wipe kinds, node mode only the built-in ones (inspect, reboot, poweroff, wait).
 type Registry struct {
-	runners map[string]Runner
+	runners map[agentproto.TaskKind]Runner
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{runners: map[string]Runner{}} }
+func NewRegistry() *Registry { return &Registry{runners: map[agentproto.TaskKind]Runner{}} }
 
 // Register adds (or replaces) the runner of a kind.
-func (r *Registry) Register(kind string, run Runner) { r.runners[kind] = run }
+func (r *Registry) Register(kind agentproto.TaskKind, run Runner) { r.runners[kind] = run }
 
 // Kinds lists the registered kinds.
-func (r *Registry) Kinds() []string {
-	out := make([]string, 0, len(r.runners))
+func (r *Registry) Kinds() []agentproto.TaskKind {
+	out := make([]agentproto.TaskKind, 0, len(r.runners))
 	for k := range r.runners {
 		out = append(out, k)
 	}

@@ -22,7 +22,8 @@ type Inspector interface {
 	Inspect(ctx context.Context) (agentproto.Facts, error)
 }
 
-// BuiltinRegistry returns the registry with this issue's tasks: inspect, reboot, poweroff, wait.
+// BuiltinRegistry returns the registry with the tasks every agent runs, deploy environment and
+// node alike: inspect, reboot, poweroff, wait (agentproto.KindInspect …).
 func BuiltinRegistry(insp Inspector, power Power) *Registry {
 	r := NewRegistry()
 	r.Register(agentproto.KindInspect, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
@@ -50,15 +51,8 @@ func BuiltinRegistry(insp Inspector, power Power) *Registry {
 	return r
 }
 
-// WaitParams are the wait task's params.
-type WaitParams struct {
-	Seconds float64 `json:"seconds"`
-	// Fail makes the task fail at the end with this message (for tests and drills).
-	Fail string `json:"fail,omitempty"`
-}
-
 func runWait(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
-	var p WaitParams
+	var p agentproto.WaitParams
 	if len(t.Params) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(t.Params))
 		dec.DisallowUnknownFields()
@@ -86,7 +80,10 @@ func runWait(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, err
 			if p.Fail != "" {
 				return Outcome{}, fmt.Errorf("wait: %s", p.Fail)
 			}
-			res, _ := json.Marshal(map[string]any{"waited_seconds": p.Seconds})
+			res, err := json.Marshal(agentproto.WaitResult{WaitedSeconds: p.Seconds})
+			if err != nil {
+				return Outcome{}, fmt.Errorf("wait: encode the result: %w", err)
+			}
 			return Outcome{Result: res}, nil
 		}
 	}

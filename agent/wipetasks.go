@@ -12,24 +12,12 @@ import (
 	"slate/wipe"
 )
 
-// Wipe task kinds. They exist only in the deploy environment: node mode never registers them,
-// so an installed system can never be asked to erase itself.
-const (
-	KindWipePlan = "wipe-plan"
-	KindWipe     = "wipe"
-)
-
-// WipePlanParams are the wipe-plan task's params.
-type WipePlanParams struct {
-	Policy *wipe.Policy `json:"policy,omitempty"`
-}
-
 // RegisterWipe adds the NIST SP 800-88 tasks: wipe-plan probes every drive and proposes a
 // plan (nothing is written); wipe executes a plan Slate had confirmed, with the authorization
 // Slate built after that audited confirmation.
 func RegisterWipe(r *Registry, machineID, version string, log *slog.Logger) {
-	r.Register(KindWipePlan, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
-		var p WipePlanParams
+	r.Register(agentproto.KindWipePlan, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
+		var p agentproto.WipePlanParams
 		if len(t.Params) > 0 && string(t.Params) != "{}" {
 			dec := json.NewDecoder(bytes.NewReader(t.Params))
 			dec.DisallowUnknownFields()
@@ -59,8 +47,8 @@ func RegisterWipe(r *Registry, machineID, version string, log *slog.Logger) {
 		}
 		return Outcome{Result: res}, nil
 	}))
-	r.Register(KindWipe, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
-		var p wipe.TaskParams
+	r.Register(agentproto.KindWipe, RunnerFunc(func(ctx context.Context, t agentproto.Task, rep Reporter) (Outcome, error) {
+		var p agentproto.WipeParams
 		if err := json.Unmarshal(t.Params, &p); err != nil {
 			return Outcome{}, fmt.Errorf("wipe: params: %w", err)
 		}

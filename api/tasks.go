@@ -7,13 +7,15 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"slate/agent/agentproto"
 )
 
 func (s *Server) taskRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/machines/:id/facts", Summary: "Newest hardware facts of a machine (?version=N for an older one)", Roles: all, handler: s.machineFacts},
 		{Method: "GET", Path: "/machines/:id/tasks", Summary: "Tasks of a machine, newest first", Roles: all, handler: s.machineTasks},
-		{Method: "POST", Path: "/machines/:id/tasks", Summary: "Queue a task for a machine's agent (inspect, reboot, poweroff, wait)", Roles: writers, Body: taskRequest{}, handler: s.createTask},
+		{Method: "POST", Path: "/machines/:id/tasks", Summary: "Queue a task for a machine's agent (" + manualKindList() + ")", Roles: writers, Body: taskRequest{}, handler: s.createTask},
 		{Method: "GET", Path: "/tasks/:id", Summary: "One task with its log lines (?after=SEQ for the next ones)", Roles: all, handler: s.getTask},
 		{Method: "POST", Path: "/tasks/:id/cancel", Summary: "Cancel a pending or running task", Roles: writers, Body: reasonRequest{}, handler: s.cancelTask},
 	}
@@ -23,10 +25,6 @@ type taskRequest struct {
 	Kind   string          `json:"kind"`
 	Params json.RawMessage `json:"params,omitempty"`
 }
-
-// Task kinds an operator may queue by hand; wipe and install go through their own,
-// confirmed, flows.
-var manualTaskKinds = map[string]bool{"inspect": true, "reboot": true, "poweroff": true, "wait": true}
 
 func (s *Server) machineFacts(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -70,8 +68,9 @@ func (s *Server) createTask(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if !manualTaskKinds[req.Kind] {
-		return problem(http.StatusUnprocessableEntity, "kind %q cannot be queued by hand (one of: inspect, reboot, poweroff, wait)", req.Kind)
+	// Wipes and installs go through their own, confirmed, flows.
+	if !agentproto.TaskKind(req.Kind).Manual() {
+		return problem(http.StatusUnprocessableEntity, "kind %q cannot be queued by hand (one of: %s)", req.Kind, manualKindList())
 	}
 	ctx := c.Request().Context()
 	m, err := s.d.Store.GetMachine(ctx, c.Param("id"))
@@ -115,4 +114,13 @@ func (s *Server) cancelTask(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, t)
+}
+
+// manualKindList names the kinds an operator may queue, for the refusal.
+func manualKindList() string {
+	var names []string
+	for _, k := range agentproto.ManualKinds() {
+		names = append(names, string(k))
+	}
+	return strings.Join(names, ", ")
 }

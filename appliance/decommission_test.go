@@ -129,7 +129,7 @@ func TestDecommissionToRetired(t *testing.T) {
 	}
 	ag := fakeAgent{t, h.srv.URL, tok}
 	task := ag.next()
-	if task.Kind != lifecycle.TaskWipePlan {
+	if task.Kind != agentproto.KindWipePlan {
 		t.Fatalf("first task %q, want wipe-plan", task.Kind)
 	}
 	log := slog.New(slog.DiscardHandler)
@@ -180,7 +180,7 @@ func TestDecommissionToRetired(t *testing.T) {
 		t.Fatalf("confirm: %d %s", st, b)
 	}
 	task = ag.next()
-	if task.Kind != lifecycle.TaskWipe {
+	if task.Kind != agentproto.KindWipe {
 		t.Fatalf("task %q, want wipe", task.Kind)
 	}
 	tr, err := wipe.RunTask(ctx, task.Params, wipe.Options{Log: log, Tool: "Slate test"})

@@ -34,7 +34,7 @@ func forgeryMachine(t *testing.T, h *harness, name, mac string) (inventory.Machi
 	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "inspecting", "reason": "first boot"}); st != 200 {
 		t.Fatalf("to inspecting: %d %s", st, b)
 	}
-	if _, err := h.a.Store.CreateTask(ctx, "slate", m.ID, agentproto.KindInspect, nil); err != nil {
+	if _, err := h.a.Store.CreateTask(ctx, "slate", m.ID, string(agentproto.KindInspect), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The token is stolen: issued with the store directly, as the review's attacker got one.
@@ -116,7 +116,7 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/transition", op, map[string]string{"to": "retry", "reason": "serial checked on the label"}); st != 200 {
 		t.Fatalf("retry: %d %s", st, b)
 	}
-	insp, _ := h.a.Store.CreateTask(ctx, "slate", m.ID, agentproto.KindInspect, nil)
+	insp, _ := h.a.Store.CreateTask(ctx, "slate", m.ID, string(agentproto.KindInspect), nil)
 	if task = ag.next(); task.ID != insp.ID {
 		t.Fatalf("got task %s, want the inspection %s", task.ID, insp.ID)
 	}
@@ -130,7 +130,7 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if task = ag.next(); task.Kind != lifecycle.TaskWipePlan {
+	if task = ag.next(); task.Kind != agentproto.KindWipePlan {
 		t.Fatalf("task %q, want wipe-plan", task.Kind)
 	}
 
@@ -171,7 +171,7 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	if err := h.a.Reconciler.ReconcileOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := h.a.Store.LatestTask(ctx, m.ID, lifecycle.TaskWipe); ok {
+	if _, ok, _ := h.a.Store.LatestTask(ctx, m.ID, string(agentproto.KindWipe)); ok {
 		t.Fatal("(b) a plan with an invented drive was confirmed automatically")
 	}
 	if _, err := h.a.Reconciler.ConfirmWipe(ctx, lifecycle.AutoWipeActor, m.ID, wp.Digest, "hmi-3"); err == nil {
@@ -189,7 +189,7 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	fakePlan, _ = wipe.MakePlan(m.ID, []wipe.DriveInfo{weakHDD}, weak, time.Now())
 	pj, _ = json.Marshal(fakePlan)
 	// A second wipe-plan round (a technician asked for a new probe), answered by the attacker.
-	if _, err := h.a.Store.CreateTask(ctx, "slate", m.ID, lifecycle.TaskWipePlan, nil); err != nil {
+	if _, err := h.a.Store.CreateTask(ctx, "slate", m.ID, string(agentproto.KindWipePlan), nil); err != nil {
 		t.Fatal(err)
 	}
 	task = ag.next()
@@ -203,7 +203,7 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 		t.Fatalf("(c) the operator's confirmation: %d %s", st, b)
 	}
 	task = ag.next()
-	if task.Kind != lifecycle.TaskWipe {
+	if task.Kind != agentproto.KindWipe {
 		t.Fatalf("(c) task %q, want wipe", task.Kind)
 	}
 	var params wipe.TaskParams
@@ -285,7 +285,7 @@ func TestGenuineAgentGetsCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	task = ag.next()
-	if task.Kind != lifecycle.TaskWipe {
+	if task.Kind != agentproto.KindWipe {
 		t.Fatalf("the pre-approved policy did not confirm a plan matching inspection: task %q, reconciler says %q", task.Kind, h.a.Reconciler.Why(m.ID))
 	}
 	tr, err := wipe.RunTask(ctx, task.Params, wipe.Options{Log: log, Tool: "Slate test"})
@@ -364,7 +364,7 @@ func TestWipePolicyFileIsSlatesPolicy(t *testing.T) {
 	if _, err := a.Lifecycle.Transition(ctx, m.ID, lifecycle.Decommissioning, "test", "end of life"); err != nil {
 		t.Fatal(err)
 	}
-	task, _ := a.Store.CreateTask(ctx, "slate", m.ID, lifecycle.TaskWipePlan, nil)
+	task, _ := a.Store.CreateTask(ctx, "slate", m.ID, string(agentproto.KindWipePlan), nil)
 	tok, _ := a.Store.IssueAgentToken(ctx, m.ID, time.Hour)
 	ag := fakeAgent{t, srv.URL, tok}
 	ag.next()

@@ -18,10 +18,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"slate/agent/agentproto"
 	"slate/image/registry"
 	"slate/internal/testenv"
 	"slate/inventory"
-	"slate/lifecycle"
 )
 
 // pushIndex pushes a two-platform index (untagged) into repo and returns its digest and its
@@ -112,10 +112,10 @@ func TestAgentTokenPullsOnlyItsInstall(t *testing.T) {
 		b, _ := json.Marshal(map[string]any{"image": host + "/" + repo, "digest": d, "target_imgref": repo + ":1", "release": "hmi@1"})
 		return b
 	}
-	if _, err := h.a.Store.CreateTask(ctx, "test", m2.ID, lifecycle.TaskInstallBootc, params("plant/other", other)); err != nil {
+	if _, err := h.a.Store.CreateTask(ctx, "test", m2.ID, string(agentproto.KindInstallBootc), params("plant/other", other)); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := h.a.Store.ClaimNextTask(ctx, m2.ID, 3, lifecycle.TaskInstallBootc); !ok || err != nil {
+	if _, ok, err := h.a.Store.ClaimNextTask(ctx, m2.ID, 3, string(agentproto.KindInstallBootc)); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 
@@ -153,11 +153,11 @@ func TestAgentTokenPullsOnlyItsInstall(t *testing.T) {
 		t.Fatalf("before the install: %d %s", st, b)
 	}
 
-	task, err := h.a.Store.CreateTask(ctx, "test", m.ID, lifecycle.TaskInstallBootc, params("plant/hmi", release))
+	task, err := h.a.Store.CreateTask(ctx, "test", m.ID, string(agentproto.KindInstallBootc), params("plant/hmi", release))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, ok, err := h.a.Store.ClaimNextTask(ctx, m.ID, 3, lifecycle.TaskInstallBootc); !ok || err != nil || got.ID != task.ID {
+	if got, ok, err := h.a.Store.ClaimNextTask(ctx, m.ID, 3, string(agentproto.KindInstallBootc)); !ok || err != nil || got.ID != task.ID {
 		t.Fatalf("claim: %+v %v %v", got, ok, err)
 	}
 
@@ -253,10 +253,10 @@ func TestAgentTokenPullsOnlyItsInstall(t *testing.T) {
 	}
 	diskParams, _ := json.Marshal(map[string]any{"blob_url": h.srv.URL + "/v2/plant/other/blobs/" + otherLayer, "digest": otherLayer,
 		"image_digest": other, "release": "other@1"})
-	if _, err := h.a.Store.CreateTask(ctx, "test", m.ID, lifecycle.TaskInstallImage, diskParams); err != nil {
+	if _, err := h.a.Store.CreateTask(ctx, "test", m.ID, string(agentproto.KindInstallImage), diskParams); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := h.a.Store.ClaimNextTask(ctx, m.ID, 3, lifecycle.TaskInstallImage); !ok || err != nil {
+	if _, ok, err := h.a.Store.ClaimNextTask(ctx, m.ID, 3, string(agentproto.KindInstallImage)); !ok || err != nil {
 		t.Fatalf("claim install-image: %v %v", ok, err)
 	}
 	if st, b := raw(agentTok, "/v2/plant/other/blobs/"+otherLayer); st != 200 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/redfish/redfishtest"
 )
@@ -67,7 +68,7 @@ func TestAdoptRunningMachineSendsNoReset(t *testing.T) {
 	if err := rec.ReconcileOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ts, _ := s.ListTasks(ctx, m.ID, 10); len(ts) != 1 || ts[0].Kind != TaskInspect {
+	if ts, _ := s.ListTasks(ctx, m.ID, 10); len(ts) != 1 || ts[0].Kind != string(agentproto.KindInspect) {
 		t.Fatalf("after the move to inspecting: tasks %+v", ts)
 	}
 	if b := bmc.Boots(); len(b) == 0 || b[len(b)-1] != "Pxe" {
@@ -153,7 +154,7 @@ func TestAdoptedMachineInstallsOnlyOnExplicitRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts, _ := s.ListTasks(ctx, m.ID, 10)
-	if len(ts) != 1 || ts[0].Kind != TaskInstallImage {
+	if len(ts) != 1 || ts[0].Kind != string(agentproto.KindInstallImage) {
 		t.Fatalf("after the move to provisioning: tasks %+v", ts)
 	}
 	reset := false

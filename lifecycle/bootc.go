@@ -10,22 +10,6 @@ import (
 	"slate/inventory"
 )
 
-// TaskInstallBootc installs a bootc release: the agent pulls the image from Slate's registry
-// and runs the image's own `bootc install to-disk` in a chroot (agent/bootctask.go).
-const TaskInstallBootc = "install-bootc"
-
-// bootcTask is the install-bootc task's params; agent.BootcParams reads them (the test
-// decodes one into the other, so the two cannot drift apart).
-type bootcTask struct {
-	Image                 string                `json:"image"`         // <registry host:port>/<repo>
-	Digest                string                `json:"digest"`        // the manifest digest the release pins
-	TargetImgref          string                `json:"target_imgref"` // <repo>:<tag> the installed system follows
-	Target                agentproto.DiskTarget `json:"target"`
-	Kargs                 []string              `json:"kargs,omitempty"`
-	RootSSHAuthorizedKeys string                `json:"root_ssh_authorized_keys,omitempty"`
-	Release               string                `json:"release"`
-}
-
 // bootcInstallParams builds the install-bootc params of a bootc release for a machine.
 // registryHost is how the machine reaches Slate's registry (host:port; see registryHostOf).
 // The release's kernel arguments become one --karg each; the target disk is the machine's
@@ -46,7 +30,7 @@ func bootcInstallParams(rel inventory.Release, m inventory.Machine, registryHost
 	if err != nil {
 		return nil, fmt.Errorf("release %s kernel_args: %w", ref, err)
 	}
-	return json.Marshal(bootcTask{
+	return json.Marshal(agentproto.InstallBootcParams{
 		Image:                 registryHost + "/" + rel.ImageRef,
 		Digest:                rel.ImageDigest,
 		TargetImgref:          rel.ImageRef + ":" + imageTag(rel.Version),

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"slate/agent"
+	"slate/agent/agentproto"
 	"slate/inventory"
 )
 
 // TestBootcInstallParams: the params Slate builds are exactly what the agent's install-bootc
-// task reads (decoded strictly into agent.BootcParams).
+// task reads (decoded strictly into agentproto.InstallBootcParams).
 func TestBootcInstallParams(t *testing.T) {
 	digest := "sha256:" + strings.Repeat("cd", 32)
 	rel := inventory.Release{Name: "hmi", Version: "1.4", Kind: KindBootc, ImageRef: "plant/hmi", ImageDigest: digest,
@@ -23,14 +23,14 @@ func TestBootcInstallParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p agent.BootcParams
+	var p agentproto.InstallBootcParams
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		t.Fatalf("the agent cannot read %s: %v", b, err)
 	}
-	want := agent.BootcParams{Image: "10.99.0.1:8080/plant/hmi", Digest: digest, TargetImgref: "plant/hmi:1.4",
-		Target:                agent.DiskTarget{Serial: "S3Z9NB0K"},
+	want := agentproto.InstallBootcParams{Image: "10.99.0.1:8080/plant/hmi", Digest: digest, TargetImgref: "plant/hmi:1.4",
+		Target:                agentproto.DiskTarget{Serial: "S3Z9NB0K"},
 		Kargs:                 []string{"console=ttyS0,115200n8", "quiet", `systemd.mount-extra="LABEL=data:/data:xfs:defaults,noatime x"`},
 		RootSSHAuthorizedKeys: "ssh-ed25519 AAAA op@plant\n", Release: "hmi@1.4"}
 	if p.Image != want.Image || p.Digest != want.Digest || p.TargetImgref != want.TargetImgref || p.Target != want.Target ||

@@ -8,14 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/wipe"
-)
-
-// Task kinds of decommissioning (run by the deploy environment's agent).
-const (
-	TaskWipePlan = "wipe-plan"
-	TaskWipe     = "wipe"
 )
 
 // Certifier turns a finished wipe task into signed certificates stored in the same
@@ -39,22 +34,22 @@ type TaskHook struct {
 func (h TaskHook) TaskFinished(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) error {
 	failed := task.State != inventory.TaskSucceeded
 	switch {
-	case task.Kind == TaskInspect && m.State == Inspecting:
+	case kindOf(task) == agentproto.KindInspect && m.State == Inspecting:
 		if failed {
 			_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "inspection failed: "+task.Message, task.ID)
 			return err
 		}
 		_, err := TransitionTx(ctx, tx, m.ID, Ready, "agent", "inspection finished", task.ID)
 		return err
-	case isInstall(task.Kind) && (m.State == Provisioning || m.State == Updating || m.State == RollingBack) && failed:
+	case kindOf(task).Installs() && (m.State == Provisioning || m.State == Updating || m.State == RollingBack) && failed:
 		_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "install failed: "+task.Message, task.ID)
 		return err
-	case task.Kind == TaskWipePlan && m.State == Decommissioning && failed:
+	case kindOf(task) == agentproto.KindWipePlan && m.State == Decommissioning && failed:
 		_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "could not plan the wipe: "+task.Message, task.ID)
 		return err
-	case task.Kind == TaskWipePlan && m.State == Decommissioning:
+	case kindOf(task) == agentproto.KindWipePlan && m.State == Decommissioning:
 		return h.replan(ctx, tx, m, task)
-	case task.Kind == TaskWipe && m.State == Decommissioning:
+	case kindOf(task) == agentproto.KindWipe && m.State == Decommissioning:
 		if failed {
 			_, err := TransitionTx(ctx, tx, m.ID, Failed, "agent", "wipe failed: "+task.Message, task.ID)
 			return err
@@ -112,11 +107,11 @@ func (h TaskHook) replan(ctx context.Context, tx *inventory.Tx, m inventory.Mach
 func WipePlan(ctx context.Context, st interface {
 	LatestTask(ctx context.Context, machineID, kind string) (inventory.Task, bool, error)
 }, machineID string) (wipe.Plan, inventory.Task, bool, error) {
-	t, ok, err := st.LatestTask(ctx, machineID, TaskWipePlan)
+	t, ok, err := st.LatestTask(ctx, machineID, string(agentproto.KindWipePlan))
 	if err != nil || !ok || t.State != inventory.TaskSucceeded {
 		return wipe.Plan{}, t, false, err
 	}
-	var p wipe.Plan
+	var p agentproto.WipePlanResult
 	if err := json.Unmarshal(t.Result, &p); err != nil {
 		return p, t, false, fmt.Errorf("wipe plan of task %s: %w", t.ID, err)
 	}
@@ -164,14 +159,14 @@ func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDig
 		if refusal != nil {
 			return refusal
 		}
-		if t, ok, _ := st.LatestTask(ctx, m.ID, TaskWipe); ok && !t.Finished() {
+		if t, ok, _ := st.LatestTask(ctx, m.ID, string(agentproto.KindWipe)); ok && !t.Finished() {
 			return inventory.Errorf(inventory.ErrConflict, "a wipe of machine %s is already under way (task %s)", m.Name, t.ID)
 		}
-		task, err := tx.CreateTask(ctx, actor, m.ID, TaskWipe, nil)
+		task, err := tx.CreateTask(ctx, actor, m.ID, string(agentproto.KindWipe), nil)
 		if err != nil {
 			return err
 		}
-		params, err := json.Marshal(wipe.TaskParams{Plan: plan, Authorization: wipe.Authorization{TaskID: task.ID, MachineID: m.ID,
+		params, err := json.Marshal(agentproto.WipeParams{Plan: plan, Authorization: wipe.Authorization{TaskID: task.ID, MachineID: m.ID,
 			PlanDigest: plan.Digest(), ConfirmedBy: actor}})
 		if err != nil {
 			return err
@@ -229,13 +224,13 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 	if err != nil {
 		return err
 	}
-	if r.following(ctx, ts, m, TaskWipe, "wiping") || r.following(ctx, ts, m, TaskWipePlan, "probing drives to plan the wipe") {
+	if r.following(ctx, ts, m, agentproto.KindWipe, "wiping") || r.following(ctx, ts, m, agentproto.KindWipePlan, "probing drives to plan the wipe") {
 		return nil
 	}
 	// The newest plan must be newer than the decommission request: drives change.
 	var plan *inventory.Task
 	for i := range ts {
-		if ts[i].Kind == TaskWipePlan {
+		if kindOf(ts[i]) == agentproto.KindWipePlan {
 			plan = &ts[i]
 			break
 		}
@@ -245,9 +240,9 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 			// An installed system may be running: its node takes a reboot first (queued
 			// ahead, in the same transaction), and the deploy environment then plans. With
 			// a BMC, queue power-cycles it into the network boot instead.
-			return r.queueAll(ctx, m, "rebooting the installed system into the deploy environment to plan the wipe", TaskReboot, TaskWipePlan)
+			return r.queueAll(ctx, m, "rebooting the installed system into the deploy environment to plan the wipe", agentproto.KindReboot, agentproto.KindWipePlan)
 		}
-		return r.queue(ctx, m, TaskWipePlan, "probing drives to plan the wipe")
+		return r.queue(ctx, m, agentproto.KindWipePlan, "probing drives to plan the wipe")
 	}
 	var p wipe.Plan
 	if err := json.Unmarshal(plan.Result, &p); err != nil {
@@ -262,7 +257,7 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 		return nil
 	}
 	if r.AutoConfirmWipe {
-		if r.atLimit(ctx, m, r.MaxWipes, "wipes", TaskWipe) {
+		if r.atLimit(ctx, m, r.MaxWipes, "wipes", agentproto.KindWipe) {
 			return nil
 		}
 		_, err := r.ConfirmWipe(ctx, AutoWipeActor, m.ID, p.Digest(), m.Name)

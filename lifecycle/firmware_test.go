@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/lab/vbmc"
 	"slate/redfish"
@@ -187,7 +188,7 @@ func TestFirmwareBaselineUpdatesWhatDiffers(t *testing.T) {
 	j := newFWJourney(t, bmc.URL, baseline("2026-11", [3]string{"BMC", "1.46.0", img + "/fw/bmc.bin"}, [3]string{"BIOS", mockBIOS, img + "/fw/bios.bin"}), nil)
 
 	got, whys := j.run(t, Provisioning)
-	if _, ok, _ := j.s.LatestTask(context.Background(), got.ID, TaskInstallImage); !ok {
+	if _, ok, _ := j.s.LatestTask(context.Background(), got.ID, string(agentproto.KindInstallImage)); !ok {
 		t.Fatal("no install task after the firmware baseline")
 	}
 	if v := bmc.Get("/redfish/v1/UpdateService/FirmwareInventory/BMC")["Version"]; v != "1.46.0" {
@@ -280,7 +281,7 @@ func TestFirmwareUpdateFailureFailsTheMachine(t *testing.T) {
 			if n := simpleUpdates(bmc); n != tc.updates {
 				t.Fatalf("%d SimpleUpdate requests, want %d", n, tc.updates)
 			}
-			if _, ok, _ := j.s.LatestTask(context.Background(), got.ID, TaskInstallImage); ok {
+			if _, ok, _ := j.s.LatestTask(context.Background(), got.ID, string(agentproto.KindInstallImage)); ok {
 				t.Fatal("installed despite the failed firmware baseline")
 			}
 			evs := j.audits(t, "firmware.apply")

@@ -13,12 +13,6 @@ import (
 	"slate/redfish"
 )
 
-// Task kinds of provisioning.
-const (
-	TaskInstallImage = "install-image"
-	TaskReboot       = "reboot"
-)
-
 // DiskImages finds the disk image layer of a release's manifest in Slate's registry.
 type DiskImages interface {
 	DiskLayer(ctx context.Context, repo, manifestDigest string) (layerDigest, compression string, err error)
@@ -48,9 +42,6 @@ func releaseMatches(m inventory.Machine, r inventory.Release) bool {
 	return booted == r.ID || booted == r.Name+"@"+r.Version || booted == r.ImageDigest
 }
 
-// isInstall says whether a task kind writes a system onto the disk.
-func isInstall(kind string) bool { return kind == TaskInstallImage || kind == TaskInstallBootc }
-
 func (r *Reconciler) stepReady(ctx context.Context, m inventory.Machine) error {
 	if m.DesiredRelease == "" {
 		r.explain(m.ID, "ready: assign a release to provision it")
@@ -78,7 +69,7 @@ func (r *Reconciler) stepReady(ctx context.Context, m inventory.Machine) error {
 		// Configure first: the release's firmware baseline and BIOS profile, applied and
 		// verified over Redfish. It is the install's first step, so it waits for a slot too:
 		// a configured machine left waiting would be configured again on every pass.
-		if r.atLimit(ctx, m, r.MaxInstalls, "installs", TaskInstallImage, TaskInstallBootc) {
+		if r.atLimit(ctx, m, r.MaxInstalls, "installs", agentproto.KindInstallImage, agentproto.KindInstallBootc) {
 			return nil
 		}
 		if _, err := r.machines.Transition(ctx, m.ID, Configuring, "slate", configureWhat(rel)); err != nil {
@@ -95,7 +86,7 @@ func (r *Reconciler) stepReady(ctx context.Context, m inventory.Machine) error {
 
 // installParams builds the install task of a release: a disk image streamed onto the disk,
 // or bootc's install-to-disk from Slate's registry.
-func (r *Reconciler) installParams(ctx context.Context, m inventory.Machine, rel inventory.Release) (string, []byte, error) {
+func (r *Reconciler) installParams(ctx context.Context, m inventory.Machine, rel inventory.Release) (agentproto.TaskKind, []byte, error) {
 	p := r.Installer
 	if rel.Kind == KindBootc {
 		host, err := registryHostOf(p.PublicURL)
@@ -103,21 +94,21 @@ func (r *Reconciler) installParams(ctx context.Context, m inventory.Machine, rel
 			return "", nil, err
 		}
 		b, err := bootcInstallParams(rel, m, host)
-		return TaskInstallBootc, b, err
+		return agentproto.KindInstallBootc, b, err
 	}
 	layer, comp, err := p.Images.DiskLayer(ctx, rel.ImageRef, rel.ImageDigest)
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot read the release's image: %w", err)
 	}
-	b, err := json.Marshal(map[string]any{
-		"blob_url":     strings.TrimRight(p.PublicURL, "/") + "/v2/" + rel.ImageRef + "/blobs/" + layer,
-		"digest":       layer,
-		"compression":  comp,
-		"target":       installTarget(m),
-		"release":      rel.Name + "@" + rel.Version,
-		"image_digest": rel.ImageDigest,
+	b, err := json.Marshal(agentproto.InstallImageParams{
+		BlobURL:     strings.TrimRight(p.PublicURL, "/") + "/v2/" + rel.ImageRef + "/blobs/" + layer,
+		Digest:      layer,
+		Compression: comp,
+		Target:      installTarget(m),
+		Release:     rel.Name + "@" + rel.Version,
+		ImageDigest: rel.ImageDigest,
 	})
-	return TaskInstallImage, b, err
+	return agentproto.KindInstallImage, b, err
 }
 
 // startInstall queues the install task and moves the machine to provisioning (from ready or
@@ -126,7 +117,7 @@ func (r *Reconciler) installParams(ctx context.Context, m inventory.Machine, rel
 // reboot is queued ahead of the install, so the node takes it and the deploy environment
 // then takes the install).
 func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel inventory.Release, from string) error {
-	if r.atLimit(ctx, m, r.MaxInstalls, "installs", TaskInstallImage, TaskInstallBootc) {
+	if r.atLimit(ctx, m, r.MaxInstalls, "installs", agentproto.KindInstallImage, agentproto.KindInstallBootc) {
 		return nil
 	}
 	kind, params, err := r.installParams(ctx, m, rel)
@@ -153,7 +144,7 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 			return err
 		}
 		if from == Deployed && !r.hasBMC(m) {
-			if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskReboot, json.RawMessage(`{}`)); err != nil {
+			if _, err := tx.CreateTask(ctx, "slate", m.ID, string(agentproto.KindReboot), json.RawMessage(`{}`)); err != nil {
 				return err
 			}
 			// The node reboots into the network boot: that boot is Slate's, expect it.
@@ -161,7 +152,7 @@ func (r *Reconciler) startInstall(ctx context.Context, m inventory.Machine, rel 
 				return err
 			}
 		}
-		if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, params); err != nil {
+		if _, err := tx.CreateTask(ctx, "slate", m.ID, string(kind), params); err != nil {
 			return err
 		}
 		if from == to {
@@ -233,17 +224,32 @@ func (r *Reconciler) ranBefore(ctx context.Context, m inventory.Machine, rel inv
 		return false
 	}
 	for _, t := range ts {
-		if !isInstall(t.Kind) || t.State != inventory.TaskSucceeded {
+		if !kindOf(t).Installs() || t.State != inventory.TaskSucceeded {
 			continue
 		}
-		var p struct {
-			Release string `json:"release"`
-		}
-		if json.Unmarshal(t.Params, &p) == nil && p.Release == rel.Name+"@"+rel.Version {
+		if installedRelease(t) == rel.Name+"@"+rel.Version {
 			return true
 		}
 	}
 	return false
+}
+
+// installedRelease is the release (name@version) an install task's params name, "" for
+// another kind or unreadable params.
+func installedRelease(t inventory.Task) string {
+	switch kindOf(t) {
+	case agentproto.KindInstallImage:
+		var p agentproto.InstallImageParams
+		if json.Unmarshal(t.Params, &p) == nil {
+			return p.Release
+		}
+	case agentproto.KindInstallBootc:
+		var p agentproto.InstallBootcParams
+		if json.Unmarshal(t.Params, &p) == nil {
+			return p.Release
+		}
+	}
+	return ""
 }
 
 // stepDeployed starts an update (or roll-back) when the machine should run another release
@@ -283,21 +289,21 @@ func (r *Reconciler) stepProvisioning(ctx context.Context, m inventory.Machine) 
 	// if it came after it (an update's first reboot, out of the old system, comes before).
 	install, reboot := -1, -1
 	for i := range ts {
-		if isInstall(ts[i].Kind) && install < 0 {
+		if kindOf(ts[i]).Installs() && install < 0 {
 			install = i
 		}
-		if ts[i].Kind == TaskReboot && reboot < 0 && install < 0 {
+		if kindOf(ts[i]) == agentproto.KindReboot && reboot < 0 && install < 0 {
 			reboot = i
 		}
 	}
 	if install >= 0 && ts[install].State == inventory.TaskPending {
-		if t, ok := openTask(ts, TaskReboot); ok {
+		if t, ok := openTask(ts, agentproto.KindReboot); ok {
 			r.explain(m.ID, "waiting for the running system to take its reboot task ("+t.State+"): is its slate-agent node running?")
 			return nil
 		}
 	}
-	if r.following(ctx, ts, m, TaskInstallImage, "installing") || r.following(ctx, ts, m, TaskInstallBootc, "installing (bootc)") ||
-		r.following(ctx, ts, m, TaskReboot, "rebooting into the installed system") {
+	if r.following(ctx, ts, m, agentproto.KindInstallImage, "installing") || r.following(ctx, ts, m, agentproto.KindInstallBootc, "installing (bootc)") ||
+		r.following(ctx, ts, m, agentproto.KindReboot, "rebooting into the installed system") {
 		return nil
 	}
 	if r.Installer != nil && install >= 0 && ts[install].State == inventory.TaskSucceeded {
@@ -315,7 +321,7 @@ func (r *Reconciler) stepProvisioning(ctx context.Context, m inventory.Machine) 
 		// The disk next (a one-time boot through the BMC), then the agent reboots itself.
 		r.bootNext(ctx, m, redfish.BootDisk)
 		if err := r.store.Update(ctx, func(tx *inventory.Tx) error {
-			_, err := tx.CreateTask(ctx, "slate", m.ID, TaskReboot, nil)
+			_, err := tx.CreateTask(ctx, "slate", m.ID, string(agentproto.KindReboot), nil)
 			return err
 		}); err != nil {
 			return err
@@ -339,8 +345,8 @@ func installedFromDisk(ctx context.Context, r Reader, m inventory.Machine) bool 
 	if !ok || (m.State != Provisioning && m.State != Updating && m.State != RollingBack) {
 		return false
 	}
-	img, okImg, err1 := lt.LatestTask(ctx, m.ID, TaskInstallImage)
-	bc, okBc, err2 := lt.LatestTask(ctx, m.ID, TaskInstallBootc)
+	img, okImg, err1 := lt.LatestTask(ctx, m.ID, string(agentproto.KindInstallImage))
+	bc, okBc, err2 := lt.LatestTask(ctx, m.ID, string(agentproto.KindInstallBootc))
 	if err1 != nil || err2 != nil {
 		return false
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/redfish"
 	"slate/redfish/redfishtest"
@@ -52,7 +53,7 @@ func TestProvisionDiskRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := s.GetMachine(ctx, m.ID)
-	task, ok, _ := s.LatestTask(ctx, m.ID, TaskInstallImage)
+	task, ok, _ := s.LatestTask(ctx, m.ID, string(agentproto.KindInstallImage))
 	if got.State != Provisioning || !ok {
 		t.Fatalf("state %s, install task %v", got.State, ok)
 	}
@@ -73,7 +74,7 @@ func TestProvisionDiskRelease(t *testing.T) {
 		t.Fatalf("after the install, boot %s, want local-disk", bp.Action)
 	}
 	r.ReconcileOnce(ctx)
-	reboot, ok, _ := s.LatestTask(ctx, m.ID, TaskReboot)
+	reboot, ok, _ := s.LatestTask(ctx, m.ID, string(agentproto.KindReboot))
 	if !ok || reboot.State != inventory.TaskPending {
 		t.Fatalf("no reboot queued: %+v", reboot)
 	}
@@ -108,7 +109,7 @@ func TestFailedInstallFailsTheMachine(t *testing.T) {
 		if m, err = tx.CreateMachine(ctx, inventory.NewMachine{Name: "x", State: Provisioning}); err != nil {
 			return err
 		}
-		task, err = tx.CreateTask(ctx, "slate", m.ID, TaskInstallImage, nil)
+		task, err = tx.CreateTask(ctx, "slate", m.ID, string(agentproto.KindInstallImage), nil)
 		return err
 	})
 	s.ClaimNextTask(ctx, m.ID, 3)
@@ -234,7 +235,7 @@ func TestConfigureBIOSThenInstall(t *testing.T) {
 			if attrs, _ := bios["Attributes"].(map[string]any); attrs["ProcHyperthreading"] != "Disabled" {
 				t.Fatalf("BIOS after configure: %v", attrs["ProcHyperthreading"])
 			}
-			if _, ok, _ := s.LatestTask(ctx, m.ID, TaskInstallImage); !ok {
+			if _, ok, _ := s.LatestTask(ctx, m.ID, string(agentproto.KindInstallImage)); !ok {
 				t.Fatal("no install task after configure")
 			}
 		} else if !strings.Contains(got.FailedReason, "NoSuchAttribute") || got.FailedFrom != Configuring {

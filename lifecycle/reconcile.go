@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/redfish"
 )
@@ -22,10 +23,17 @@ type ReconcileStore interface {
 	ListTasks(ctx context.Context, machineID string, limit int) ([]inventory.Task, error)
 }
 
-// Task kinds the reconciler queues.
-const (
-	TaskInspect = "inspect"
-)
+// kindOf is a stored task's kind in the agent contract's type (the store keeps it as text).
+func kindOf(t inventory.Task) agentproto.TaskKind { return agentproto.TaskKind(t.Kind) }
+
+// kindNames turns kinds into the store's text form.
+func kindNames(kinds []agentproto.TaskKind) []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = string(k)
+	}
+	return out
+}
 
 // openCounter counts open tasks of a kind across machines (*inventory.Store has it).
 type openCounter interface {
@@ -33,12 +41,12 @@ type openCounter interface {
 }
 
 // atLimit says whether limit tasks of kind already run (and explains the wait).
-func (r *Reconciler) atLimit(ctx context.Context, m inventory.Machine, limit int, what string, kinds ...string) bool {
+func (r *Reconciler) atLimit(ctx context.Context, m inventory.Machine, limit int, what string, kinds ...agentproto.TaskKind) bool {
 	c, ok := r.store.(openCounter)
 	if limit <= 0 || !ok {
 		return false
 	}
-	n, err := c.CountOpenTasks(ctx, kinds...)
+	n, err := c.CountOpenTasks(ctx, kindNames(kinds)...)
 	if err != nil || n < limit {
 		return false
 	}
@@ -179,7 +187,7 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) error {
 
 // following explains an open task of kind (its progress while it runs, what it waits for
 // before) and reports whether there is one.
-func (r *Reconciler) following(ctx context.Context, ts []inventory.Task, m inventory.Machine, kind, doing string) bool {
+func (r *Reconciler) following(ctx context.Context, ts []inventory.Task, m inventory.Machine, kind agentproto.TaskKind, doing string) bool {
 	t, ok := openTask(ts, kind)
 	if !ok {
 		return false
@@ -196,9 +204,9 @@ func (r *Reconciler) following(ctx context.Context, ts []inventory.Task, m inven
 	return true
 }
 
-func openTask(ts []inventory.Task, kind string) (inventory.Task, bool) {
+func openTask(ts []inventory.Task, kind agentproto.TaskKind) (inventory.Task, bool) {
 	for _, t := range ts {
-		if t.Kind == kind && (t.State == inventory.TaskPending || t.State == inventory.TaskRunning) {
+		if kindOf(t) == kind && (t.State == inventory.TaskPending || t.State == inventory.TaskRunning) {
 			return t, true
 		}
 	}
@@ -214,11 +222,11 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 		if err != nil {
 			return err
 		}
-		if r.following(ctx, ts, m, TaskInspect, "inspecting") {
+		if r.following(ctx, ts, m, agentproto.KindInspect, "inspecting") {
 			return nil
 		}
 		// Moved here by hand, or its task was cancelled: queue the inspection again.
-		return r.queue(ctx, m, TaskInspect, "inspection queued")
+		return r.queue(ctx, m, agentproto.KindInspect, "inspection queued")
 	case Ready:
 		return r.stepReady(ctx, m)
 	case Provisioning, Updating, RollingBack:
@@ -244,13 +252,13 @@ func (r *Reconciler) step(ctx context.Context, m inventory.Machine) error {
 			return err
 		}
 		for _, t := range ts {
-			if t.Kind == TaskInspect {
+			if kindOf(t) == agentproto.KindInspect {
 				r.explain(m.ID, "discovered on the network: enroll it to manage it")
 				return nil
 			}
 		}
 		// Inspect it (read-only) so the technician sees what it is before accepting it.
-		return r.queue(ctx, m, TaskInspect, "discovered: inspecting it so you can decide to enroll it")
+		return r.queue(ctx, m, agentproto.KindInspect, "discovered: inspecting it so you can decide to enroll it")
 	case Deployed:
 		return r.stepDeployed(ctx, m)
 	case Adopted:
@@ -379,7 +387,7 @@ func (r *Reconciler) startInspection(ctx context.Context, m inventory.Machine) e
 		if cur.State != Enrolled { // someone else moved it meanwhile
 			return nil
 		}
-		if _, err := tx.CreateTask(ctx, "slate", m.ID, TaskInspect, nil); err != nil {
+		if _, err := tx.CreateTask(ctx, "slate", m.ID, string(agentproto.KindInspect), nil); err != nil {
 			return err
 		}
 		_, err = TransitionTx(ctx, tx, m.ID, Inspecting, "slate", "inspection queued", "")
@@ -438,18 +446,18 @@ func (r *Reconciler) bmcRunning(ctx context.Context, m inventory.Machine) (bool,
 	return ps != redfish.PowerOff, nil
 }
 
-func (r *Reconciler) queue(ctx context.Context, m inventory.Machine, kind, why string) error {
+func (r *Reconciler) queue(ctx context.Context, m inventory.Machine, kind agentproto.TaskKind, why string) error {
 	return r.queueAll(ctx, m, why, kind)
 }
 
 // queueAll queues tasks in one transaction; the agent takes them in this order.
-func (r *Reconciler) queueAll(ctx context.Context, m inventory.Machine, why string, kinds ...string) error {
+func (r *Reconciler) queueAll(ctx context.Context, m inventory.Machine, why string, kinds ...agentproto.TaskKind) error {
 	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
 		for _, kind := range kinds {
-			if _, err := tx.CreateTask(ctx, "slate", m.ID, kind, nil); err != nil {
+			if _, err := tx.CreateTask(ctx, "slate", m.ID, string(kind), nil); err != nil {
 				return err
 			}
-			if kind == TaskReboot && !r.hasBMC(m) {
+			if kind == agentproto.KindReboot && !r.hasBMC(m) {
 				// The running system reboots into the network boot: that boot is Slate's.
 				if _, err := r.machines.ExpectBootTx(ctx, tx, "slate", m.ID, "reboot task queued: the running system reboots into the deploy environment"); err != nil {
 					return err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/redfish"
 	"slate/redfish/redfishtest"
@@ -43,14 +44,14 @@ func TestReconcilerStartsInspectionAndPowersOnThroughTheBMC(t *testing.T) {
 	for _, id := range []string{withBMC.ID, bare.ID, disc.ID} {
 		m, _ := s.GetMachine(ctx, id)
 		ts, _ := s.ListTasks(ctx, id, 10)
-		if m.State != Inspecting || len(ts) != 1 || ts[0].Kind != TaskInspect || ts[0].State != inventory.TaskPending {
+		if m.State != Inspecting || len(ts) != 1 || ts[0].Kind != string(agentproto.KindInspect) || ts[0].State != inventory.TaskPending {
 			t.Fatalf("%s: state %s, tasks %+v; want inspecting with one pending inspect task", m.Name, m.State, ts)
 		}
 	}
 	// The machine outside the auto-enroll rule stays discovered, inspected read-only.
 	o, _ := s.GetMachine(ctx, other.ID)
 	ts, _ := s.ListTasks(ctx, other.ID, 10)
-	if o.State != Discovered || len(ts) != 1 || ts[0].Kind != TaskInspect {
+	if o.State != Discovered || len(ts) != 1 || ts[0].Kind != string(agentproto.KindInspect) {
 		t.Fatalf("other discovered machine: %s %+v", o.State, ts)
 	}
 	if boots := bmc.Boots(); len(boots) != 1 || boots[0] != "Pxe" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 )
 
@@ -12,11 +13,11 @@ import (
 // runs under, and how to read the image ("repo@digest") its params name. A task that pulls (a
 // node update, later) is added here: the registry scope of a machine's credentials is what
 // its running tasks of this list need, and nothing else.
-func pullingTask(kind string) (token string, image func(json.RawMessage) (string, error), ok bool) {
+func pullingTask(kind agentproto.TaskKind) (token string, image func(json.RawMessage) (string, error), ok bool) {
 	switch kind {
-	case TaskInstallImage:
+	case agentproto.KindInstallImage:
 		return inventory.TokenBoot, installImageOf, true
-	case TaskInstallBootc:
+	case agentproto.KindInstallBootc:
 		return inventory.TokenBoot, bootcImageOf, true
 	}
 	return "", nil, false
@@ -27,7 +28,7 @@ func pullingTask(kind string) (token string, image func(json.RawMessage) (string
 // none, why says why not, for the refusal.
 func RegistryScope(tokenKind string, running []inventory.Task) (images []string, why string) {
 	for _, t := range running {
-		token, image, ok := pullingTask(t.Kind)
+		token, image, ok := pullingTask(kindOf(t))
 		if !ok || token != tokenKind {
 			continue
 		}
@@ -47,10 +48,7 @@ func RegistryScope(tokenKind string, running []inventory.Task) (images []string,
 }
 
 func installImageOf(params json.RawMessage) (string, error) {
-	var p struct {
-		BlobURL     string `json:"blob_url"`
-		ImageDigest string `json:"image_digest"`
-	}
+	var p agentproto.InstallImageParams
 	if err := json.Unmarshal(params, &p); err != nil {
 		return "", err
 	}
@@ -63,7 +61,7 @@ func installImageOf(params json.RawMessage) (string, error) {
 }
 
 func bootcImageOf(params json.RawMessage) (string, error) {
-	var p bootcTask
+	var p agentproto.InstallBootcParams
 	if err := json.Unmarshal(params, &p); err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 )
 
@@ -18,8 +19,8 @@ func TestRegistryScopeFollowsTheRunningTask(t *testing.T) {
 		b, _ := json.Marshal(params)
 		return inventory.Task{ID: "t-" + kind, Kind: kind, Params: b, State: inventory.TaskRunning}
 	}
-	disk := task(TaskInstallImage, map[string]any{"blob_url": "http://10.99.0.1:8080/v2/plant/disk/blobs/" + layer, "digest": layer, "image_digest": d})
-	bootc := task(TaskInstallBootc, map[string]any{"image": "10.99.0.1:8080/plant/hmi", "digest": d, "target_imgref": "plant/hmi:1"})
+	disk := task(string(agentproto.KindInstallImage), map[string]any{"blob_url": "http://10.99.0.1:8080/v2/plant/disk/blobs/" + layer, "digest": layer, "image_digest": d})
+	bootc := task(string(agentproto.KindInstallBootc), map[string]any{"image": "10.99.0.1:8080/plant/hmi", "digest": d, "target_imgref": "plant/hmi:1"})
 	inspect := task("inspect", map[string]any{})
 	for _, c := range []struct {
 		name    string
@@ -33,8 +34,8 @@ func TestRegistryScopeFollowsTheRunningTask(t *testing.T) {
 		{"no install running", inventory.TokenBoot, []inventory.Task{inspect}, "", "no install task"},
 		{"nothing running", inventory.TokenBoot, nil, "", "no install task"},
 		{"node token during an install", inventory.TokenNode, []inventory.Task{bootc}, "", "node token pulls nothing"},
-		{"install without a manifest digest", inventory.TokenBoot, []inventory.Task{task(TaskInstallImage, map[string]any{"blob_url": "http://x/v2/plant/disk/blobs/" + layer})}, "", "names no image"},
-		{"bootc image without a repository", inventory.TokenBoot, []inventory.Task{task(TaskInstallBootc, map[string]any{"image": "plant", "digest": d})}, "", "names no image"},
+		{"install without a manifest digest", inventory.TokenBoot, []inventory.Task{task(string(agentproto.KindInstallImage), map[string]any{"blob_url": "http://x/v2/plant/disk/blobs/" + layer})}, "", "names no image"},
+		{"bootc image without a repository", inventory.TokenBoot, []inventory.Task{task(string(agentproto.KindInstallBootc), map[string]any{"image": "plant", "digest": d})}, "", "names no image"},
 	} {
 		got, why := RegistryScope(c.kind, c.running)
 		if strings.Join(got, ",") != c.want || (c.why == "") != (why == "") || !strings.Contains(why, c.why) {

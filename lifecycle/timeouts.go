@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 )
 
@@ -21,11 +22,11 @@ const (
 // runLimit is how long a task may run once taken before it is failed: its agent vanished (a
 // machine powered off mid-task, a crashed deploy environment). Wipes of large spinning drives
 // take hours, so they get days.
-func runLimit(kind string) time.Duration {
+func runLimit(kind agentproto.TaskKind) time.Duration {
 	switch kind {
-	case TaskWipe:
+	case agentproto.KindWipe:
 		return 72 * time.Hour
-	case TaskInstallImage, TaskInstallBootc:
+	case agentproto.KindInstallImage, agentproto.KindInstallBootc:
 		return 2 * time.Hour
 	default:
 		return 30 * time.Minute
@@ -57,7 +58,7 @@ func (r *Reconciler) overdue(ctx context.Context, m inventory.Machine, t invento
 	now := r.now()
 	switch t.State {
 	case inventory.TaskRunning:
-		limit := runLimit(t.Kind)
+		limit := runLimit(kindOf(t))
 		if t.StartedAt.IsZero() || now.Sub(t.StartedAt) < limit {
 			return false
 		}

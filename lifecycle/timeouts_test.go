@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/redfish"
 	"slate/redfish/redfishtest"
@@ -43,7 +44,7 @@ func TestOverdueTasks(t *testing.T) {
 
 	t.Run("running task whose agent vanished", func(t *testing.T) {
 		m := newMachine(t, s, "gone", Inspecting)
-		task, _ := s.CreateTask(ctx, "slate", m.ID, TaskInspect, nil)
+		task, _ := s.CreateTask(ctx, "slate", m.ID, string(agentproto.KindInspect), nil)
 		if _, ok, _ := s.ClaimNextTask(ctx, m.ID, 3); !ok {
 			t.Fatal("not claimed")
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 )
 
@@ -85,14 +86,14 @@ func TestUpdateThenRollBack(t *testing.T) {
 			t.Fatalf("release %s: a first install (the deploy environment already runs) expects a boot", v)
 		}
 		if fromDeployed {
-			finish(TaskReboot) // the running node takes its reboot first
+			finish(string(agentproto.KindReboot)) // the running node takes its reboot first
 		}
-		finish(TaskInstallImage)
+		finish(string(agentproto.KindInstallImage))
 		if bp, _ := PlanBoot(ctx, s, "52:54:00:00:aa:02"); bp.Action != BootLocalDisk {
 			t.Fatalf("release %s: boot %s after the install, want local-disk", v, bp.Action)
 		}
 		state()
-		finish(TaskReboot)
+		finish(string(agentproto.KindReboot))
 		// A node whose disk record names another digest is not this release.
 		set(inventory.MachinePatch{BootedRelease: str("hmi@" + v), BootedDigest: str("sha256:" + strings.Repeat("f", 64))})
 		if st := state(); st != wantVia || !strings.Contains(r.Why(m.ID), "not the desired release") {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"slate/agent/agentproto"
 	"slate/appliance"
 	"slate/internal/testenv"
 	"slate/inventory"
@@ -438,7 +439,7 @@ func TestDecommissionInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	pj, _ := json.Marshal(plan)
-	task, err := s.a.Store.CreateTask(ctx, "test", m.ID, lifecycle.TaskWipePlan, nil)
+	task, err := s.a.Store.CreateTask(ctx, "test", m.ID, string(agentproto.KindWipePlan), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +488,7 @@ func TestDecommissionInChromium(t *testing.T) {
 	if !strings.Contains(flash, "Wipe confirmed") {
 		t.Fatalf("after confirming: %q", flash)
 	}
-	wt, ok, _ := s.a.Store.LatestTask(ctx, m.ID, lifecycle.TaskWipe)
+	wt, ok, _ := s.a.Store.LatestTask(ctx, m.ID, string(agentproto.KindWipe))
 	var p wipe.TaskParams
 	json.Unmarshal(wt.Params, &p)
 	if !ok || p.Authorization.TaskID != wt.ID || p.Authorization.ConfirmedBy != "tom" || p.Authorization.PlanDigest != plan.Digest() {

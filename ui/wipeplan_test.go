@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/wipe"
@@ -28,7 +29,7 @@ func TestWipePlanShowsDiscrepancies(t *testing.T) {
 	page := func(p wipe.Plan) string {
 		t.Helper()
 		pj, _ := json.Marshal(p)
-		task, err := s.a.Store.CreateTask(ctx, "test", m.ID, lifecycle.TaskWipePlan, nil)
+		task, err := s.a.Store.CreateTask(ctx, "test", m.ID, string(agentproto.KindWipePlan), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 // Package agentproto is the wire protocol between slate-agent and Slate's agent API
 // (/agent/v1/…): JSON bodies, a bearer token bound to one machine. Both sides import it, so
-// they cannot drift apart.
+// they cannot drift apart. tasks.go is the task contract: every kind (TaskKind) and every
+// task's params and result.
 //
 //	POST /agent/v1/register              Register            → RegisterReply
 //	GET  /agent/v1/tasks/next?wait=25s   -                   → 200 Task | 204 nothing to do
@@ -21,14 +22,6 @@ import (
 // PathPrefix is where Slate mounts the agent API.
 const PathPrefix = "/agent/v1"
 
-// Task kinds the deploy environment knows. Later issues add their own (wipe, install).
-const (
-	KindInspect  = "inspect"
-	KindReboot   = "reboot"
-	KindPowerOff = "poweroff"
-	KindWait     = "wait"
-)
-
 // Register is the first call of a booted agent.
 type Register struct {
 	Mode         string   `json:"mode"` // "deploy" (the deploy env) or "node" (an installed OS)
@@ -48,7 +41,7 @@ type RegisterReply struct {
 // Task is what the agent is asked to do.
 type Task struct {
 	ID       string          `json:"id"`
-	Kind     string          `json:"kind"`
+	Kind     TaskKind        `json:"kind"`
 	Params   json.RawMessage `json:"params"`
 	Attempts int             `json:"attempts"`
 }

@@ -218,7 +218,7 @@ func (l *lab) boot(t *testing.T, vm vmSpec) {
 		if _, err = lifecycle.TransitionTx(ctx, tx, m.ID, lifecycle.Inspecting, "test", "e2e", ""); err != nil {
 			return err
 		}
-		inspect, err = tx.CreateTask(ctx, "test", m.ID, agentproto.KindInspect, nil)
+		inspect, err = tx.CreateTask(ctx, "test", m.ID, string(agentproto.KindInspect), nil)
 		return err
 	})
 	if err != nil {
@@ -368,7 +368,7 @@ func (l *lab) boot(t *testing.T, vm vmSpec) {
 	}
 
 	// Power off through a task: the result is recorded before the VM goes away.
-	off, err := l.store.CreateTask(ctx, "test", m.ID, agentproto.KindPowerOff, nil)
+	off, err := l.store.CreateTask(ctx, "test", m.ID, string(agentproto.KindPowerOff), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

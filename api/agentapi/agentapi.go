@@ -60,7 +60,7 @@ type LifecycleHook struct{}
 
 // TaskFinished implements Lifecycle.
 func (LifecycleHook) TaskFinished(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) error {
-	if task.Kind != agentproto.KindInspect || m.State != lifecycle.Inspecting {
+	if agentproto.TaskKind(task.Kind) != agentproto.KindInspect || m.State != lifecycle.Inspecting {
 		return nil
 	}
 	if task.State == inventory.TaskSucceeded {
@@ -394,7 +394,7 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request, id string) {
 			if h.opt.Notify != nil {
 				h.opt.Notify.TaskChanged(id, t.ID)
 			}
-			writeJSON(w, http.StatusOK, agentproto.Task{ID: t.ID, Kind: t.Kind, Params: t.Params, Attempts: t.Attempts})
+			writeJSON(w, http.StatusOK, agentproto.Task{ID: t.ID, Kind: agentproto.TaskKind(t.Kind), Params: t.Params, Attempts: t.Attempts})
 			return
 		}
 		poll := time.NewTimer(h.opt.PollEvery)
@@ -458,7 +458,7 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request, id string) {
 		}
 	}
 	hook := func(ctx context.Context, tx *inventory.Tx, task inventory.Task) error {
-		if task.Kind == agentproto.KindInspect && task.State == inventory.TaskSucceeded && in.Facts == nil {
+		if agentproto.TaskKind(task.Kind) == agentproto.KindInspect && task.State == inventory.TaskSucceeded && in.Facts == nil {
 			return fmt.Errorf("%w: an inspect task succeeds only with its facts", inventory.ErrInvalid)
 		}
 		if in.Facts != nil {
@@ -636,7 +636,7 @@ func (h *Handler) releaseReporterRefused(r *http.Request, tx *inventory.Tx, mach
 	if err != nil {
 		return "", err
 	}
-	if t.MachineID != machineID || !leavesSystem(t.Kind) || t.State != inventory.TaskSucceeded {
+	if t.MachineID != machineID || !agentproto.TaskKind(t.Kind).Installs() || t.State != inventory.TaskSucceeded {
 		return fmt.Sprintf("the node token's task %s (%s, %s) is not a succeeded install of this machine", t.ID, t.Kind, t.State), nil
 	}
 	return "", nil
@@ -669,10 +669,6 @@ func (h *Handler) identityRefused(ctx context.Context, tx *inventory.Tx, machine
 	return reason, nil
 }
 
-// leavesSystem says whether a task kind leaves an installed system behind, and so may ask
-// for the token that system will report with.
-func leavesSystem(kind string) bool { return kind == "install-image" || kind == "install-bootc" }
-
 // nodeToken issues the installed system's token to the machine's running install task: a
 // deploy environment doing anything else cannot mint long-lived credentials.
 func (h *Handler) nodeToken(w http.ResponseWriter, r *http.Request, id string) {
@@ -686,7 +682,8 @@ func (h *Handler) nodeToken(w http.ResponseWriter, r *http.Request, id string) {
 		if t.MachineID != id {
 			return inventory.Errorf(inventory.ErrNotFound, "task %s is not this machine's", taskID)
 		}
-		if !leavesSystem(t.Kind) || t.State != inventory.TaskRunning {
+		// Only an install leaves a system behind that will report with the token.
+		if !agentproto.TaskKind(t.Kind).Installs() || t.State != inventory.TaskRunning {
 			return inventory.Errorf(inventory.ErrConflict, "task %s is a %s task in state %s: only a running install task gets a node token", taskID, t.Kind, t.State)
 		}
 		if tok, err = tx.IssueNodeToken(r.Context(), id, taskID); err != nil {

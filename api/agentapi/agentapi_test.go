@@ -110,8 +110,8 @@ func TestInspectFlowMovesMachineToReady(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	m, tok := e.machine(t, "node1", "52:54:00:aa:00:01", lifecycle.Inspecting)
-	insp, _ := e.store.CreateTask(ctx, "lifecycle", m.ID, agentproto.KindInspect, nil)
-	reboot, _ := e.store.CreateTask(ctx, "lifecycle", m.ID, agentproto.KindReboot, nil)
+	insp, _ := e.store.CreateTask(ctx, "lifecycle", m.ID, string(agentproto.KindInspect), nil)
+	reboot, _ := e.store.CreateTask(ctx, "lifecycle", m.ID, string(agentproto.KindReboot), nil)
 
 	power := &nopPower{}
 	loop := &agent.Loop{API: e.client(tok), Registry: agent.BuiltinRegistry(fakeInspector{sampleFacts()}, power),
@@ -157,7 +157,7 @@ func TestInspectFlowMovesMachineToReady(t *testing.T) {
 	// A task queued during a long-poll is handed out at once when the handler is woken.
 	go func() {
 		time.Sleep(100 * time.Millisecond)
-		e.store.CreateTask(ctx, "lifecycle", m.ID, agentproto.KindWait, nil)
+		e.store.CreateTask(ctx, "lifecycle", m.ID, string(agentproto.KindWait), nil)
 		e.h.Wake(m.ID)
 	}()
 	start = time.Now()
@@ -173,7 +173,7 @@ func TestTokenScopesEverythingToOneMachine(t *testing.T) {
 	e := newEnv(t)
 	a, tokA := e.machine(t, "a", "52:54:00:aa:00:01", lifecycle.Inspecting)
 	b, tokB := e.machine(t, "b", "52:54:00:aa:00:02", lifecycle.Inspecting)
-	taskB, _ := e.store.CreateTask(ctx, "lc", b.ID, agentproto.KindInspect, nil)
+	taskB, _ := e.store.CreateTask(ctx, "lc", b.ID, string(agentproto.KindInspect), nil)
 	u := e.srv.URL + agentproto.PathPrefix
 
 	// No token, a bad token: 401 everywhere.
@@ -242,7 +242,7 @@ func TestFlakySlateNeitherLosesNorRepeatsResults(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	m, tok := e.machine(t, "node1", "52:54:00:aa:00:01", lifecycle.Inspecting)
-	insp, _ := e.store.CreateTask(ctx, "lc", m.ID, agentproto.KindInspect, nil)
+	insp, _ := e.store.CreateTask(ctx, "lc", m.ID, string(agentproto.KindInspect), nil)
 
 	target, _ := url.Parse(e.srv.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
@@ -306,7 +306,7 @@ func TestFailedInspectionFailsMachine(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	m, tok := e.machine(t, "node1", "52:54:00:aa:00:01", lifecycle.Inspecting)
-	insp, _ := e.store.CreateTask(ctx, "lc", m.ID, agentproto.KindInspect, nil)
+	insp, _ := e.store.CreateTask(ctx, "lc", m.ID, string(agentproto.KindInspect), nil)
 	c := e.client(tok)
 	if _, ok, err := c.NextTask(ctx, 0); !ok || err != nil {
 		t.Fatal(ok, err)
@@ -326,7 +326,7 @@ func TestCancelStopsRunningTask(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	m, tok := e.machine(t, "node1", "52:54:00:aa:00:01", lifecycle.Ready)
-	w, _ := e.store.CreateTask(ctx, "lc", m.ID, agentproto.KindWait, json.RawMessage(`{"seconds": 30}`))
+	w, _ := e.store.CreateTask(ctx, "lc", m.ID, string(agentproto.KindWait), json.RawMessage(`{"seconds": 30}`))
 	loop := &agent.Loop{API: e.client(tok), Registry: agent.BuiltinRegistry(fakeInspector{}, &nopPower{}),
 		PollWait: time.Second, ProgressEvery: 50 * time.Millisecond}
 	go func() {

@@ -101,7 +101,7 @@ func TestInspectionNeverOverwritesOperatorIdentity(t *testing.T) {
 		return &agentproto.Facts{Schema: agentproto.FactsSchema, System: agentproto.System{Serial: serial, UUID: uuid, Arch: "x86_64"}}
 	}
 	// Bad: the agent claims another serial.
-	insp, _ := e.store.CreateTask(ctx, "lc", m.ID, agentproto.KindInspect, nil)
+	insp, _ := e.store.CreateTask(ctx, "lc", m.ID, string(agentproto.KindInspect), nil)
 	if _, ok, err := c.NextTask(ctx, 0); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
@@ -130,7 +130,7 @@ func TestInspectionNeverOverwritesOperatorIdentity(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	insp2, _ := e.store.CreateTask(ctx, "lc", m.ID, agentproto.KindInspect, nil)
+	insp2, _ := e.store.CreateTask(ctx, "lc", m.ID, string(agentproto.KindInspect), nil)
 	if _, ok, err := c.NextTask(ctx, 0); !ok || err != nil {
 		t.Fatal(ok, err)
 	}

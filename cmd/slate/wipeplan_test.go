@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/appliance"
 	"slate/inventory"
 	"slate/lifecycle"
@@ -50,7 +51,7 @@ func TestMachineWipePlanAndIdentity(t *testing.T) {
 	}
 	p.Drives[0].Discrepancy = `inspection (facts version 1) saw no disk with serial "FAKE-1TB" and 1099511627776 bytes`
 	pj, _ := json.Marshal(p)
-	task, _ := a.Store.CreateTask(ctx, "test", m.ID, lifecycle.TaskWipePlan, nil)
+	task, _ := a.Store.CreateTask(ctx, "test", m.ID, string(agentproto.KindWipePlan), nil)
 	a.Store.ClaimNextTask(ctx, m.ID, 3)
 	if _, _, err := a.Store.FinishTask(ctx, m.ID, task.ID, inventory.TaskOutcome{State: inventory.TaskSucceeded, Result: pj}, nil); err != nil {
 		t.Fatal(err)
