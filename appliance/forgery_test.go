@@ -174,7 +174,7 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	if _, ok, _ := h.a.Store.LatestTask(ctx, m.ID, lifecycle.TaskWipe); ok {
 		t.Fatal("(b) a plan with an invented drive was confirmed automatically")
 	}
-	if _, err := h.a.Reconciler.ConfirmWipe(ctx, lifecycle.AutoWipeActor, m.ID, wp.Digest, "hmi-3"); err == nil {
+	if _, err := h.a.Reconciler.ConfirmWipe(ctx, lifecycle.AutoWipeActor, m.ID, wp.Digest, "hmi-3", wipe.Person{}); err == nil {
 		t.Fatal("(b) the pre-approved policy confirmed a plan that differs from inspection")
 	}
 	if len(auditOutcome(t, h, m.ID, "wipe.plan", "discrepancy")) != 1 {
