@@ -97,13 +97,9 @@ func BatchPDF(items []BatchItem, pub ed25519.PublicKey, sel BatchSelection, gene
 	cols := []struct {
 		h string
 		w float64
-	}{{"#", 8}, {"Certificate", 30}, {"Machine", 30}, {"Drive serial", 36}, {"Method", 26}, {"Performed by", 30}, {"Completed (UTC)", 20}}
-	p.f.SetFont("Helvetica", "B", 7.5)
-	for _, c := range cols {
-		p.f.CellFormat(c.w, 5, p.tr(c.h), "1", 0, "L", false, 0, "")
-	}
-	p.f.Ln(-1)
-	p.f.SetFont("Helvetica", "", 7.5)
+	}{{"#", 8}, {"Certificate", 30}, {"Machine", 28}, {"Drive serial", 32}, {"Method", 25}, {"Performed by", 30}, {"Completed (UTC)", 27}}
+	// fit shortens a cell to its column (marked with ~): the full values are on each
+	// certificate's own page.
 	fit := func(s string, w float64) string {
 		s = p.tr(s)
 		for p.f.GetStringWidth(s) > w-1.5 && len(s) > 1 {
@@ -111,6 +107,12 @@ func BatchPDF(items []BatchItem, pub ed25519.PublicKey, sel BatchSelection, gene
 		}
 		return s
 	}
+	p.f.SetFont("Helvetica", "B", 7.5)
+	for _, c := range cols {
+		p.f.CellFormat(c.w, 5, fit(c.h, c.w), "1", 0, "L", false, 0, "")
+	}
+	p.f.Ln(-1)
+	p.f.SetFont("Helvetica", "", 7.5)
 	for i, v := range vs {
 		name := v.c.Machine.Name
 		if name == "" {
