@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,18 @@ func TestDecommissionToRetired(t *testing.T) {
 	if st != 422 || !strings.Contains(string(b), "person.phone: contains control characters") {
 		t.Fatalf("confirm with a line break in the phone: %d %s, want 422 naming person.phone", st, b)
 	}
+	// The web form (no JavaScript needed) refuses a cleared title in red, tied to that field.
+	olga := h.uiSession("olga")
+	st, b, _ = h.send(h.formReq("/machines/"+m.ID+"/wipe/confirm", olga, url.Values{"plan_digest": {wp.Digest}, "confirm_name": {"old-hmi"},
+		"person_name": {"Olga Weber"}, "person_title": {""}, "person_organization": {"Plant 4"}, "person_location": {"Hall 2"}})())
+	if st != 422 || !strings.Contains(string(b), `class="flash error"`) || !strings.Contains(string(b), "person.title") ||
+		!regexp.MustCompile(`name="person_title"[^>]*aria-invalid="true"`).Match(b) || regexp.MustCompile(`name="person_name"[^>]*aria-invalid`).Match(b) {
+		t.Fatalf("UI confirmation without a title: %d %.3000s", st, b)
+	}
+	// What was typed stays in the form for the correction.
+	if !strings.Contains(string(b), `name="person_organization" value="Plant 4"`) {
+		t.Fatal("the refused form lost what was typed")
+	}
 	if ts, _ := h.a.Store.ListTasks(ctx, m.ID, 10); len(ts) != 1 {
 		t.Fatalf("refused confirmations queued tasks: %d", len(ts))
 	}
@@ -296,6 +309,27 @@ func TestDecommissionToRetired(t *testing.T) {
 	if st, b, hd := h.raw("GET", "/api/v1/certificates/public-key", au, "", nil); st != 200 || hd.Get("X-Key-Fingerprint") != "SHA256:"+wipecert.Fingerprint(pub) ||
 		!bytes.Equal(b, pemKey) {
 		t.Fatalf("public key: %d %q", st, hd.Get("X-Key-Fingerprint"))
+	}
+	// The certificates page shows the key's fingerprint and offers the PEM and the report
+	// (checkboxes tie into the report form).
+	uiGet := func(path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
+		req.AddCookie(&http.Cookie{Name: "slate_session", Value: olga.token})
+		st, b, _ := h.send(req)
+		return st, b
+	}
+	st, b = uiGet("/certificates")
+	if st != 200 || !strings.Contains(string(b), wipecert.Fingerprint(pub)) || !strings.Contains(string(b), `href="/certificates/public-key.pem"`) ||
+		!strings.Contains(string(b), `name="id" value="`+cert.ID+`" form="report-form"`) {
+		t.Fatalf("certificates page: %d %.2000s", st, b)
+	}
+	if st, b := uiGet("/certificates/public-key.pem"); st != 200 || !bytes.Equal(b, pemKey) {
+		t.Fatalf("public key from the page: %d %s", st, b)
+	}
+	if st, pdf := uiGet("/certificates/report.pdf?id=" + cert.ID); st != 200 {
+		t.Fatalf("report from the page: %d %.300s", st, pdf)
+	} else if text, _ := testenv.PDF(t, pdf); !strings.Contains(text, cert.ID) || !strings.Contains(text, "certificates "+cert.ID) {
+		t.Fatalf("report from the page:\n%s", text)
 	}
 	_, tb := h.do("GET", "/api/v1/certificates/export", au, nil)
 	tr2 := tar.NewReader(bytes.NewReader(tb))

@@ -114,7 +114,11 @@ func (u *UI) wipeConfirmPost(c echo.Context, s session) error {
 		if f := personField(person); f != "" && strings.Contains(errText(err), "person.") {
 			field = f
 		}
-		return u.machineView(c, s, statusFor(err, http.StatusConflict), &flash{Kind: "error", Text: "Wipe not started: " + errText(err), Field: field})
+		refused := http.StatusConflict
+		if errors.Is(err, inventory.ErrInvalid) {
+			refused = http.StatusUnprocessableEntity // what was typed, not the machine's state
+		}
+		return u.machineView(c, s, statusFor(err, refused), &flash{Kind: "error", Text: "Wipe not started: " + errText(err), Field: field})
 	}
 	u.d.Logger.Info("ui: wipe confirmed", "machine", id, "task", t.ID, "by", s.user.Username)
 	return c.Redirect(http.StatusSeeOther, withFlash("/machines/"+url.PathEscape(id), "wipe-confirmed"))
