@@ -323,6 +323,9 @@ func TestDecommissionToRetired(t *testing.T) {
 		!strings.Contains(string(b), `name="id" value="`+cert.ID+`" form="report-form"`) {
 		t.Fatalf("certificates page: %d %.2000s", st, b)
 	}
+	if st, b := uiGet("/machines/" + m.ID); st != 200 || !strings.Contains(string(b), `href="/certificates/report.pdf?machine=`+m.ID+`"`) {
+		t.Fatalf("machine page lacks the link to its certificates report: %d", st)
+	}
 	if st, b := uiGet("/certificates/public-key.pem"); st != 200 || !bytes.Equal(b, pemKey) {
 		t.Fatalf("public key from the page: %d %s", st, b)
 	}
