@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"slate/appliance"
@@ -133,9 +132,11 @@ func TestCertificatesPaperworkInChromium(t *testing.T) {
 		chromedp.Click(fmt.Sprintf(`input[name=id][value=%q]`, certs[0].ID), chromedp.ByQuery),
 		chromedp.Click(fmt.Sprintf(`input[name=id][value=%q]`, certs[2].ID), chromedp.ByQuery),
 		chromedp.Evaluate(`new URLSearchParams(new FormData(document.getElementById("report-form"))).toString()`, &query),
-		chromedp.Evaluate(`fetch("/certificates/report.pdf?" + new URLSearchParams(new FormData(document.getElementById("report-form"))).toString())
-			.then(async r => ({status: r.status, type: r.headers.get("content-type"), head: (await r.text()).slice(0, 5)}))`, &res,
-			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }),
+		// The page fetches the report the form asks for; the test polls for the answer.
+		chromedp.Evaluate(`window.reportAnswer = null; fetch("/certificates/report.pdf?" + new URLSearchParams(new FormData(document.getElementById("report-form"))).toString())
+			.then(async r => { window.reportAnswer = {status: r.status, type: r.headers.get("content-type"), head: (await r.text()).slice(0, 5)}; }); true`, nil),
+		waitJS(`window.reportAnswer !== null`),
+		chromedp.Evaluate(`window.reportAnswer`, &res),
 	); err != nil {
 		t.Fatal(err)
 	}
