@@ -13,14 +13,18 @@ import (
 
 	"slate/inventory"
 	"slate/lifecycle"
+	"slate/wipe"
 	wipecert "slate/wipe/cert"
 )
 
 // Decommissioner confirms wipes and holds the certificate key (the reconciler and the
 // appliance's certifier).
 type Decommissioner interface {
-	ConfirmWipe(ctx context.Context, actor, machine, planDigest, typedName string) (inventory.Task, error)
+	ConfirmWipe(ctx context.Context, actor, machine, planDigest, typedName string, person wipe.Person) (inventory.Task, error)
 	PublicKey() ed25519.PublicKey
+	// DefaultPerson is the configured person (wipe.certificate_file) that fills the fields a
+	// confirmation leaves empty.
+	DefaultPerson() wipe.Person
 }
 
 var certReaders = []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleAuditor}
@@ -33,6 +37,7 @@ func (s *Server) decommissionRoutes() []Route {
 		{Method: "GET", Path: "/machines/:id/report.pdf", Summary: "The machine's newest decommission report as PDF", Roles: certReaders, handler: s.reportPDF},
 		{Method: "GET", Path: "/certificates", Summary: "All certificates of sanitization, newest first", Roles: certReaders, handler: s.listCertificates},
 		{Method: "GET", Path: "/certificates/export", Summary: "Every certificate and report as signed files in one tar archive, with the public key", Roles: certReaders, handler: s.exportCertificates},
+		{Method: "GET", Path: "/certificates/report.pdf", Summary: "Certificates selected by machine, date range (from, to: 2026-12-07 or RFC 3339; to inclusive) or id (repeat or comma-separated) as one PDF for the auditor: a summary table, then each verified certificate with its signature data", Roles: certReaders, handler: s.batchReportPDF},
 		{Method: "GET", Path: "/certificates/public-key", Summary: "The appliance's Ed25519 public key (PEM) to verify certificates offline", Roles: certReaders, handler: s.publicKey},
 		{Method: "GET", Path: "/certificates/:id", Summary: "One certificate as its signed file (verify with slate cert verify)", Roles: certReaders, handler: s.getCertificate},
 		{Method: "GET", Path: "/certificates/:id/pdf", Summary: "One certificate rendered as PDF (after checking its signature)", Roles: certReaders, handler: s.certificatePDF},
@@ -42,6 +47,10 @@ func (s *Server) decommissionRoutes() []Route {
 type confirmRequest struct {
 	PlanDigest  string `json:"plan_digest"`
 	MachineName string `json:"machine_name"`
+	// Person performs the sanitization and is named on every certificate (NIST SP 800-88
+	// Appendix G): name, title, organization and location are required, phone optional;
+	// fields left out are taken from wipe.certificate_file.
+	Person wipe.Person `json:"person"`
 }
 
 func (s *Server) wipePlan(c echo.Context) error {
@@ -71,7 +80,8 @@ func (s *Server) confirmWipe(c echo.Context) error {
 	if s.d.Decommission == nil {
 		return problem(http.StatusServiceUnavailable, "decommissioning is not configured")
 	}
-	t, err := s.d.Decommission.ConfirmWipe(c.Request().Context(), actor(c), c.Param("id"), req.PlanDigest, req.MachineName)
+	person := req.Person.WithDefaults(s.d.Decommission.DefaultPerson())
+	t, err := s.d.Decommission.ConfirmWipe(c.Request().Context(), actor(c), c.Param("id"), req.PlanDigest, req.MachineName, person)
 	if err != nil {
 		return err
 	}
@@ -119,7 +129,52 @@ func (s *Server) publicKey(c echo.Context) error {
 	if s.d.Decommission == nil {
 		return problem(http.StatusServiceUnavailable, "no signing key configured")
 	}
-	return c.Blob(http.StatusOK, "application/x-pem-file", wipecert.PublicKeyPEM(s.d.Decommission.PublicKey()))
+	pub := s.d.Decommission.PublicKey()
+	// The fingerprint travels with the key so a client can show what to compare.
+	c.Response().Header().Set("X-Key-Fingerprint", "SHA256:"+wipecert.Fingerprint(pub))
+	c.Response().Header().Set("X-Key-Id", wipecert.KeyID(pub))
+	c.Response().Header().Set("Content-Disposition", `attachment; filename="slate-public-key.pem"`)
+	return c.Blob(http.StatusOK, "application/x-pem-file", wipecert.PublicKeyPEM(pub))
+}
+
+// batchReportPDF is the auditor's report: the selected certificates, each verified, in one PDF.
+func (s *Server) batchReportPDF(c echo.Context) error {
+	ctx := c.Request().Context()
+	q := c.QueryParams()
+	sel, err := wipecert.ParseSelection(q.Get("machine"), q.Get("from"), q.Get("to"), q["id"])
+	if err != nil {
+		return problem(http.StatusBadRequest, "%s", err.Error())
+	}
+	if s.d.Decommission == nil {
+		return problem(http.StatusServiceUnavailable, "no signing key configured")
+	}
+	machineID := ""
+	if sel.Machine != "" {
+		m, err := s.d.Store.GetMachine(ctx, sel.Machine)
+		if err != nil {
+			return err
+		}
+		machineID = m.ID
+	}
+	certs, err := s.d.Store.ListCertificates(ctx, machineID)
+	if err != nil {
+		return err
+	}
+	items := []wipecert.BatchItem{}
+	for _, ct := range certs {
+		if sel.Includes(ct.ID, ct.CreatedAt) {
+			items = append(items, wipecert.BatchItem{ID: ct.ID, File: ct.File})
+		}
+	}
+	if len(items) > wipecert.MaxBatch {
+		return problem(http.StatusRequestEntityTooLarge, "%d certificates match; one report holds at most %d: narrow the date range or pick a machine", len(items), wipecert.MaxBatch)
+	}
+	pdf, err := wipecert.BatchPDF(items, s.d.Decommission.PublicKey(), sel, time.Now())
+	if err != nil {
+		return fmt.Errorf("certificates report: %w", err)
+	}
+	c.Response().Header().Set("Content-Disposition", `attachment; filename="slate-certificates-report.pdf"`)
+	return c.Blob(http.StatusOK, "application/pdf", pdf)
 }
 
 func (s *Server) certificatePDF(c echo.Context) error {

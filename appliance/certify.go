@@ -70,10 +70,21 @@ func newCertifier(cfg WipeConfig, dataDir, version string, _ *inventory.Store) (
 // PublicKey is what auditors verify certificates with (`slate cert verify`).
 func (c *certifier) PublicKey() ed25519.PublicKey { return c.issuer.PublicKey() }
 
+// DefaultPerson is the configured person (wipe.certificate_file) the confirmation starts from.
+func (c *certifier) DefaultPerson() wipe.Person { return c.issuer.DefaultPerson() }
+
 // Certify implements lifecycle.Certifier.
 func (c *certifier) Certify(ctx context.Context, tx *inventory.Tx, m inventory.Machine, task inventory.Task) (bool, string, error) {
+	var person wipe.Person
+	if b, ok, err := tx.WipePerson(ctx, task.ID); err != nil {
+		return false, "", err
+	} else if ok {
+		if err := json.Unmarshal(b, &person); err != nil {
+			return false, "", fmt.Errorf("the person confirming wipe task %s: %w", task.ID, err)
+		}
+	}
 	out, err := c.issuer.Issue(task.ID, task.Params, task.Result,
-		wipecert.MachineIdentity{ID: m.ID, Name: m.Name, Serial: m.Serial, Manufacturer: m.Vendor, Model: m.Model})
+		wipecert.MachineIdentity{ID: m.ID, Name: m.Name, Serial: m.Serial, Manufacturer: m.Vendor, Model: m.Model}, person)
 	if err != nil {
 		return false, "", err
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -175,7 +176,36 @@ func TestDecommissionToRetired(t *testing.T) {
 	if ts, _ := h.a.Store.ListTasks(ctx, m.ID, 10); len(ts) != 1 {
 		t.Fatalf("refused confirmations queued tasks: %d", len(ts))
 	}
-	st, b = h.do("POST", "/api/v1/machines/"+m.ID+"/wipe/confirm", op, map[string]string{"plan_digest": wp.Digest, "machine_name": "old-hmi"})
+	// Who performs the sanitization goes on every certificate (NIST SP 800-88 Appendix G):
+	// with no wipe.certificate_file, a confirmation naming only the person is refused, and the
+	// refusal names each missing field (and not the one given).
+	st, b = h.do("POST", "/api/v1/machines/"+m.ID+"/wipe/confirm", op, map[string]any{"plan_digest": wp.Digest, "machine_name": "old-hmi",
+		"person": map[string]string{"name": "Olga Weber"}})
+	if st != 422 || !strings.Contains(string(b), "person.title, person.organization, person.location") || strings.Contains(string(b), "person.name") {
+		t.Fatalf("confirm without title, organization and location: %d %s, want 422 naming them", st, b)
+	}
+	st, b = h.do("POST", "/api/v1/machines/"+m.ID+"/wipe/confirm", op, map[string]any{"plan_digest": wp.Digest, "machine_name": "old-hmi",
+		"person": map[string]string{"name": "Olga Weber", "title": "Line technician", "organization": "Plant 4", "location": "Hall 2", "phone": "+49 711 555\n0"}})
+	if st != 422 || !strings.Contains(string(b), "person.phone: contains control characters") {
+		t.Fatalf("confirm with a line break in the phone: %d %s, want 422 naming person.phone", st, b)
+	}
+	// The web form (no JavaScript needed) refuses a cleared title in red, tied to that field.
+	olga := h.uiSession("olga")
+	st, b, _ = h.send(h.formReq("/machines/"+m.ID+"/wipe/confirm", olga, url.Values{"plan_digest": {wp.Digest}, "confirm_name": {"old-hmi"},
+		"person_name": {"Olga Weber"}, "person_title": {""}, "person_organization": {"Plant 4"}, "person_location": {"Hall 2"}})())
+	if st != 422 || !strings.Contains(string(b), `class="flash error"`) || !strings.Contains(string(b), "person.title") ||
+		!regexp.MustCompile(`name="person_title"[^>]*aria-invalid="true"`).Match(b) || regexp.MustCompile(`name="person_name"[^>]*aria-invalid`).Match(b) {
+		t.Fatalf("UI confirmation without a title: %d %.3000s", st, b)
+	}
+	// What was typed stays in the form for the correction.
+	if !strings.Contains(string(b), `name="person_organization" value="Plant 4"`) {
+		t.Fatal("the refused form lost what was typed")
+	}
+	if ts, _ := h.a.Store.ListTasks(ctx, m.ID, 10); len(ts) != 1 {
+		t.Fatalf("refused confirmations queued tasks: %d", len(ts))
+	}
+	person := wipe.Person{Name: "Olga Weber", Title: "Line technician", Organization: "Plant 4 GmbH", Location: "Hall 2, Stuttgart", Phone: "+49 711 555-0"}
+	st, b = h.do("POST", "/api/v1/machines/"+m.ID+"/wipe/confirm", op, map[string]any{"plan_digest": wp.Digest, "machine_name": "old-hmi", "person": person})
 	if st != 201 {
 		t.Fatalf("confirm: %d %s", st, b)
 	}
@@ -228,8 +258,14 @@ func TestDecommissionToRetired(t *testing.T) {
 	}
 	_, file := h.do("GET", "/api/v1/certificates/"+list.Certificates[0].ID, au, nil)
 	cert, err := wipecert.VerifyCertificate(file, pub)
-	if err != nil || cert.Machine.Name != "old-hmi" || cert.Person.Name != "olga" || cert.Run.ConfirmedBy != "olga" {
-		t.Fatalf("certificate: %v %+v", err, cert)
+	if err != nil || cert.Machine.Name != "old-hmi" || cert.Person != person || cert.Run.ConfirmedBy != "olga" {
+		t.Fatalf("certificate: %v %+v, want person %+v", err, cert, person)
+	}
+	// The person is signed content: changing the title breaks the signature.
+	if forged := bytes.Replace(file, []byte("Line technician"), []byte("Plant manager"), 1); bytes.Equal(forged, file) {
+		t.Fatal("the certificate file does not hold the person's title")
+	} else if _, err := wipecert.VerifyCertificate(forged, pub); err == nil {
+		t.Fatal("a certificate with a changed person verified")
 	}
 	tampered := bytes.Replace(file, []byte("old-hmi"), []byte("new-hmi"), 1)
 	if _, err := wipecert.VerifyCertificate(tampered, pub); err == nil {
@@ -240,6 +276,63 @@ func TestDecommissionToRetired(t *testing.T) {
 	}
 	if st, pdf := h.do("GET", "/api/v1/machines/"+m.ID+"/report.pdf", au, nil); st != 200 || !bytes.HasPrefix(pdf, []byte("%PDF")) {
 		t.Fatalf("report PDF: %d", st)
+	}
+	// The auditor's batch report: one PDF with the summary and each certificate (with the
+	// person and the signature); a date range without certificates gives an empty summary, a
+	// bad date is refused naming the parameter, and nobody without a session gets it.
+	st, pdf := h.do("GET", "/api/v1/certificates/report.pdf?machine=old-hmi&from="+time.Now().UTC().Add(-24*time.Hour).Format("2006-01-02"), au, nil)
+	if st != 200 {
+		t.Fatalf("batch report: %d %s", st, pdf)
+	}
+	text, pages := testenv.PDF(t, pdf)
+	for _, w := range []string{"Sanitization Certificates Report", cert.ID, "Olga Weber", "Line technician", "Plant 4 GmbH", "Hall 2, Stuttgart",
+		"+49 711 555-0", "Ed25519 key " + wipecert.KeyID(pub)} {
+		if !strings.Contains(text, w) {
+			t.Fatalf("batch report lacks %q:\n%s", w, text)
+		}
+	}
+	if n := strings.Count(text, "Certificate of Sanitization"); n != 1 || pages < 2 {
+		t.Fatalf("batch report: %d certificates on %d pages, want 1 after the summary page", n, pages)
+	}
+	st, pdf = h.do("GET", "/api/v1/certificates/report.pdf?to=2000-01-01", au, nil)
+	if text, _ := testenv.PDF(t, pdf); st != 200 || !strings.Contains(text, "No certificate matches this selection") || strings.Contains(text, cert.ID) {
+		t.Fatalf("batch report of 1999: %d %s", st, text)
+	}
+	if st, b := h.do("GET", "/api/v1/certificates/report.pdf?from=yesterday", au, nil); st != 400 || !strings.Contains(string(b), "from:") {
+		t.Fatalf("batch report with a bad date: %d %s, want 400 naming from", st, b)
+	}
+	if st, _ := h.do("GET", "/api/v1/certificates/report.pdf", "", nil); st != 401 {
+		t.Fatalf("batch report without a session: %d, want 401", st)
+	}
+	// The public key served is the key the certificates verify with (checked above) and comes
+	// with its fingerprint.
+	if st, b, hd := h.raw("GET", "/api/v1/certificates/public-key", au, "", nil); st != 200 || hd.Get("X-Key-Fingerprint") != "SHA256:"+wipecert.Fingerprint(pub) ||
+		!bytes.Equal(b, pemKey) {
+		t.Fatalf("public key: %d %q", st, hd.Get("X-Key-Fingerprint"))
+	}
+	// The certificates page shows the key's fingerprint and offers the PEM and the report
+	// (checkboxes tie into the report form).
+	uiGet := func(path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", h.srv.URL+path, nil)
+		req.AddCookie(&http.Cookie{Name: "slate_session", Value: olga.token})
+		st, b, _ := h.send(req)
+		return st, b
+	}
+	st, b = uiGet("/certificates")
+	if st != 200 || !strings.Contains(string(b), wipecert.Fingerprint(pub)) || !strings.Contains(string(b), `href="/certificates/public-key.pem"`) ||
+		!strings.Contains(string(b), `name="id" value="`+cert.ID+`" form="report-form"`) {
+		t.Fatalf("certificates page: %d %.2000s", st, b)
+	}
+	if st, b := uiGet("/machines/" + m.ID); st != 200 || !strings.Contains(string(b), `href="/certificates/report.pdf?machine=`+m.ID+`"`) {
+		t.Fatalf("machine page lacks the link to its certificates report: %d", st)
+	}
+	if st, b := uiGet("/certificates/public-key.pem"); st != 200 || !bytes.Equal(b, pemKey) {
+		t.Fatalf("public key from the page: %d %s", st, b)
+	}
+	if st, pdf := uiGet("/certificates/report.pdf?id=" + cert.ID); st != 200 {
+		t.Fatalf("report from the page: %d %.300s", st, pdf)
+	} else if text, _ := testenv.PDF(t, pdf); !strings.Contains(text, cert.ID) || !strings.Contains(text, "certificates "+cert.ID) {
+		t.Fatalf("report from the page:\n%s", text)
 	}
 	_, tb := h.do("GET", "/api/v1/certificates/export", au, nil)
 	tr2 := tar.NewReader(bytes.NewReader(tb))
@@ -259,6 +352,14 @@ func TestDecommissionToRetired(t *testing.T) {
 	var trail []string
 	for i := len(ev) - 1; i >= 0; i-- {
 		trail = append(trail, ev[i].Action+":"+ev[i].Outcome)
+	}
+	// The confirmation's audit event records the person the certificates name.
+	for _, e := range ev {
+		if e.Action == "wipe.confirm" && e.Outcome == "ok" {
+			if d, _ := json.Marshal(e.Details); !strings.Contains(string(d), `"title":"Line technician"`) || !strings.Contains(string(d), `"organization":"Plant 4 GmbH"`) {
+				t.Fatalf("wipe.confirm audit lacks the person: %s", d)
+			}
+		}
 	}
 	want := []string{"wipe.confirm:refused", "wipe.confirm:refused", "wipe.confirm:ok", "certificates.issue:ok"}
 	joined := strings.Join(trail, " ")

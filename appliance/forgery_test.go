@@ -174,7 +174,7 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	if _, ok, _ := h.a.Store.LatestTask(ctx, m.ID, string(agentproto.KindWipe)); ok {
 		t.Fatal("(b) a plan with an invented drive was confirmed automatically")
 	}
-	if _, err := h.a.Reconciler.ConfirmWipe(ctx, lifecycle.AutoWipeActor, m.ID, wp.Digest, "hmi-3"); err == nil {
+	if _, err := h.a.Reconciler.ConfirmWipe(ctx, lifecycle.AutoWipeActor, m.ID, wp.Digest, "hmi-3", wipe.Person{}); err == nil {
 		t.Fatal("(b) the pre-approved policy confirmed a plan that differs from inspection")
 	}
 	if len(auditOutcome(t, h, m.ID, "wipe.plan", "discrepancy")) != 1 {
@@ -199,7 +199,8 @@ func TestForgedSanitizationRefusedAtEveryStep(t *testing.T) {
 	if !strings.Contains(strings.Join(wp.Discrepancies, "\n"), "FAKE-1TB") || wp.Plan.Drives[0].Method != wipe.MethodOverwrite {
 		t.Fatalf("(c) plan: %s", b)
 	}
-	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/wipe/confirm", op, map[string]string{"plan_digest": wp.Digest, "machine_name": "hmi-3"}); st != 201 {
+	if st, b := h.do("POST", "/api/v1/machines/"+m.ID+"/wipe/confirm", op, map[string]any{"plan_digest": wp.Digest, "machine_name": "hmi-3",
+		"person": wipe.Person{Name: "Olga", Title: "Technician", Organization: "Plant 4", Location: "Hall 2"}}); st != 201 {
 		t.Fatalf("(c) the operator's confirmation: %d %s", st, b)
 	}
 	task = ag.next()

@@ -22,6 +22,7 @@ import (
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/pxe"
+	"slate/wipe"
 )
 
 // directory is the DHCP server's view of the inventory: machines by MAC, and discovery.
@@ -278,3 +279,6 @@ type decommissioner struct {
 }
 
 func (d decommissioner) PublicKey() ed25519.PublicKey { return d.c.PublicKey() }
+
+// DefaultPerson is the configured person a confirmation starts from.
+func (d decommissioner) DefaultPerson() wipe.Person { return d.c.DefaultPerson() }

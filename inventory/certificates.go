@@ -169,3 +169,26 @@ func (t *Tx) SetTaskResult(ctx context.Context, taskID string, result []byte) er
 	}
 	return nil
 }
+
+// SetWipePerson stores who performs a wipe (JSON, as given at its confirmation) beside its task.
+func (t *Tx) SetWipePerson(ctx context.Context, taskID string, person []byte) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO wipe_confirmations(task_id, person, created_at) VALUES (?,?,?)`, taskID, string(person), t.now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("store the person confirming wipe task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// WipePerson returns the person stored with a wipe's confirmation (ok false: none, a wipe
+// confirmed before persons were asked for).
+func (t *Tx) WipePerson(ctx context.Context, taskID string) ([]byte, bool, error) {
+	var p string
+	err := t.tx.QueryRowContext(ctx, `SELECT person FROM wipe_confirmations WHERE task_id = ?`, taskID).Scan(&p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read the person confirming wipe task %s: %w", taskID, err)
+	}
+	return []byte(p), true, nil
+}

@@ -119,9 +119,12 @@ func WipePlan(ctx context.Context, st interface {
 }
 
 // ConfirmWipe is the audited confirmation that starts the erasure: the operator names the
-// plan (by digest) and types the machine's name. Slate then queues the wipe task with an
-// authorization bound to that task, that machine and that plan.
-func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDigest, typedName string) (inventory.Task, error) {
+// plan (by digest), types the machine's name and says who performs the sanitization (the
+// person every certificate of this wipe names: NIST SP 800-88 Appendix G). Slate then queues
+// the wipe task with an authorization bound to that task, that machine and that plan, and
+// stores the person beside it. A pre-approved policy (AutoWipeActor) names nobody: its
+// certificates take the configured person.
+func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDigest, typedName string, person wipe.Person) (inventory.Task, error) {
 	st, ok := r.store.(interface {
 		LatestTask(ctx context.Context, machineID, kind string) (inventory.Task, bool, error)
 	})
@@ -148,6 +151,8 @@ func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDig
 			refusal = inventory.Errorf(inventory.ErrConflict, "plan %s is not machine %s's current plan (%s): reload it and confirm again", short(planDigest), m.Name, short(plan.Digest()))
 		case strings.TrimSpace(typedName) != m.Name:
 			refusal = inventory.Errorf(inventory.ErrInvalid, "type the machine's name (%s) to confirm its erasure", m.Name)
+		case actor != AutoWipeActor && person.Check() != nil:
+			refusal = inventory.Errorf(inventory.ErrInvalid, "%s", person.Check().Error())
 		case !plan.Runnable():
 			refusal = inventory.Errorf(inventory.ErrConflict, "the plan has blocked drives: %s", blockedSummary(plan))
 		case actor == AutoWipeActor && len(plan.AllDiscrepancies()) > 0:
@@ -174,12 +179,22 @@ func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDig
 		if err := tx.SetTaskParams(ctx, task.ID, params); err != nil {
 			return err
 		}
+		person = person.Trimmed()
+		if !person.IsZero() {
+			pb, err := json.Marshal(person)
+			if err != nil {
+				return err
+			}
+			if err := tx.SetWipePerson(ctx, task.ID, pb); err != nil {
+				return err
+			}
+		}
 		drives := []string{}
 		for _, d := range plan.Drives {
 			drives = append(drives, fmt.Sprintf("%s %s: %s by %s", d.Drive.Path, d.Drive.Serial, d.Level, d.Method))
 		}
 		if _, err := tx.Audit(ctx, actor, "wipe.confirm", m.ID, "ok", map[string]any{"task": task.ID, "plan_task": planTask.ID,
-			"plan_digest": plan.Digest(), "drives": drives, "discrepancies_acknowledged": plan.AllDiscrepancies()}); err != nil {
+			"plan_digest": plan.Digest(), "drives": drives, "discrepancies_acknowledged": plan.AllDiscrepancies(), "person": person}); err != nil {
 			return err
 		}
 		out, err = tx.GetTask(ctx, task.ID)
@@ -187,7 +202,7 @@ func (r *Reconciler) ConfirmWipe(ctx context.Context, actor, machineRef, planDig
 	})
 	if refusal != nil {
 		if aerr := r.store.Update(ctx, func(tx *inventory.Tx) error {
-			_, e := tx.Audit(ctx, actor, "wipe.confirm", machineRef, "refused", map[string]any{"reason": refusal.Error()})
+			_, e := tx.Audit(ctx, actor, "wipe.confirm", machineRef, "refused", map[string]any{"reason": refusal.Error(), "person": person.Trimmed()})
 			return e
 		}); aerr != nil {
 			// The refusal stands; that its record was lost must not be silent.
@@ -260,7 +275,7 @@ func (r *Reconciler) stepDecommission(ctx context.Context, m inventory.Machine) 
 		if r.atLimit(ctx, m, r.MaxWipes, "wipes", agentproto.KindWipe) {
 			return nil
 		}
-		_, err := r.ConfirmWipe(ctx, AutoWipeActor, m.ID, p.Digest(), m.Name)
+		_, err := r.ConfirmWipe(ctx, AutoWipeActor, m.ID, p.Digest(), m.Name, wipe.Person{})
 		return err
 	}
 	r.explain(m.ID, fmt.Sprintf("wipe plan ready for %d drives: confirm it to start the erasure", len(p.Drives)))

@@ -4,6 +4,9 @@
 # decommission test (Debian kernel package cached in /var/cache/slate-test).
 DEB_PACKAGES += util-linux e2fsprogs nwipe nvme-cli hdparm sg3-utils gcc libc6-dev \
 	qemu-system-x86 busybox-static dpkg apt gzip
+# poppler-utils: pdftotext/pdfinfo read the certificate PDFs and the auditor's batch report
+# back in tests (they must render, not only start with %PDF).
+DEB_PACKAGES += poppler-utils
 
 .PHONY: wipe-captures wipe-test
 # Re-capture what nvme-cli/hdparm/sg3_utils send (root; touches no drive: see the script).

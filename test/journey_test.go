@@ -320,7 +320,8 @@ func decommissionVM(t *testing.T, ls *labSlate, vm lab.VMInfo, index int) {
 	if len(methods) != 3 || !strings.Contains(methods[fmt.Sprintf("SLATELAB%04dN0", index+1)], "format") {
 		t.Fatalf("plan methods: %v (want NVMe by Format, the others by overwrite)", methods)
 	}
-	if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/wipe/confirm", map[string]string{"plan_digest": wp.Digest, "machine_name": m.Name}, nil); st != 201 {
+	if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/wipe/confirm", map[string]any{"plan_digest": wp.Digest, "machine_name": m.Name,
+		"person": map[string]string{"name": "Lab Technician", "title": "Technician", "organization": "Slate lab", "location": "Lab rack 1"}}, nil); st != 201 {
 		t.Fatalf("confirm: %d %s", st, b)
 	}
 	ls.waitState(t, vm.MAC, "retired", 6*time.Minute)

@@ -268,7 +268,7 @@ func (u *UI) machineView(c echo.Context, s session, status int, fl *flash) error
 		// Media is what the virtual CD holds (read on ?media=1), MediaErr why it could not be read.
 		Media    *lifecycle.MediaResult
 		MediaErr string
-	}{ld, m, journey(m, ev, len(ev) < historyLimit), ev, facts, factsProblem, next, views, why, canDecom, u.planFor(ctx, m), certs, reports, approved,
+	}{ld, m, journey(m, ev, len(ev) < historyLimit), ev, facts, factsProblem, next, views, why, canDecom, u.planFor(ctx, m, c.Request().PostForm, s.user.Username), certs, reports, approved,
 		bootExpected, bootWindow, powerOnWarning(m, ev), u.d.Vendors, media, mediaErr})
 }
 

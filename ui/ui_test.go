@@ -469,6 +469,21 @@ func TestDecommissionInChromium(t *testing.T) {
 		t.Fatalf("plan not shown:\n%.1500s", body)
 	}
 	shot(t, br, "wipe-plan")
+	// Who performs the sanitization: the name is prefilled (no wipe.certificate_file here:
+	// the signed-in user), the rest is typed; all go on the certificates.
+	var prefilled string
+	if err := chromedp.Run(br,
+		chromedp.Value(`input[name=person_name]`, &prefilled, chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=person_title]`, "Line technician", chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=person_organization]`, "Plant 4", chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=person_location]`, "Hall 2", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if prefilled != "tom" {
+		t.Fatalf("person name prefilled with %q, want the signed-in user", prefilled)
+	}
+	shot(t, br, "wipe-person")
 	if err := chromedp.Run(br,
 		chromedp.SendKeys(`form[action$="/wipe/confirm"] input[name=confirm_name]`, "press-02", chromedp.ByQuery),
 		chromedp.Evaluate(`document.getElementById("wipe-btn").disabled`, &disabled),
@@ -493,5 +508,13 @@ func TestDecommissionInChromium(t *testing.T) {
 	json.Unmarshal(wt.Params, &p)
 	if !ok || p.Authorization.TaskID != wt.ID || p.Authorization.ConfirmedBy != "tom" || p.Authorization.PlanDigest != plan.Digest() {
 		t.Fatalf("wipe task: %+v %+v", wt, p.Authorization)
+	}
+	var person []byte
+	if err := s.a.Store.Update(ctx, func(tx *inventory.Tx) error {
+		var err error
+		person, _, err = tx.WipePerson(ctx, wt.ID)
+		return err
+	}); err != nil || !strings.Contains(string(person), `"title":"Line technician"`) || !strings.Contains(string(person), `"name":"tom"`) {
+		t.Fatalf("person stored with the confirmation: %s %v", person, err)
 	}
 }

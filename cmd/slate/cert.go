@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -20,8 +21,10 @@ func certCommands() *command {
 			usage: "<file.json> --public-key <appliance-public-key.pem>", run: certVerify},
 		{name: "pdf", summary: "verify a certificate or report and render it as PDF",
 			usage: "<file.json> --public-key <key.pem> --out <file.pdf>", run: certPDF},
-		{name: "public-key", summary: "print the appliance's signing public key (PEM), creating the key if needed",
-			usage: "--key-dir <dir>", run: certPublicKey},
+		{name: "public-key", summary: "print the appliance's public key (PEM) to verify certificates with: from the API, or from --key-dir on the appliance",
+			usage: "[--server URL] [-o key.pem] | --key-dir <dir>", run: certPublicKey},
+		{name: "report", summary: "export certificates (by machine, date range or id) as one PDF report for the auditor",
+			usage: "[--machine M] [--from 2026-12-01] [--to 2026-12-07] [--id C]... -o report.pdf", run: certReport},
 	}}
 }
 
@@ -161,12 +164,13 @@ func certPDF(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func certPublicKey(ctx context.Context, env *cliEnv, args []string) error {
-	fl, _, err := certFlags(args, "key-dir")
+	fl, _, err := certFlags(args, "key-dir", "server", "o", "out")
 	if err != nil {
 		return err
 	}
 	if fl["key-dir"] == "" {
-		return fmt.Errorf("usage: slate cert public-key --key-dir <dir>")
+		// From the API: what auditors and technicians without a shell on the appliance use.
+		return certPublicKeyAPI(ctx, env, fl["server"], firstNonEmpty(fl["o"], fl["out"]))
 	}
 	priv, err := wipecert.LoadOrCreateSigningKey(fl["key-dir"], nil)
 	if err != nil {
@@ -175,3 +179,85 @@ func certPublicKey(ctx context.Context, env *cliEnv, args []string) error {
 	_, err = env.stdout.Write(wipecert.PublicKeyPEM(priv.Public().(ed25519.PublicKey)))
 	return err
 }
+
+// certPublicKeyAPI fetches the public key from the appliance's API, checks that it parses and
+// prints its fingerprint (to stderr when the PEM goes to stdout, so it can be piped).
+func certPublicKeyAPI(ctx context.Context, env *cliEnv, server, out string) error {
+	c, err := newClient(env, server)
+	if err != nil {
+		return err
+	}
+	var rr rawResponse
+	if err := c.do(ctx, "GET", "/certificates/public-key", nil, nil, &rr); err != nil {
+		return err
+	}
+	pub, err := wipecert.ParsePublicKey(rr.Body)
+	if err != nil {
+		return fmt.Errorf("the appliance answered with no usable public key: %w", err)
+	}
+	note := fmt.Sprintf("key %s, SHA-256 fingerprint %s\n", wipecert.KeyID(pub), wipecert.Fingerprint(pub))
+	if out == "" {
+		if _, err := env.stdout.Write(rr.Body); err != nil {
+			return err
+		}
+		_, err = fmt.Fprint(env.stderr, note)
+		return err
+	}
+	if err := os.WriteFile(out, rr.Body, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	_, err = fmt.Fprintf(env.stdout, "wrote %s: %s", out, note)
+	return err
+}
+
+// certReport downloads the auditor's PDF of the selected certificates.
+func certReport(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "cert report", "slate cert report [--machine M] [--from DATE] [--to DATE] [--id ID]... -o report.pdf")
+	server, _ := apiFlags(fs)
+	machine := fs.String("machine", "", "only this machine's certificates (name or id)")
+	from := fs.String("from", "", "issued on or after this date (2026-12-01) or RFC 3339 time")
+	to := fs.String("to", "", "issued on or before this date (inclusive) or before this RFC 3339 time")
+	var ids multiFlag
+	fs.Var(&ids, "id", "only this certificate (repeat, or comma-separated)")
+	out := fs.String("o", "", "write the PDF here (required)")
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("give -o <file.pdf>: where to write the report")
+	}
+	if _, err := wipecert.ParseSelection(*machine, *from, *to, ids); err != nil {
+		return fmt.Errorf("--%w", err)
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"machine": *machine, "from": *from, "to": *to} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	for _, id := range ids {
+		q.Add("id", id)
+	}
+	var rr rawResponse
+	if err := c.do(ctx, "GET", "/certificates/report.pdf", q, nil, &rr); err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(rr.Body, []byte("%PDF-")) {
+		return fmt.Errorf("the appliance answered with no PDF (%d bytes, %s)", len(rr.Body), rr.Header.Get("Content-Type"))
+	}
+	if err := os.WriteFile(*out, rr.Body, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", *out, err)
+	}
+	fmt.Fprintf(env.stdout, "wrote %s (%d bytes)\n", *out, len(rr.Body))
+	return nil
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

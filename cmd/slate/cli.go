@@ -97,6 +97,7 @@ func machineCommands() *command {
 		{name: "identity", summary: "correct a machine's serial or system UUID (they then count as entered by an operator; \"\" hands them back to inspection)", run: machineIdentity},
 		{name: "bmc", summary: "change a machine's BMC address, credentials or vendor profile, or re-pin its certificate (--repin)", run: machineBMC},
 		{name: "wipe-plan", summary: "show a decommissioning machine's wipe plan and how it differs from inspection", run: machineWipePlan},
+		{name: "wipe-confirm", summary: "confirm a wipe plan (typing the machine's name) and say who performs it: starts the erasure", run: machineWipeConfirm},
 	}}
 }
 

@@ -94,6 +94,12 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d)", e.Title, e.Status)
 }
 
+// rawResponse is an answer that is not JSON (a PDF, a PEM file).
+type rawResponse struct {
+	Body   []byte
+	Header http.Header
+}
+
 func (c *client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -141,6 +147,10 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, body
 			p.Detail += " — run `slate login`"
 		}
 		return &p
+	}
+	if rr, ok := out.(*rawResponse); ok {
+		rr.Body, rr.Header = data, resp.Header
+		return nil
 	}
 	if out != nil && len(data) > 0 {
 		if raw, ok := out.(*json.RawMessage); ok {

@@ -27,14 +27,10 @@ import (
 // CertificateSchema names the certificate format; a verifier refuses any other.
 const CertificateSchema = "slate.sanitization-certificate/v1"
 
-// Person is a block of NIST SP 800-88 Appendix G: who sanitized, or who validated.
-type Person struct {
-	Name         string `json:"name"`
-	Title        string `json:"title"`
-	Organization string `json:"organization"`
-	Location     string `json:"location"`
-	Phone        string `json:"phone"`
-}
+// Person is a block of NIST SP 800-88 Appendix G: who sanitized. It is wipe.Person (given at
+// the wipe's confirmation); the JSON is the same as before it was asked for there, so older
+// certificates verify unchanged.
+type Person = wipe.Person
 
 // Media is Appendix G's media information, plus what the probe read from the drive.
 type Media struct {

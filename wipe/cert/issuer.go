@@ -67,6 +67,10 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 	return is, nil
 }
 
+// DefaultPerson is the person of wipe.certificate_file: what the confirmation form is
+// prefilled with and what a confirmation that gives none takes.
+func (is *Issuer) DefaultPerson() Person { return is.meta.Person }
+
 // PublicKey is what auditors verify certificates with (`slate cert verify`).
 func (is *Issuer) PublicKey() ed25519.PublicKey { return is.key.Public().(ed25519.PublicKey) }
 
@@ -99,8 +103,9 @@ type Outcome struct {
 
 // Issue checks a wipe task's result against the plan the technician confirmed, then signs one
 // certificate per sanitized drive and the machine's report. params and result are the task's
-// stored JSON (wipe.TaskParams, wipe.TaskResult).
-func (is *Issuer) Issue(taskID string, params, result []byte, machine MachineIdentity) (Outcome, error) {
+// stored JSON (wipe.TaskParams, wipe.TaskResult); person is who the technician named at the
+// confirmation (zero for wipes confirmed before it was asked for: the configured person).
+func (is *Issuer) Issue(taskID string, params, result []byte, machine MachineIdentity, person Person) (Outcome, error) {
 	var tr wipe.TaskResult
 	if err := json.Unmarshal(result, &tr); err != nil {
 		return Outcome{}, fmt.Errorf("wipe task %s: result is not a wipe result: %w", taskID, err)
@@ -119,6 +124,11 @@ func (is *Issuer) Issue(taskID string, params, result []byte, machine MachineIde
 	}
 	meta := is.meta
 	meta.Machine = machine
+	if !person.IsZero() {
+		// The whole block as confirmed, not merged with the configuration: the certificate
+		// names the person who answered for this wipe.
+		meta.Person = person.Trimmed()
+	}
 	if meta.Person.Name == "" {
 		meta.Person.Name = p.Authorization.ConfirmedBy
 	}

@@ -59,7 +59,7 @@ func TestIssuerChecksTheResultBeforeSigning(t *testing.T) {
 	machine := MachineIdentity{ID: "m-7", Name: "old-hmi", Serial: "CZ123"}
 
 	res, _ := json.Marshal(tr)
-	out, err := is.Issue("t-7", params, res, machine)
+	out, err := is.Issue("t-7", params, res, machine, Person{})
 	if err != nil || len(out.Problems) > 0 {
 		t.Fatalf("honest result: %v %v", err, out.Problems)
 	}
@@ -79,7 +79,7 @@ func TestIssuerChecksTheResultBeforeSigning(t *testing.T) {
 	lie.Results = append([]wipe.Result(nil), tr.Results...)
 	lie.Results[1].Drive.Path = "/dev/sdz"
 	res, _ = json.Marshal(lie)
-	out, err = is.Issue("t-7", params, res, machine)
+	out, err = is.Issue("t-7", params, res, machine, Person{})
 	if err != nil || len(out.Problems) == 0 || len(out.Certificates) != 0 || out.Report != nil ||
 		!strings.Contains(out.Refusal, "not a drive of the confirmed plan") {
 		t.Fatalf("lying result: %v %+v", err, out)
@@ -89,12 +89,12 @@ func TestIssuerChecksTheResultBeforeSigning(t *testing.T) {
 	failed.Results = append([]wipe.Result(nil), tr.Results...)
 	failed.Results[1].Status, failed.Results[1].Errors = wipe.StatusFailed, []string{"write error"}
 	res, _ = json.Marshal(failed)
-	out, err = is.Issue("t-7", params, res, machine)
+	out, err = is.Issue("t-7", params, res, machine, Person{})
 	if err != nil || out.Complete || len(out.Certificates) != 1 || !strings.Contains(out.Summary, "not sanitized: /dev/vdb") {
 		t.Fatalf("one failed drive: %v %+v", err, out)
 	}
 
-	if _, err := is.Issue("t-7", params, []byte(`{"results":"nope"}`), machine); err == nil {
+	if _, err := is.Issue("t-7", params, []byte(`{"results":"nope"}`), machine, Person{}); err == nil {
 		t.Fatal("garbage result accepted")
 	}
 }

@@ -78,6 +78,12 @@ func ts(t time.Time) string {
 // key id and signature value so the paper copy can be matched with the signed file.
 func RenderCertificatePDF(w io.Writer, c Certificate, sig SignatureBlock) error {
 	p := newPDF("Certificate of Sanitization "+c.ID, c.IssuedAt)
+	p.certificate(c, sig)
+	return p.out(w)
+}
+
+// certificate writes one certificate from the current position (a page of its own in a batch).
+func (p *pdfDoc) certificate(c Certificate, sig SignatureBlock) {
 	p.title("Certificate of Sanitization")
 	p.text(9, "NIST SP 800-88 Appendix G. Certificate "+c.ID+", issued "+ts(c.IssuedAt)+".")
 	p.section("Person performing sanitization")
@@ -133,7 +139,6 @@ func RenderCertificatePDF(w io.Writer, c Certificate, sig SignatureBlock) error 
 	p.row("Date", ts(c.Validation.Date))
 	p.f.Ln(3)
 	p.text(8, "Verify offline: slate cert verify <certificate.json> --public-key <appliance-public-key.pem>")
-	return p.out(w)
 }
 
 // RenderReportPDF renders the machine-level decommission report.
