@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"slate/agent/agentproto"
 	"slate/appliance"
 	"slate/inventory"
 	"slate/lifecycle"
@@ -49,7 +50,7 @@ func TestWipePersonDefaultsFromConfiguration(t *testing.T) {
 				t.Fatal(err)
 			}
 			pj, _ := json.Marshal(plan)
-			task, err := h.a.Store.CreateTask(ctx, "test", m.ID, lifecycle.TaskWipePlan, nil)
+			task, err := h.a.Store.CreateTask(ctx, "test", m.ID, string(agentproto.KindWipePlan), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
