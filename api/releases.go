@@ -15,6 +15,7 @@ func (s *Server) releaseRoutes() []Route {
 		{Method: "POST", Path: "/releases", Summary: "Create a draft release (image pinned by digest, BIOS profile, firmware baseline)", Roles: writers, Body: lifecycle.NewRelease{}, handler: s.createRelease},
 		{Method: "GET", Path: "/releases/:id", Summary: "One release (id or name@version)", Roles: all, handler: s.getRelease},
 		{Method: "POST", Path: "/releases/:id/approve", Summary: "Approve a draft release (four-eyes when configured)", Roles: writers, handler: s.approveRelease},
+		{Method: "DELETE", Path: "/releases/:id", Summary: "Delete a draft release no machine is assigned (others are retired, never deleted); audited", Roles: writers, handler: s.deleteRelease},
 		{Method: "POST", Path: "/releases/:id/retire", Summary: "Retire a release", Roles: writers, Body: reasonRequest{}, handler: s.retireRelease},
 	}
 }
@@ -77,4 +78,11 @@ func (s *Server) retireRelease(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+func (s *Server) deleteRelease(c echo.Context) error {
+	if _, err := s.d.Releases.Delete(c.Request().Context(), actor(c), c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
