@@ -233,7 +233,9 @@ func (u *UI) page(roles []string, h handler) echo.HandlerFunc { return u.pageWit
 
 // streamPage is page for a handler that reads a multipart body as a stream and checks the
 // CSRF token from it itself, before it stores anything (releaseUpload).
-func (u *UI) streamPage(roles []string, h handler) echo.HandlerFunc { return u.pageWith(roles, h, false) }
+func (u *UI) streamPage(roles []string, h handler) echo.HandlerFunc {
+	return u.pageWith(roles, h, false)
+}
 
 func (u *UI) pageWith(roles []string, h handler, formCSRF bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
