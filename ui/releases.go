@@ -45,6 +45,8 @@ type draftForm struct {
 	BIOS                                          []biosRow
 	FW                                            []fwRow
 	FWName, FWVersion                             string
+	// UploadRepo and UploadTag keep what was typed into the upload form when it is refused.
+	UploadRepo, UploadTag string
 }
 
 type biosRow struct{ Key, Value string }
@@ -299,6 +301,10 @@ func (u *UI) releaseUpload(c echo.Context, s session) error {
 		return u.releasesView(c, s, http.StatusBadRequest, &flash{Kind: "error", Text: "Not uploaded: the form did not arrive as a file upload (multipart/form-data). Reload the page and try again.", Field: "upload-file"})
 	}
 	fields := map[string]string{}
+	// A refusal keeps what was typed: only the file has to be chosen again.
+	refuse := func(status int, fl *flash) error {
+		return u.releasesPageWith(c, s, status, fl, nil, &draftForm{Kind: lifecycle.KindBootc, UploadRepo: fields["repo"], UploadTag: fields["tag"]})
+	}
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -326,10 +332,10 @@ func (u *UI) releaseUpload(c echo.Context, s session) error {
 			if repo != "" {
 				field = "upload-tag"
 			}
-			return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not uploaded: give the repository (e.g. plant/os) and the tag (e.g. the release version) before the file.", Field: field})
+			return refuse(http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not uploaded: give the repository (e.g. plant/os) and the tag (e.g. the release version) before the file.", Field: field})
 		}
 		if p.FileName() == "" {
-			return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not uploaded: choose a disk image file (raw, .gz or .zst).", Field: "upload-file"})
+			return refuse(http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not uploaded: choose a disk image file (raw, .gz or .zst).", Field: "upload-file"})
 		}
 		rep, err := u.d.Images.PushDisk(ctx, repo, tag, p.FileName(), p, u.d.UploadLimit)
 		if err != nil {
@@ -355,7 +361,7 @@ func (u *UI) releaseUpload(c echo.Context, s session) error {
 				u.d.Logger.Error("ui: disk image upload failed", "user", s.user.Username, "repo", repo, "tag", tag, "err", err)
 			}
 			u.d.Logger.Info("ui: disk image upload refused", "user", s.user.Username, "repo", repo, "tag", tag, "file", p.FileName(), "reason", err)
-			return u.releasesView(c, s, status, &flash{Kind: "error", Text: "Not uploaded: " + err.Error(), Field: field})
+			return refuse(status, &flash{Kind: "error", Text: "Not uploaded: " + err.Error(), Field: field})
 		}
 		if err := u.d.Store.Audit(ctx, s.user.Username, "registry.push", rep.Repo+"@"+rep.Digest, "ok",
 			map[string]any{"repo": rep.Repo, "tag": rep.Tag, "digest": rep.Digest, "media_type": rep.MediaType, "bytes": rep.Size, "file": p.FileName(), "via": "web UI"}); err != nil {
@@ -365,7 +371,7 @@ func (u *UI) releaseUpload(c echo.Context, s session) error {
 		u.d.Logger.Info("ui: disk image uploaded", "user", s.user.Username, "image", rep.Repo+"@"+rep.Digest, "tag", rep.Tag, "bytes", rep.Size)
 		return c.Redirect(http.StatusSeeOther, withFlash("/releases?uploaded="+url.QueryEscape(rep.Repo+"@"+rep.Digest), "image-uploaded")+"#new-draft")
 	}
-	return u.releasesView(c, s, http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not uploaded: choose a disk image file (raw, .gz or .zst).", Field: "upload-file"})
+	return refuse(http.StatusUnprocessableEntity, &flash{Kind: "error", Text: "Not uploaded: choose a disk image file (raw, .gz or .zst).", Field: "upload-file"})
 }
 
 // registryGCPost runs (or rehearses) a registry garbage collection and shows its report on

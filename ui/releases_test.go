@@ -96,6 +96,9 @@ func TestReleaseUploadFromBrowser(t *testing.T) {
 			!strings.Contains(page, `class="flash error"`) {
 			t.Fatalf("%s: %d\n%.3000s", bad.name, r.StatusCode, between(page, "<main", "</main>"))
 		}
+		if !strings.Contains(page, `value="plant/os"`) || !strings.Contains(page, `value="1"`) {
+			t.Fatalf("%s: the refusal lost the typed repository and tag", bad.name)
+		}
 		if n := tags(); n != 0 {
 			t.Fatalf("%s: the registry holds %d tags after a refused upload", bad.name, n)
 		}
