@@ -50,7 +50,7 @@ func (s *Server) createRelease(c echo.Context) error {
 }
 
 func (s *Server) getRelease(c echo.Context) error {
-	r, err := s.d.Store.GetRelease(c.Request().Context(), c.Param("id"))
+	r, err := s.d.Store.GetReleaseWithUse(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (s *Server) approveRelease(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, r)
+	return s.releaseJSON(c, r.ID)
 }
 
 func (s *Server) retireRelease(c echo.Context) error {
@@ -77,7 +77,7 @@ func (s *Server) retireRelease(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, r)
+	return s.releaseJSON(c, r.ID)
 }
 
 func (s *Server) deleteRelease(c echo.Context) error {
@@ -85,4 +85,14 @@ func (s *Server) deleteRelease(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// releaseJSON answers a release after a change, read again with its used_by count (the
+// change committed; the count is what a technician weighs next, e.g. before retiring).
+func (s *Server) releaseJSON(c echo.Context, id string) error {
+	r, err := s.d.Store.GetReleaseWithUse(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
 }

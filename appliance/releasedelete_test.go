@@ -54,6 +54,14 @@ func TestReleaseDraftAPI(t *testing.T) {
 	if json.Unmarshal(b, &got); st != 200 || got.UsedBy != 1 || !strings.Contains(string(b), `"used_by":1`) {
 		t.Fatalf("used_by of the assigned draft: %d %s", st, b)
 	}
+	if st, b := h.do("DELETE", "/api/v1/releases/hmi@2", op, nil); st != http.StatusConflict || !strings.Contains(string(b), "assigned to 1 machine") {
+		t.Fatalf("deleting a draft a machine is assigned: %d %s", st, b)
+	}
+	// Approving a release a machine is assigned answers its count too.
+	st, b = h.do("POST", "/api/v1/releases/hmi@2/approve", ad, nil)
+	if st != 200 || !strings.Contains(string(b), `"used_by":1`) {
+		t.Fatalf("approve answer: %d %s", st, b)
+	}
 	st, b = h.do("GET", "/api/v1/releases", op, nil)
 	if st != 200 || strings.Count(string(b), `"used_by":0`) != 2 || strings.Count(string(b), `"used_by":1`) != 1 {
 		t.Fatalf("list used_by: %s", b)
@@ -66,7 +74,7 @@ func TestReleaseDraftAPI(t *testing.T) {
 	}{
 		{"auditor", h.tok["auditor"], free.ID, http.StatusForbidden, ""},
 		{"approved", op, approved.ID, http.StatusConflict, "only a draft can be deleted"},
-		{"assigned draft", op, assigned.ID, http.StatusConflict, "assigned to 1 machine"},
+		{"approved and assigned", op, assigned.ID, http.StatusConflict, "only a draft can be deleted"},
 		{"unknown", op, "hmi@9", http.StatusNotFound, ""},
 	} {
 		if st, b := h.do("DELETE", "/api/v1/releases/"+tc.id, tc.tok, nil); st != tc.want || !strings.Contains(string(b), tc.says) {

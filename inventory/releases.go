@@ -84,17 +84,33 @@ func (s *Store) GetRelease(ctx context.Context, ref string) (Release, error) {
 	return getRelease(ctx, s.read, ref)
 }
 
+// GetReleaseWithUse is GetRelease with UsedBy filled (for people: the API and the UI).
+func (s *Store) GetReleaseWithUse(ctx context.Context, ref string) (Release, error) {
+	r, err := getRelease(ctx, s.read, ref)
+	if err != nil {
+		return r, err
+	}
+	r.UsedBy, err = releaseUsedBy(ctx, s.read, r)
+	return r, err
+}
+
+// getRelease reads a release row. It does not count the machines using it (UsedBy): flows
+// inside transactions read releases per machine, and a count per read would make them scan
+// every machine each time; GetReleaseWithUse and ListReleases fill it for people.
 func getRelease(ctx context.Context, q querier, ref string) (Release, error) {
-	r, err := getReleaseRow(ctx, q, ref)
+	return getReleaseRow(ctx, q, ref)
+}
+
+// releaseUsedBy counts the machines (not retired) assigned or running one release.
+func releaseUsedBy(ctx context.Context, q querier, r Release) (int, error) {
+	var n int
+	nv := r.Name + "@" + r.Version
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM machines WHERE state <> 'retired'
+		AND (desired_release IN (?, ?) OR booted_release IN (?, ?))`, r.ID, nv, r.ID, nv).Scan(&n)
 	if err != nil {
-		return r, err
+		return 0, fmt.Errorf("which machines use release %s: %w", nv, err)
 	}
-	used, err := releaseUse(ctx, q)
-	if err != nil {
-		return r, err
-	}
-	r.UsedBy = used.count(r)
-	return r, nil
+	return n, nil
 }
 
 // releaseUses maps each desired or booted release reference (an id or name@version) to the
@@ -148,6 +164,9 @@ func (t *Tx) DeleteDraftRelease(ctx context.Context, ref string) (Release, error
 	}
 	if r.State != "draft" {
 		return r, Errorf(ErrConflict, "release %s@%s is %s: only a draft can be deleted (retire it instead)", r.Name, r.Version, r.State)
+	}
+	if r.UsedBy, err = releaseUsedBy(ctx, t.tx, r); err != nil {
+		return r, err
 	}
 	if r.UsedBy > 0 {
 		return r, Errorf(ErrConflict, "release %s@%s is assigned to %d machine(s): set their desired release to another first", r.Name, r.Version, r.UsedBy)
