@@ -5,6 +5,7 @@ import (
 	"context"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"slate/appliance"
 	"slate/internal/testenv"
 	"slate/inventory"
 	"slate/lifecycle"
@@ -297,5 +299,41 @@ func TestReleaseDeleteRetireUsedBy(t *testing.T) {
 	}
 	if got, _ := s.a.Store.GetRelease(ctx, rel.ID); got.State != lifecycle.ReleaseRetired {
 		t.Fatalf("state %s after a confirmed retire", got.State)
+	}
+}
+
+// TestReleaseUploadSizeLimit: with image_upload_limit_mib set, a larger image is refused (413)
+// naming the limit and the way around it, and nothing is stored; one within it is stored.
+func TestReleaseUploadSizeLimit(t *testing.T) {
+	cfg := appliance.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.ImageUploadLimitMiB = 3
+	a, err := appliance.New(context.Background(), cfg, appliance.Options{AdminPassword: "first-pass-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	s := &site{a, srv}
+	if _, err := a.Store.AddUser(context.Background(), "test", "tom", "tech-pass-01", inventory.RoleOperator, "Tom Technician"); err != nil {
+		t.Fatal(err)
+	}
+	img := diskImage(t, "start=2048, size=1M, type=linux, name=\"root\"\nsize=1M, type=linux, name=\"slate-config\"\n") // 4 MiB
+	tom := formClient(t, s, "tom", "tech-pass-01")
+	r, _ := tom.Get(srv.URL + "/releases")
+	page := readAll(r)
+	csrf := between(page, `name="csrf" value="`, `"`)
+	if !strings.Contains(page, "at most 3.0 MiB") {
+		t.Fatal("the upload form does not say the limit")
+	}
+	r, page = upload(t, tom, srv.URL, csrf, "plant/os", "1", "disk.img", img)
+	if ts, _ := a.Images.Tags(context.Background()); r.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(page, "more than 3145728 bytes") ||
+		!strings.Contains(page, "push-disk") || len(ts) != 0 {
+		t.Fatalf("over the limit: %d, %d tags\n%.2000s", r.StatusCode, len(ts), between(page, "<main", "</main>"))
+	}
+	r, _ = upload(t, tom, srv.URL, csrf, "plant/os", "1", "disk.img", img[:3<<20])
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("within the limit: %d", r.StatusCode)
 	}
 }
