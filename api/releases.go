@@ -15,6 +15,7 @@ func (s *Server) releaseRoutes() []Route {
 		{Method: "POST", Path: "/releases", Summary: "Create a draft release (image pinned by digest, BIOS profile, firmware baseline)", Roles: writers, Body: lifecycle.NewRelease{}, handler: s.createRelease},
 		{Method: "GET", Path: "/releases/:id", Summary: "One release (id or name@version)", Roles: all, handler: s.getRelease},
 		{Method: "POST", Path: "/releases/:id/approve", Summary: "Approve a draft release (four-eyes when configured)", Roles: writers, handler: s.approveRelease},
+		{Method: "DELETE", Path: "/releases/:id", Summary: "Delete a draft release no machine is assigned (others are retired, never deleted); audited", Roles: writers, handler: s.deleteRelease},
 		{Method: "POST", Path: "/releases/:id/retire", Summary: "Retire a release", Roles: writers, Body: reasonRequest{}, handler: s.retireRelease},
 	}
 }
@@ -49,7 +50,7 @@ func (s *Server) createRelease(c echo.Context) error {
 }
 
 func (s *Server) getRelease(c echo.Context) error {
-	r, err := s.d.Store.GetRelease(c.Request().Context(), c.Param("id"))
+	r, err := s.d.Store.GetReleaseWithUse(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -61,7 +62,7 @@ func (s *Server) approveRelease(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, r)
+	return s.releaseJSON(c, r.ID)
 }
 
 func (s *Server) retireRelease(c echo.Context) error {
@@ -73,6 +74,23 @@ func (s *Server) retireRelease(c echo.Context) error {
 		return problem(http.StatusUnprocessableEntity, "reason is required")
 	}
 	r, err := s.d.Releases.Retire(c.Request().Context(), actor(c), c.Param("id"), req.Reason)
+	if err != nil {
+		return err
+	}
+	return s.releaseJSON(c, r.ID)
+}
+
+func (s *Server) deleteRelease(c echo.Context) error {
+	if _, err := s.d.Releases.Delete(c.Request().Context(), actor(c), c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// releaseJSON answers a release after a change, read again with its used_by count (the
+// change committed; the count is what a technician weighs next, e.g. before retiring).
+func (s *Server) releaseJSON(c echo.Context, id string) error {
+	r, err := s.d.Store.GetReleaseWithUse(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}

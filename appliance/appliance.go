@@ -332,6 +332,7 @@ func (a *Appliance) buildHTTP() error {
 		Metrics: a.Registry, Warnings: a.Warnings, TokenTTL: a.cfg.TokenTTL, Subscribe: a.Hub.Subscribe, Registry: registryGC{a.Store, a.Images, a.log}})
 	pages, err := ui.New(ui.Deps{Guard: a.Guard, Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
 		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images, a.log}, SessionIdle: a.cfg.SessionIdleTimeout,
+		Images: a.Images, UploadLimit: a.cfg.ImageUploadLimitMiB << 20,
 		Facts: a.latestFacts})
 	if err != nil {
 		return err
@@ -342,8 +343,10 @@ func (a *Appliance) buildHTTP() error {
 	e.HTTPErrorHandler = api.ErrorHandler(a.log, pages.ErrorHTML)
 	e.Use(middleware.Recover())
 	// Image pushes and boot files are large by nature; everything else is capped at 1 MiB.
+	// The releases page's disk image upload is capped by image_upload_limit_mib, in the
+	// stream (ui.releaseUpload).
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M", Skipper: func(c echo.Context) bool {
-		return strings.HasPrefix(c.Request().URL.Path, "/v2/")
+		return strings.HasPrefix(c.Request().URL.Path, "/v2/") || c.Request().URL.Path == "/releases/upload"
 	}}))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

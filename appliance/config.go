@@ -34,6 +34,10 @@ type Config struct {
 	// SessionIdleTimeout ends a web UI session not used for this long (besides its 12 h
 	// lifetime): a browser left open on a shared plant terminal does not stay logged in.
 	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	// ImageUploadLimitMiB caps one disk image uploaded through the web UI's releases page
+	// (default 65536, 64 GiB): the upload streams into the registry, so the cap protects the
+	// data disk, not memory. `slate registry push-disk` is not capped.
+	ImageUploadLimitMiB int64 `yaml:"image_upload_limit_mib"`
 	// Synchronous is SQLite's durability level: FULL (default) or NORMAL.
 	Synchronous string `yaml:"synchronous"`
 	// FourEyes requires a release to be approved by someone other than its author.
@@ -123,6 +127,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionIdleTimeout < time.Minute || c.SessionIdleTimeout > 12*time.Hour {
 		return &FieldError{"session_idle_timeout", fmt.Sprintf("%s must be between 1m and 12h", c.SessionIdleTimeout)}
+	}
+	if c.ImageUploadLimitMiB == 0 {
+		c.ImageUploadLimitMiB = 65536
+	}
+	if c.ImageUploadLimitMiB < 1 || c.ImageUploadLimitMiB > 16<<20 {
+		return &FieldError{"image_upload_limit_mib", fmt.Sprintf("%d must be between 1 and 16777216 (MiB)", c.ImageUploadLimitMiB)}
 	}
 	for i, p := range c.AutoEnrollMACPrefixes {
 		p = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(p), "-", ":"))

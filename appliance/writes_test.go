@@ -224,6 +224,7 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 	approved := release("1", true)
 	draft := release("2", false)
 	draftUI := release("3", false)
+	draftDel := release("4", false)
 	agentTok, err := h.a.Store.IssueAgentToken(ctx, agentM.ID, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -285,6 +286,7 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 			map[string]string{"username": "fred", "password": "a-much-longer-pass-5", "role": "operator"})},
 		"POST /api/v1/releases": {want5xx: true, req: h.jsonReq("POST", "/api/v1/releases", op, map[string]any{"name": "hmi", "version": "9",
 			"kind": "bootc", "image_ref": "plant/hmi", "image_digest": digest})},
+		"DELETE /api/v1/releases/:id":       {want5xx: true, req: h.jsonReq("DELETE", "/api/v1/releases/"+draftDel.ID, op, nil)},
 		"POST /api/v1/releases/:id/approve": {want5xx: true, req: h.jsonReq("POST", "/api/v1/releases/"+draft.ID+"/approve", ad, nil)},
 		"POST /api/v1/releases/:id/retire": {want5xx: true, req: h.jsonReq("POST", "/api/v1/releases/"+approved.ID+"/retire", op,
 			map[string]string{"reason": "full disk test"})},
@@ -330,8 +332,10 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 		"POST /machines/:id/wipe/confirm": {note: "no wipe plan: refused before writing", req: h.formReq("/machines/"+m2.ID+"/wipe/confirm", opUI, url.Values{"plan_digest": {"sha256:00"}, "confirm_name": {m2.Name}})},
 		"POST /releases":                  {want5xx: true, req: h.formReq("/releases", opUI, url.Values{"name": {"hmi"}, "version": {"8"}, "kind": {"bootc"}, "image": {"plant/hmi@" + digest}})},
 		"POST /releases/:id/:verb":        {want5xx: true, req: h.formReq("/releases/"+draftUI.ID+"/approve", adUI, nil)},
-		"POST /registry/gc":               {want5xx: true, req: h.formReq("/registry/gc", adUI, url.Values{"dry_run": {"1"}})},
-		"POST /machines/:id/identity":     {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/identity", opUI, url.Values{"serial": {"SN-CORRECTED"}})},
+		"POST /releases/upload": {note: "not a multipart upload: refused before anything is stored (the image goes to the registry's files, not the database)",
+			req: h.formReq("/releases/upload", opUI, url.Values{"repo": {"plant/os"}})},
+		"POST /registry/gc":           {want5xx: true, req: h.formReq("/registry/gc", adUI, url.Values{"dry_run": {"1"}})},
+		"POST /machines/:id/identity": {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/identity", opUI, url.Values{"serial": {"SN-CORRECTED"}})},
 		"POST /account/password": {want5xx: true, req: h.formReq("/account/password", opUI, url.Values{"current_password": {"pass-operator-01"},
 			"new_password": {"a-much-longer-pass-4"}, "new_password2": {"a-much-longer-pass-4"}})},
 		"POST /account/revoke-tokens":    {want5xx: true, req: h.formReq("/account/revoke-tokens", opUI, url.Values{"confirm": {"yes"}})},

@@ -96,6 +96,20 @@ func (r *Releases) Create(ctx context.Context, actor string, n NewRelease) (inve
 	if err := n.Validate(); err != nil {
 		return inventory.Release{}, err
 	}
+	// A draft naming an image the registry lacks would only be refused at approval, by
+	// someone else, later: say so to its author now.
+	if n.ImageDigest != "" && n.ImageRef == "" {
+		return inventory.Release{}, inventory.Errorf(inventory.ErrInvalid, "image_digest %s without image_ref: give the image as REPO@sha256:DIGEST", n.ImageDigest)
+	}
+	if n.ImageDigest != "" && r.index != nil {
+		ok, err := r.index.HasManifest(ctx, n.ImageRef, n.ImageDigest)
+		if err != nil {
+			return inventory.Release{}, fmt.Errorf("look up image %s@%s in Slate's registry: %w", n.ImageRef, n.ImageDigest, err)
+		}
+		if !ok {
+			return inventory.Release{}, inventory.Errorf(inventory.ErrInvalid, "image %s@%s is not in Slate's registry: push it first (upload it on the releases page, `slate registry push-disk`, or skopeo copy … docker://<slate>/%s), or pick one the registry lists", n.ImageRef, n.ImageDigest, n.ImageRef)
+		}
+	}
 	var out inventory.Release
 	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
 		var err error
@@ -185,5 +199,30 @@ func (r *Releases) Retire(ctx context.Context, actor, ref, reason string) (inven
 		out, err = tx.GetRelease(ctx, rel.ID)
 		return err
 	})
+	return out, err
+}
+
+// Delete removes a draft release no machine is assigned (approved and retired releases are
+// history: they are retired, never deleted). Refusals are audited like approvals'.
+func (r *Releases) Delete(ctx context.Context, actor, ref string) (inventory.Release, error) {
+	var out inventory.Release
+	err := r.store.Update(ctx, func(tx *inventory.Tx) error {
+		var err error
+		out, err = tx.DeleteDraftRelease(ctx, ref)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Audit(ctx, actor, "release.delete", out.ID, "ok", map[string]any{"name": out.Name, "version": out.Version,
+			"image": out.ImageRef + "@" + out.ImageDigest, "author": out.CreatedBy})
+		return err
+	})
+	if errors.Is(err, inventory.ErrConflict) && out.ID != "" {
+		if aerr := r.store.Update(ctx, func(tx *inventory.Tx) error {
+			_, e := tx.Audit(ctx, actor, "release.delete", out.ID, "refused", map[string]any{"reason": err.Error()})
+			return e
+		}); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("the refusal was not audited: %w", aerr))
+		}
+	}
 	return out, err
 }

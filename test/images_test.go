@@ -194,13 +194,27 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 		t.Fatalf("an approved release is immutable: %v\n%s", err, out)
 	}
 	missing := "sha256:" + strings.Repeat("ab", 32)
-	runAs(olga, "release", "create", "--name", "line3-hmi", "--version", "2", "--image", "plant/hmi@"+missing)
-	if out, err := runAs(omar, "release", "approve", "line3-hmi@2"); err == nil || !strings.Contains(out, "not in Slate's registry") {
-		t.Fatalf("approving an image the registry lacks: %v\n%s", err, out)
+	// A draft naming an image the registry lacks is refused when it is written, not later at approval.
+	if out, err := runAs(olga, "release", "create", "--name", "line3-hmi", "--version", "2", "--image", "plant/hmi@"+missing); err == nil || !strings.Contains(out, "not in Slate's registry") {
+		t.Fatalf("a draft naming an image the registry lacks: %v\n%s", err, out)
+	}
+	if out, err := runAs(omar, "release", "approve", "line3-hmi@2"); err == nil {
+		t.Fatalf("the refused draft exists and was approved: %s", out)
 	}
 	runAs(olga, "release", "create", "--name", "line3-hmi", "--version", "3")
 	if out, err := runAs(omar, "release", "approve", "line3-hmi@3"); err == nil || !strings.Contains(out, "no image digest") {
 		t.Fatalf("approving a release without a digest: %v\n%s", err, out)
+	}
+	// slate release delete: a draft goes (audited); an approved release is refused (retire it).
+	runAs(olga, "release", "create", "--name", "line3-hmi", "--version", "4")
+	if out, err := runAs(olga, "release", "delete", "line3-hmi@1"); err == nil || !strings.Contains(out, "only a draft can be deleted") {
+		t.Fatalf("deleting an approved release: %v\n%s", err, out)
+	}
+	if out, err := runAs(olga, "release", "delete", "line3-hmi@4"); err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("deleting a draft: %v\n%s", err, out)
+	}
+	if out, err := runAs(olga, "release", "show", "line3-hmi@4"); err == nil {
+		t.Fatalf("the deleted draft is still there: %s", out)
 	}
 	if out, err := runAs(olga, "release", "create", "--name", "x", "--version", "1", "--image", "plant/hmi@sha256:short"); err == nil || !strings.Contains(out, "64 hex") {
 		t.Fatalf("bad digest: %v\n%s", err, out)
@@ -210,7 +224,7 @@ func TestRegistryPushAndReleaseApproval(t *testing.T) {
 		t.Fatalf("release list:\n%s", out)
 	}
 	audit := mustRun("audit", "list", "--action", "release.")
-	if !strings.Contains(audit, "release.approve") || !strings.Contains(audit, "refused") || !strings.Contains(audit, "release.create") {
+	if !strings.Contains(audit, "release.approve") || !strings.Contains(audit, "refused") || !strings.Contains(audit, "release.create") || !strings.Contains(audit, "release.delete") {
 		t.Fatalf("release audit:\n%s", audit)
 	}
 

@@ -34,6 +34,10 @@ func flashFor(code string) (flash, bool) {
 		return flash{"ok", "Draft release created.", ""}, true
 	case "release-changed":
 		return flash{"ok", "Release state changed.", ""}, true
+	case "release-deleted":
+		return flash{"ok", "Draft release deleted.", ""}, true
+	case "image-uploaded":
+		return flash{"ok", "Disk image uploaded into Slate's registry: it is filled in below for a new draft release.", ""}, true
 	case "user-added":
 		return flash{"ok", "User added.", ""}, true
 	case "user-disabled":

@@ -66,6 +66,11 @@ type Deps struct {
 	Vendors []string
 	// Registry garbage-collects the embedded registry (admins, from the releases page).
 	Registry RegistryCollector
+	// Images takes disk images uploaded on the releases page and lists the registry's tags
+	// for picking a draft's image (nil: no upload, no list).
+	Images ImageStore
+	// UploadLimit caps one uploaded disk image in bytes (0: no cap).
+	UploadLimit int64
 	// SessionIdle ends a session not used for this long (0: 30 minutes).
 	SessionIdle time.Duration
 	// Guard checks passwords (the same one as the API's: one bound, one back-off).
@@ -174,6 +179,9 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/releases", u.page(roleAny, u.releases))
 	e.POST("/releases", u.page(roleWrite, u.releasePost))
 	e.POST("/releases/:id/:verb", u.page(roleWrite, u.releaseAction))
+	// The upload checks its CSRF token itself, from the stream: parsing the form first would
+	// buffer the whole image.
+	e.POST("/releases/upload", u.streamPage(roleWrite, u.releaseUpload))
 	e.POST("/registry/gc", u.page(roleAdmin, u.registryGCPost))
 	e.POST("/registry/delete", u.page(roleAdmin, u.registryDeletePost))
 	e.GET("/audit", u.page(roleAudit, u.audit))
@@ -221,7 +229,15 @@ func (u *UI) csrfFor(tok string) string {
 type handler func(c echo.Context, s session) error
 
 // page authenticates by session cookie, checks the role, and checks CSRF on every POST.
-func (u *UI) page(roles []string, h handler) echo.HandlerFunc {
+func (u *UI) page(roles []string, h handler) echo.HandlerFunc { return u.pageWith(roles, h, true) }
+
+// streamPage is page for a handler that reads a multipart body as a stream and checks the
+// CSRF token from it itself, before it stores anything (releaseUpload).
+func (u *UI) streamPage(roles []string, h handler) echo.HandlerFunc {
+	return u.pageWith(roles, h, false)
+}
+
+func (u *UI) pageWith(roles []string, h handler, formCSRF bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ck, err := c.Cookie(sessionCookie)
 		if err != nil || ck.Value == "" {
@@ -239,7 +255,7 @@ func (u *UI) page(roles []string, h handler) echo.HandlerFunc {
 			u.d.Logger.Warn("ui: session use not recorded", "user", usr.Username, "err", err)
 		}
 		s := session{user: usr, token: ck.Value}
-		if c.Request().Method == http.MethodPost {
+		if c.Request().Method == http.MethodPost && formCSRF {
 			if !hmac.Equal([]byte(c.FormValue("csrf")), []byte(u.csrfFor(ck.Value))) {
 				u.d.Logger.Warn("ui: form refused: bad CSRF token", "user", usr.Username, "path", c.Request().URL.Path)
 				return u.errorPage(c, s, http.StatusForbidden, "This form expired or did not come from Slate. Reload the page and try again.")

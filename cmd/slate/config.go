@@ -25,7 +25,7 @@ var envKeys = map[string]string{
 	"SLATE_LISTEN": "listen", "SLATE_DATA_DIR": "data_dir", "SLATE_PUBLIC_URL": "public_url",
 	"SLATE_LOG_FORMAT": "log_format", "SLATE_LOG_LEVEL": "log_level", "SLATE_TOKEN_TTL": "token_ttl",
 	"SLATE_SYNCHRONOUS": "synchronous", "SLATE_FOUR_EYES": "four_eyes",
-	"SLATE_SESSION_IDLE_TIMEOUT": "session_idle_timeout",
+	"SLATE_SESSION_IDLE_TIMEOUT": "session_idle_timeout", "SLATE_IMAGE_UPLOAD_LIMIT_MIB": "image_upload_limit_mib",
 }
 
 var otherEnv = map[string]bool{"SLATE_ADMIN_PASSWORD": true, "SLATE_CONFIG": true, "SLATE_TOKEN": true, "SLATE_SERVER": true}
@@ -123,6 +123,12 @@ func setKey(cfg *appliance.Config, key, val string) error {
 				return fmt.Errorf("%q is not a duration like 12h or 30m", val)
 			}
 			f.SetInt(int64(d))
+		case int64:
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", val)
+			}
+			f.SetInt(n)
 		default:
 			return fmt.Errorf("key %s cannot be set from text", key)
 		}
@@ -152,6 +158,7 @@ func configFlags(fs *flag.FlagSet) (configPath *string, values map[string]*strin
 		{"log_level", "debug, info, warn or error"},
 		{"token_ttl", "lifetime of API tokens, e.g. 12h"},
 		{"session_idle_timeout", "a web UI session unused this long ends (default 30m; sessions also end after 12h)"},
+		{"image_upload_limit_mib", "largest disk image uploaded on the web UI's releases page, in MiB (default 65536)"},
 		{"synchronous", "SQLite durability: FULL (default) or NORMAL"},
 		{"four_eyes", "true: a release must be approved by someone other than its author"},
 	} {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,13 +18,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/zstd"
 
 	"slate/image/disk"
 )
-
-// Media types of a disk-image release's single layer (docs/images.md).
-const diskMediaType = "application/vnd.slate.disk.image.raw.v1"
 
 // fileLayer is a disk image file as the one layer of an OCI artifact: streamed from disk, never
 // held in memory (images are gigabytes).
@@ -55,46 +49,13 @@ func sniffDiskImage(path string) (*fileLayer, error) {
 		return nil, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	magic, _ := br.Peek(4)
-	l := &fileLayer{path: path, media: diskMediaType}
-	// A second handle reads the head (decompressed) for the GPT check.
-	hf, err := os.Open(path)
+	br := bufio.NewReaderSize(f, disk.HeadSize)
+	head, _ := br.Peek(disk.HeadSize) // shorter for a small file: CheckHead says what is missing
+	media, err := disk.CheckHead(path, head)
 	if err != nil {
 		return nil, err
 	}
-	defer hf.Close()
-	var head io.Reader = hf
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		l.media += "+gzip"
-		zr, err := gzip.NewReader(hf)
-		if err != nil {
-			return nil, fmt.Errorf("%s: gzip header: %w", path, err)
-		}
-		head = zr
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		l.media += "+zstd"
-		zr, err := zstd.NewReader(hf)
-		if err != nil {
-			return nil, fmt.Errorf("%s: zstd header: %w", path, err)
-		}
-		defer zr.Close()
-		head = zr
-	}
-	first := make([]byte, 1<<20)
-	n, _ := io.ReadFull(head, first)
-	parts, err := disk.GPTPartitions(bytes.NewReader(first[:n]))
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a GPT disk image: %w", path, err)
-	}
-	found := false
-	for _, p := range parts {
-		found = found || p.Name == disk.NodeConfigPartition
-	}
-	if !found {
-		return nil, fmt.Errorf("%s has no GPT partition named %q: an installed system could not report to Slate, so Slate would refuse to install it (add a 1 MiB partition with that name)", path, disk.NodeConfigPartition)
-	}
+	l := &fileLayer{path: path, media: types.MediaType(media)}
 	h := sha256.New()
 	if l.size, err = io.Copy(h, br); err != nil {
 		return nil, err

@@ -13,12 +13,13 @@ import (
 )
 
 func releaseCommands() *command {
-	return &command{name: "release", summary: "versioned system states: create, approve, retire, list, show", subs: []*command{
+	return &command{name: "release", summary: "versioned system states: create, approve, retire, list, show, delete", subs: []*command{
 		{name: "create", summary: "create a draft release", run: releaseCreate},
 		{name: "approve", summary: "approve a draft release", run: releaseAction("approve")},
 		{name: "retire", summary: "retire a release", run: releaseAction("retire")},
 		{name: "list", summary: "list releases", run: releaseList},
 		{name: "show", summary: "show one release", run: releaseShow},
+		{name: "delete", summary: "delete a draft release (approved ones are retired, never deleted)", run: releaseDelete},
 	}}
 }
 
@@ -132,9 +133,9 @@ func releaseList(ctx context.Context, env *cliEnv, args []string) error {
 		return printJSON(env.stdout, out.Items)
 	}
 	tw := table(env.stdout)
-	fmt.Fprintln(tw, "ID\tNAME\tVERSION\tKIND\tSTATE\tIMAGE\tBY\tAPPROVED BY")
+	fmt.Fprintln(tw, "ID\tNAME\tVERSION\tKIND\tSTATE\tIMAGE\tBY\tAPPROVED BY\tMACHINES")
 	for _, r := range out.Items {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.Version, r.Kind, r.State, shortImage(r), r.CreatedBy, dash(r.ApprovedBy))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.ID, r.Name, r.Version, r.Kind, r.State, shortImage(r), r.CreatedBy, dash(r.ApprovedBy), r.UsedBy)
 	}
 	return tw.Flush()
 }
@@ -170,11 +171,32 @@ func releaseShow(ctx context.Context, env *cliEnv, args []string) error {
 	tw := table(env.stdout)
 	for _, kv := range [][2]string{{"ID", r.ID}, {"Name", r.Name}, {"Version", r.Version}, {"Kind", r.Kind}, {"State", r.State},
 		{"Image", r.ImageRef + "@" + r.ImageDigest}, {"Kernel args", r.KernelArgs}, {"Created by", r.CreatedBy}, {"Approved by", r.ApprovedBy},
-		{"Notes", r.Notes}} {
+		{"Notes", r.Notes}, {"Used by", fmt.Sprintf("%d machine(s)", r.UsedBy)}} {
 		fmt.Fprintf(tw, "%s\t%s\n", kv[0], dash(kv[1]))
 	}
 	tw.Flush()
 	b, _ := json.MarshalIndent(map[string]any{"bios_profile": r.BIOSProfile, "firmware_baseline": r.FirmwareBaseline}, "", "  ")
 	fmt.Fprintln(env.stdout, string(b))
+	return nil
+}
+
+func releaseDelete(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlagSet(env, "release delete", "slate release delete <id|name@version>  (drafts only)")
+	server, _ := apiFlags(fs)
+	if err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	ref, err := oneArg(fs, "release")
+	if err != nil {
+		return err
+	}
+	c, err := newClient(env, *server)
+	if err != nil {
+		return err
+	}
+	if err := c.do(ctx, "DELETE", "/releases/"+url.PathEscape(ref), nil, nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "Draft release %s deleted.\n", ref)
 	return nil
 }
