@@ -76,6 +76,12 @@ type machineRow struct {
 	Power string
 }
 
+// savedFilterView is a saved filter with the list URL it opens.
+type savedFilterView struct {
+	inventory.SavedFilter
+	URL string
+}
+
 type sortCol struct {
 	Key, Label, URL, Aria, Arrow string
 }
@@ -177,9 +183,13 @@ func (u *UI) machinesView(c echo.Context, s session, q url.Values, status int, f
 		col.URL = "/machines?" + v.Encode()
 		cols = append(cols, col)
 	}
-	filters, err := u.d.Store.ListFilters(ctx, s.user.Username)
+	saved, err := u.d.Store.ListFilters(ctx, s.user.Username)
 	if err != nil {
 		u.d.Logger.Warn("ui: saved filters not read", "user", s.user.Username, "err", err)
+	}
+	filters := make([]savedFilterView, len(saved))
+	for i, f := range saved {
+		filters[i] = savedFilterView{f, "/machines?" + f.Query}
 	}
 	var approved []inventory.Release
 	if canFor(s.user.Role).Write {
@@ -228,7 +238,7 @@ func (u *UI) machinesView(c echo.Context, s session, q url.Values, status int, f
 		PrevURL, NextURL string
 		RetiredURL       string
 		Query            string
-		SavedFilters     []inventory.SavedFilter
+		SavedFilters     []savedFilterView
 		Approved         []inventory.Release
 		Results          []bulkResult
 		Refused          int
