@@ -198,6 +198,12 @@ func (u *UI) machinesView(c echo.Context, s session, q url.Values, status int, f
 		}
 	}
 	selected := map[string]bool{}
+	if results == nil && c.Request().Method == http.MethodPost {
+		// A refused bulk form keeps its ticks: the technician fixes the field, not the selection.
+		for _, id := range c.Request().PostForm["id"] {
+			selected[id] = true
+		}
+	}
 	refused := 0
 	for _, r := range results {
 		if !r.OK {

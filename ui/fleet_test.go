@@ -92,7 +92,7 @@ func TestBulkActionsOverHTTP(t *testing.T) {
 
 	// No reason: refused in red at the reason field, nothing moved.
 	st, body, _ := tom.post("/machines/bulk", url.Values{"action": {"reinspect"}, "id": ids(t, s, "press-01", "hmi-01")})
-	if st != http.StatusUnprocessableEntity || !strings.Contains(body, `class="flash error"`) || !strings.Contains(body, `id="bulk-reason" name="reason" placeholder="for the audit log" aria-invalid="true" aria-describedby="flash"`) {
+	if st != http.StatusUnprocessableEntity || !strings.Contains(body, `class="flash error"`) || !strings.Contains(body, `id="bulk-reason" name="reason" value="" placeholder="for the audit log" aria-invalid="true" aria-describedby="flash"`) {
 		t.Fatalf("bulk re-inspect without a reason: %d %.2000s", st, between(body, "<main>", "</main>"))
 	}
 	if stateOf(t, s, "press-01") != lifecycle.Ready {
@@ -300,6 +300,11 @@ func TestBulkInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot(t, br, "bulk-decommission-wrong-count")
+	var ticked int
+	js(t, br, `document.querySelectorAll("input[name=id]:checked").length`, &ticked)
+	if ticked != 2 {
+		t.Fatalf("after the refusal %d machines are ticked, want the 2 the technician ticked", ticked)
+	}
 	if !strings.Contains(cls, "error") || !strings.Contains(flash, `"decommission 2 machines"`) || described != "flash" || stateOf(t, s, "press-02") == lifecycle.Decommissioning {
 		t.Fatalf("wrong count: class %q, %q, described by %q, press-02 %s", cls, flash, described, stateOf(t, s, "press-02"))
 	}
