@@ -209,7 +209,7 @@ func TestMachineListSortPageRetiredSaved(t *testing.T) {
 	tom := logIn(t, s, "tom", "tech-pass-01")
 	// 64 machines, 3 retired hidden: 61 listed, page 1 of 2 by 50.
 	_, page := tom.get("/machines")
-	if strings.Contains(page, ">cell-00<") || !strings.Contains(page, "50 of 61") || !strings.Contains(page, "3 retired machines hidden") || !strings.Contains(page, "10.3.0.2") {
+	if strings.Contains(page, ">cell-00<") || !strings.Contains(page, "50 of 61") || !strings.Contains(page, "Retired machines hidden: 3") || !strings.Contains(page, "10.3.0.2") {
 		t.Fatalf("default list: %.3000s", between(page, `class="pager"`, "</div>"))
 	}
 	_, page = tom.get("/machines?sort=name&dir=desc&offset=50")
