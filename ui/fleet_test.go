@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -155,6 +156,25 @@ func TestBulkActionsOverHTTP(t *testing.T) {
 		t.Fatalf("press-02 wants %q", m.DesiredRelease)
 	}
 
+	// Expect boot: armed for a live machine, refused for a retired one (red row).
+	if err := s.a.Store.Update(ctx, func(tx *inventory.Tx) error {
+		_, err := tx.CreateMachine(ctx, inventory.NewMachine{Name: "gone-01", State: lifecycle.Retired})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, body, _ = tom.post("/machines/bulk", url.Values{"action": {"expect-boot"}, "id": ids(t, s, "scada-01", "gone-01")})
+	if _, armed, _ := s.a.Store.BootExpected(ctx, ids(t, s, "scada-01")[0]); st != http.StatusOK || !armed {
+		t.Fatalf("bulk expect boot: %d, armed %v", st, armed)
+	}
+	if _, armed, _ := s.a.Store.BootExpected(ctx, ids(t, s, "gone-01")[0]); armed || !strings.Contains(between(body, `id="bulk-results"`, "</table>"), `class="refused" data-id="`+ids(t, s, "gone-01")[0]+`"`) {
+		t.Fatalf("a retired machine's boot was expected, or its refusal is not a red row: %s", between(body, `id="bulk-results"`, "</table>"))
+	}
+	// All refused: red banner, 409.
+	if st, body, _ = tom.post("/machines/bulk", url.Values{"action": {"expect-boot"}, "id": ids(t, s, "gone-01")}); st != http.StatusConflict || !strings.Contains(body, `class="flash error"`) {
+		t.Fatalf("bulk with every machine refused: %d", st)
+	}
+
 	// Decommission: the typed count must match the ticked machines.
 	two := ids(t, s, "press-02", "hmi-01")
 	for _, typed := range []string{"", "decommission 3 machines", "decommission 2 machine", "press-02"} {
@@ -206,7 +226,17 @@ func TestMachineListSortPageRetiredSaved(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// press-01 has no ip label: its bound lease gives the IP column; press-02's lease expired.
+	if err := s.a.Store.CommitLeases(ctx, []inventory.LeaseChange{
+		{Lease: inventory.Lease{MAC: "52:54:00:00:10:01", IP: netip.MustParseAddr("10.5.0.21"), Iface: "eth1", State: "bound", ExpiresAt: time.Now().Add(time.Hour)}},
+		{Lease: inventory.Lease{MAC: "52:54:00:00:10:02", IP: netip.MustParseAddr("10.5.0.22"), Iface: "eth1", State: "bound", ExpiresAt: time.Now().Add(-time.Minute)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	tom := logIn(t, s, "tom", "tech-pass-01")
+	if _, page := tom.get("/machines?q=press"); !strings.Contains(page, `title="from the DHCP lease of 52:54:00:00:10:01">10.5.0.21<`) || strings.Contains(page, "10.5.0.22") {
+		t.Fatalf("IP column from leases: %s", between(page, "<tbody>", "</tbody>"))
+	}
 	// 64 machines, 3 retired hidden: 61 listed, page 1 of 2 by 50.
 	_, page := tom.get("/machines")
 	if strings.Contains(page, ">cell-00<") || !strings.Contains(page, "50 of 61") || !strings.Contains(page, "Retired machines hidden: 3") || !strings.Contains(page, "10.3.0.2") {
