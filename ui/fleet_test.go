@@ -251,6 +251,10 @@ func TestMachineListSortPageRetiredSaved(t *testing.T) {
 	if !strings.Contains(page, `aria-sort="descending"`) {
 		t.Fatal("the sorted column does not say so")
 	}
+	// The toolbar offers the same sort (a phone's stacked table has no header to click).
+	if !strings.Contains(page, `<option value="name" selected>Sort: Name</option>`) || !strings.Contains(page, `<option value="desc" selected>descending</option>`) {
+		t.Fatal("the toolbar's sort does not show the current order")
+	}
 	_, page = tom.get("/machines?retired=1&size=100")
 	if !strings.Contains(page, ">cell-00<") || !strings.Contains(page, "64 of 64") {
 		t.Fatalf("with retired: %s", between(page, `class="pager"`, "</div>"))
