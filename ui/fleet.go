@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -313,6 +314,9 @@ func (u *UI) bulkPost(c echo.Context, s session) error {
 	}
 	results := make([]bulkResult, 0, len(ids))
 	failed := 0
+	// storageErr is the first write Slate could not commit: the page then answers with a
+	// server error (507 on a full disk), never a 2xx that reads like success.
+	var storageErr error
 	for _, id := range ids {
 		r := bulkResult{ID: id, Name: id}
 		if m, err := u.d.Store.GetMachine(ctx, id); err == nil {
@@ -336,6 +340,9 @@ func (u *UI) bulkPost(c echo.Context, s session) error {
 		if err != nil {
 			failed++
 			r.Text = errText(err)
+			if storageErr == nil && (inventory.IsDiskFull(err) || errors.Is(err, inventory.ErrStorage)) {
+				storageErr = err
+			}
 			// The lifecycle records what it did; a refusal of one machine of a batch is
 			// recorded here, so the audit log shows every machine the technician ticked.
 			if aerr := u.d.Store.Audit(ctx, s.user.Username, "machine.bulk", id, "refused",
@@ -358,6 +365,10 @@ func (u *UI) bulkPost(c echo.Context, s session) error {
 		}
 		return 1
 	})
+	if storageErr != nil {
+		return u.machinesView(c, s, back, statusFor(storageErr, http.StatusServiceUnavailable), &flash{Kind: "error",
+			Text: fmt.Sprintf("Not done for %d of %d machines (rows below): %s", failed, len(ids), errText(storageErr))}, results, action)
+	}
 	if failed == 0 {
 		return u.machinesView(c, s, back, http.StatusOK, &flash{Kind: "ok", Text: fmt.Sprintf("Done for all %d machines (each is in the audit log).", len(ids))}, results, action)
 	}
