@@ -143,7 +143,6 @@ func TestBulkActionsOverHTTP(t *testing.T) {
 		}
 		d, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "8", Kind: "disk", ImageRef: "plant/hmi", CreatedBy: "x"})
 		relID = d.ID
-		_ = r
 		return tx.SetReleaseState(ctx, r.ID, lifecycle.ReleaseApproved, "y")
 	})
 	if st, body, _ = tom.post("/machines/bulk", url.Values{"action": {"release"}, "release": {relID}, "id": ids(t, s, "press-02")}); st != http.StatusUnprocessableEntity || !strings.Contains(body, "approved release") {
