@@ -3,7 +3,10 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -126,6 +129,28 @@ func intParam(c echo.Context, name string, def, maxV int) (int, error) {
 	return n, nil
 }
 
+// listOptions reads sort, dir and include_retired of a machine listing; an error names the
+// parameter and what it accepts.
+func listOptions(q url.Values) (sortKey string, desc, includeRetired bool, err error) {
+	sortKey = q.Get("sort")
+	if sortKey != "" && !slices.Contains(inventory.MachineSortKeys(), sortKey) {
+		return "", false, false, fmt.Errorf("query parameter sort must be one of %s, not %q", strings.Join(inventory.MachineSortKeys(), ", "), sortKey)
+	}
+	switch q.Get("dir") {
+	case "", "asc":
+	case "desc":
+		desc = true
+	default:
+		return "", false, false, fmt.Errorf("query parameter dir must be asc or desc, not %q", q.Get("dir"))
+	}
+	if v := q.Get("include_retired"); v != "" {
+		if includeRetired, err = strconv.ParseBool(v); err != nil {
+			return "", false, false, fmt.Errorf("query parameter include_retired must be true or false, not %q", v)
+		}
+	}
+	return sortKey, desc, includeRetired, nil
+}
+
 func (s *Server) listMachines(c echo.Context) error {
 	limit, err := intParam(c, "limit", 100, 1000)
 	if err != nil {
@@ -142,12 +167,17 @@ func (s *Server) listMachines(c echo.Context) error {
 	if limit == 0 {
 		limit = 100
 	}
+	f := inventory.MachineFilter{State: state, Label: c.QueryParam("label"), Query: c.QueryParam("q"), Limit: limit, Offset: offset}
+	if f.Sort, f.Desc, f.IncludeRetired, err = listOptions(c.QueryParams()); err != nil {
+		return problem(http.StatusBadRequest, "%s", err.Error())
+	}
 	ctx := c.Request().Context()
-	items, total, err := s.d.Store.ListMachines(ctx, inventory.MachineFilter{State: state, Label: c.QueryParam("label"),
-		Query: c.QueryParam("q"), Limit: limit, Offset: offset})
+	items, total, err := s.d.Store.ListMachines(ctx, f)
 	if err != nil {
 		return err
 	}
+	// The total is in the body and in a header, for clients that page without parsing it.
+	c.Response().Header().Set("X-Total-Count", strconv.Itoa(total))
 	counts, err := s.d.Store.CountByState(ctx)
 	if err != nil {
 		return err

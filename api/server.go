@@ -96,7 +96,7 @@ func New(d Deps) *Server {
 		{Method: "GET", Path: "/me", Summary: "The authenticated user", Roles: all, handler: s.me},
 		{Method: "GET", Path: "/openapi.json", Summary: "This API's OpenAPI 3 description", Roles: all, handler: s.openapi},
 		{Method: "GET", Path: "/lifecycle", Summary: "Lifecycle states and allowed transitions", Roles: all, handler: s.lifecycleTable},
-		{Method: "GET", Path: "/machines", Summary: "List machines (filter: state, label, q; paging: limit, offset)", Roles: all, handler: s.listMachines},
+		{Method: "GET", Path: "/machines", Summary: "List machines (filter: state, label, q, include_retired; sort: name, state, release, ip, updated with dir asc|desc; paging: limit, offset; total also in X-Total-Count)", Roles: all, handler: s.listMachines},
 		{Method: "POST", Path: "/machines", Summary: "Enroll a machine by MAC, serial and/or BMC; behind a BMC with several systems pick one (system_id, or a MAC/serial/system_uuid match) or enroll all_systems (answers {machines: [...]}); adopt: true takes a running machine as it is (no power change)", Roles: writers, Body: lifecycle.EnrollRequest{}, handler: s.enroll},
 		{Method: "GET", Path: "/machines/:id", Summary: "One machine", Roles: all, handler: s.getMachine},
 		{Method: "PATCH", Path: "/machines/:id", Summary: "Update a machine's descriptive fields", Roles: writers, Body: inventory.MachinePatch{}, handler: s.updateMachine},

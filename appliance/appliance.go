@@ -333,7 +333,7 @@ func (a *Appliance) buildHTTP() error {
 	pages, err := ui.New(ui.Deps{Guard: a.Guard, Store: a.Store, Lifecycle: a.Lifecycle, Releases: a.Releases, Secrets: a.Secrets, Hub: a.Hub, Logger: a.log,
 		CSRFKey: a.csrfKey(), Warnings: a.Warnings, Registry: registryGC{a.Store, a.Images, a.log}, SessionIdle: a.cfg.SessionIdleTimeout,
 		Images: a.Images, UploadLimit: a.cfg.ImageUploadLimitMiB << 20,
-		Facts: a.latestFacts})
+		Facts: a.latestFacts, LastSeen: a.agentLastSeen})
 	if err != nil {
 		return err
 	}
@@ -494,3 +494,12 @@ func (a *Appliance) AgentEndpoints() []string { return a.agent.Endpoints() }
 // Echo is the echo instance behind the API and UI (tests compare its routes with the
 // OpenAPI description).
 func (a *Appliance) Echo() *echo.Echo { return a.echo }
+
+// agentLastSeen is when the machine's agent last called (the machine list's "last seen").
+func (a *Appliance) agentLastSeen(machineID string) (time.Time, bool) {
+	if a.agent == nil {
+		return time.Time{}, false
+	}
+	s, ok := a.agent.LastSeen(machineID)
+	return s.At, ok
+}

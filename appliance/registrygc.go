@@ -82,7 +82,7 @@ func (g registryGC) protectedImages(ctx context.Context) (map[string]string, err
 	}
 	var machines []inventory.Machine
 	for off := 0; ; off += 1000 {
-		page, total, err := g.store.ListMachines(ctx, inventory.MachineFilter{Limit: 1000, Offset: off})
+		page, total, err := g.store.ListMachines(ctx, inventory.MachineFilter{Limit: 1000, Offset: off, IncludeRetired: true})
 		if err != nil {
 			return nil, err
 		}

@@ -261,6 +261,9 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 	queued := task("wait", false)
 	throwaway := h.login("olga", "pass-operator-01")
 	opUI, adUI, logoutUI := h.uiSession("olga"), h.uiSession("admin"), h.uiSession("olga")
+	if err := h.a.Store.SaveFilter(ctx, "olga", "mine", "q=press"); err != nil {
+		t.Fatal(err)
+	}
 	// The login form is CSRF-protected by a pre-session cookie: fetch both now.
 	loginPage, _ := http.NewRequest("GET", h.srv.URL+"/login", nil)
 	_, lb, lh := h.send(loginPage)
@@ -342,6 +345,10 @@ func TestEveryWriteFailsLoudlyOnAFullDisk(t *testing.T) {
 		"POST /users/:username/:verb":    {want5xx: true, req: h.formReq("/users/aldo/disable", adUI, url.Values{"confirm": {"yes"}})},
 		"POST /users/:username/unlock":   {want5xx: true, req: h.formReq("/users/aldo/unlock", adUI, nil)},
 		"POST /machines/:id/expect-boot": {want5xx: true, req: h.formReq("/machines/"+m1.ID+"/expect-boot", opUI, nil)},
+		"POST /machines/bulk": {want5xx: true, req: h.formReq("/machines/bulk", opUI, url.Values{"action": {"reinspect"}, "reason": {"full"},
+			"id": {m1.ID, m2.ID}})},
+		"POST /machines/filters":         {want5xx: true, req: h.formReq("/machines/filters", opUI, url.Values{"name": {"full"}, "query": {"q=x"}})},
+		"POST /machines/filters/delete":  {want5xx: true, req: h.formReq("/machines/filters/delete", opUI, url.Values{"name": {"mine"}})},
 		"POST /machines/:id/media/:verb": {note: "no deploy ISO and no BMC: refused before a BMC is touched", req: h.formReq("/machines/"+m1.ID+"/media/insert", opUI, url.Values{"boot": {"1"}})},
 		"POST /registry/delete": {note: "no such image: refused before it deletes",
 			req: h.formReq("/registry/delete", adUI, url.Values{"image": {"plant/none@sha256:" + strings.Repeat("0", 64)}, "confirm_image": {"plant/none@sha256:" + strings.Repeat("0", 64)}})},

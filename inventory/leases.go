@@ -186,3 +186,31 @@ func upsertOne(ctx context.Context, tx *sql.Tx, l Lease, now int64) error {
 	}
 	return nil
 }
+
+// LeaseIPs returns the address of each of macs that holds a bound, unexpired lease (the
+// machine list's IP column for machines without an ip label): one query for a page.
+func (s *Store) LeaseIPs(ctx context.Context, macs []string, now time.Time) (map[string]string, error) {
+	out := map[string]string{}
+	if len(macs) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(macs)+1)
+	for _, m := range macs {
+		args = append(args, m)
+	}
+	args = append(args, now.UnixNano())
+	rows, err := s.read.QueryContext(ctx, `SELECT mac, ip FROM leases WHERE mac IN (`+
+		strings.TrimSuffix(strings.Repeat("?,", len(macs)), ",")+`) AND state = 'bound' AND expires_at > ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("leases of the listed machines: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var mac, ip string
+		if err := rows.Scan(&mac, &ip); err != nil {
+			return nil, err
+		}
+		out[mac] = ip
+	}
+	return out, rows.Err()
+}

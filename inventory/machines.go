@@ -146,15 +146,61 @@ type MachineFilter struct {
 	Query  string // free text over name, serial, MAC, vendor, model, UUID
 	Limit  int
 	Offset int
+	// Sort is one of MachineSortKeys ("" = name); Desc reverses it. Ties are broken by name.
+	Sort string
+	Desc bool
+	// IncludeRetired lists retired machines too; by default they are hidden (a plant floor
+	// has hundreds of them). Asking for State "retired" lists them regardless.
+	IncludeRetired bool
 }
 
-// ListMachines returns machines matching f, ordered by name, and the total count before paging.
+// retiredState is lifecycle.Retired (inventory cannot import lifecycle).
+const retiredState = "retired"
+
+// machineSortSQL maps a sort key to its SQL expression. Each has an index ending in name
+// (migration 0012), so a page is an index walk, not a sort of the whole table.
+func machineSortSQL(key string) (string, bool) {
+	switch key {
+	case "name":
+		return "name", true
+	case "state":
+		return "state", true
+	case "release":
+		return "desired_release", true
+	case "ip":
+		return "json_extract(labels, '$.ip')", true
+	case "updated":
+		return "updated_at", true
+	}
+	return "", false
+}
+
+// MachineSortKeys are the keys ListMachines sorts by, for error messages and forms.
+func MachineSortKeys() []string { return []string{"name", "state", "release", "ip", "updated"} }
+
+// MaxMachinePage is the largest page ListMachines returns.
+const MaxMachinePage = 1000
+
+// ListMachines returns machines matching f in its order, and the total count before paging.
+// Filter, sort, limit and offset all run in SQL: 10,000 machines stay fast
+// (BenchmarkMachineList10k).
 func (s *Store) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, int, error) {
 	var where []string
 	var args []any
+	sortKey := f.Sort
+	if sortKey == "" {
+		sortKey = "name"
+	}
+	orderExpr, ok := machineSortSQL(sortKey)
+	if !ok {
+		return nil, 0, Errorf(ErrInvalid, "sort %q is not a machine sort key (%s)", f.Sort, strings.Join(MachineSortKeys(), ", "))
+	}
 	if f.State != "" {
 		where = append(where, "state = ?")
 		args = append(args, f.State)
+	} else if !f.IncludeRetired {
+		where = append(where, "state <> ?")
+		args = append(args, retiredState)
 	}
 	if f.Label != "" {
 		k, v, hasV := strings.Cut(f.Label, "=")
@@ -184,10 +230,18 @@ func (s *Store) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, i
 		return nil, 0, fmt.Errorf("count machines: %w", err)
 	}
 	limit := f.Limit
-	if limit <= 0 || limit > 1000 {
+	if limit <= 0 || limit > MaxMachinePage {
 		limit = 100
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+machineCols+` FROM machines`+cond+` ORDER BY name LIMIT ? OFFSET ?`,
+	dir := " ASC"
+	if f.Desc {
+		dir = " DESC"
+	}
+	order := orderExpr + dir
+	if sortKey != "name" {
+		order += ", name" + dir
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+machineCols+` FROM machines`+cond+` ORDER BY `+order+` LIMIT ? OFFSET ?`,
 		append(args, limit, max(f.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list machines: %w", err)
@@ -502,4 +556,65 @@ func (t *Tx) FindMachine(ctx context.Context, macs []string, uuid, serial string
 		return &m, what, nil
 	}
 	return nil, "", nil
+}
+
+// SavedFilter is a machine-list filter a user saved under a name; Query is the list's URL
+// query (q, state, label, sort, dir, size, retired).
+type SavedFilter struct {
+	Name      string    `json:"name"`
+	Query     string    `json:"query"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// SaveFilter stores (or replaces) a user's named filter.
+func (s *Store) SaveFilter(ctx context.Context, username, name, query string) error {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 80 {
+		return Errorf(ErrInvalid, "a saved filter needs a name of 1 to 80 characters")
+	}
+	if len(query) > 2000 {
+		return Errorf(ErrInvalid, "the filter is too long to save (over 2000 characters)")
+	}
+	return s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO saved_filters(username, name, query, created_at) VALUES (?,?,?,?)
+			ON CONFLICT(username, name) DO UPDATE SET query = excluded.query`, username, name, query, tx.now.UnixNano())
+		if err != nil {
+			return fmt.Errorf("save filter %q of %s: %w", name, username, err)
+		}
+		return nil
+	})
+}
+
+// ListFilters returns a user's saved filters by name.
+func (s *Store) ListFilters(ctx context.Context, username string) ([]SavedFilter, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT name, query, created_at FROM saved_filters WHERE username = ? ORDER BY name`, username)
+	if err != nil {
+		return nil, fmt.Errorf("list saved filters of %s: %w", username, err)
+	}
+	defer rows.Close()
+	out := []SavedFilter{}
+	for rows.Next() {
+		var f SavedFilter
+		var at int64
+		if err := rows.Scan(&f.Name, &f.Query, &at); err != nil {
+			return nil, err
+		}
+		f.CreatedAt = time.Unix(0, at).UTC()
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// DeleteFilter removes a user's saved filter (ErrNotFound when there is none by that name).
+func (s *Store) DeleteFilter(ctx context.Context, username, name string) error {
+	return s.Update(ctx, func(tx *Tx) error {
+		res, err := tx.tx.ExecContext(ctx, `DELETE FROM saved_filters WHERE username = ? AND name = ?`, username, name)
+		if err != nil {
+			return fmt.Errorf("delete filter %q of %s: %w", name, username, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("saved filter %q: %w", name, ErrNotFound)
+		}
+		return nil
+	})
 }

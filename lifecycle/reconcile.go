@@ -169,7 +169,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 func (r *Reconciler) ReconcileOnce(ctx context.Context) error {
 	var errs []error
 	for off := 0; ; off += 500 {
-		ms, total, err := r.store.ListMachines(ctx, inventory.MachineFilter{Limit: 500, Offset: off})
+		ms, total, err := r.store.ListMachines(ctx, inventory.MachineFilter{Limit: 500, Offset: off, IncludeRetired: true})
 		if err != nil {
 			return err
 		}

@@ -128,7 +128,7 @@ func (ls *labSlate) announce(t *testing.T, mac string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		var l struct{ Items []inventory.Machine }
-		apiGet(t, ls.base, ls.token, "/api/v1/machines?q="+mac, &l)
+		apiGet(t, ls.base, ls.token, "/api/v1/machines?include_retired=true&q="+mac, &l)
 		for _, m := range l.Items {
 			if len(m.MACs) > 0 && m.MACs[0] == mac {
 				if st, b := apiPost(t, ls.base, ls.token, "/api/v1/machines/"+m.ID+"/expect-boot", nil, nil); st != 200 {
@@ -149,7 +149,7 @@ func (ls *labSlate) waitState(t *testing.T, mac, state string, timeout time.Dura
 	last := ""
 	for time.Now().Before(deadline) {
 		var l struct{ Items []inventory.Machine }
-		apiGet(t, ls.base, ls.token, "/api/v1/machines?q="+mac, &l)
+		apiGet(t, ls.base, ls.token, "/api/v1/machines?include_retired=true&q="+mac, &l)
 		for _, m := range l.Items {
 			if len(m.MACs) > 0 && m.MACs[0] == mac {
 				last = m.State
@@ -280,7 +280,7 @@ func decommissionVM(t *testing.T, ls *labSlate, vm lab.VMInfo, index int) {
 		f.Close()
 	}
 	var l struct{ Items []inventory.Machine }
-	apiGet(t, ls.base, ls.token, "/api/v1/machines?q="+vm.MAC, &l)
+	apiGet(t, ls.base, ls.token, "/api/v1/machines?include_retired=true&q="+vm.MAC, &l)
 	if len(l.Items) != 1 {
 		t.Fatalf("machine %s not found", vm.MAC)
 	}

@@ -78,6 +78,10 @@ func flashFor(code string) (flash, bool) {
 		return flash{"ok", "BMC changed. The machine is still failed: once its cause is fixed, retry it below.", ""}, true
 	case "bmc-repinned-retry":
 		return flash{"ok", "BMC certificate re-pinned. The machine is still failed: once its cause is fixed, retry it below.", ""}, true
+	case "filter-saved":
+		return flash{"ok", "Filter saved: it is listed above the machines.", ""}, true
+	case "filter-deleted":
+		return flash{"ok", "Saved filter deleted.", ""}, true
 	// Refusals and partial failures.
 	case "systems-enrolled-power-on-failed":
 		return flash{"warn", "Every system behind the BMC was enrolled, but some could not be powered on: see the audit log (bmc.boot-once) and each machine's page.", ""}, true

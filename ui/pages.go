@@ -22,54 +22,6 @@ type stateCount struct {
 	N     int
 }
 
-func (u *UI) machines(c echo.Context, s session) error {
-	ctx := c.Request().Context()
-	f := inventory.MachineFilter{State: c.QueryParam("state"), Label: c.QueryParam("label"), Query: c.QueryParam("q"), Limit: 50}
-	if f.State != "" && !lifecycle.ValidState(f.State) {
-		f.State = ""
-	}
-	f.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
-	f.Offset = max(f.Offset, 0)
-	ms, total, err := u.d.Store.ListMachines(ctx, f)
-	if err != nil {
-		return err
-	}
-	counts, err := u.d.Store.CountByState(ctx)
-	if err != nil {
-		return err
-	}
-	all := 0
-	var sc []stateCount
-	for _, st := range lifecycle.States() {
-		if n := counts[st]; n > 0 {
-			sc = append(sc, stateCount{st, n})
-			all += n
-		}
-	}
-	page := func(off int) string {
-		q := c.Request().URL.Query()
-		q.Set("offset", strconv.Itoa(off))
-		return "/machines?" + q.Encode()
-	}
-	var prev, next string
-	if f.Offset > 0 {
-		prev = page(max(f.Offset-f.Limit, 0))
-	}
-	if f.Offset+len(ms) < total {
-		next = page(f.Offset + f.Limit)
-	}
-	_ = all
-	return u.render(c, http.StatusOK, "machines", struct {
-		layoutData
-		Machines         []inventory.Machine
-		Total, Shown     int
-		StateCounts      []stateCount
-		States           []string
-		Filter           inventory.MachineFilter
-		PrevURL, NextURL string
-	}{u.layout(c, s, "Machines", "machines"), ms, total, len(ms), sc, lifecycle.States(), f, prev, next})
-}
-
 type taskView struct {
 	inventory.Task
 	Percent int

@@ -75,6 +75,8 @@ type Deps struct {
 	SessionIdle time.Duration
 	// Guard checks passwords (the same one as the API's: one bound, one back-off).
 	Guard *authguard.Guard
+	// LastSeen is when a machine's agent last called (nil or false: never since start).
+	LastSeen func(machineID string) (time.Time, bool)
 }
 
 // UI serves the pages.
@@ -163,6 +165,9 @@ func (u *UI) Mount(e *echo.Echo) {
 	e.GET("/machines", u.page(roleAny, u.machines))
 	e.GET("/machines/new", u.page(roleWrite, u.enrollPage))
 	e.POST("/machines", u.page(roleWrite, u.enrollPost))
+	e.POST("/machines/bulk", u.page(roleWrite, u.bulkPost))
+	e.POST("/machines/filters", u.page(roleAny, u.filterSavePost))
+	e.POST("/machines/filters/delete", u.page(roleAny, u.filterDeletePost))
 	e.GET("/machines/:id", u.page(roleAny, u.machine))
 	e.POST("/machines/:id/transition", u.page(roleWrite, u.transitionPost))
 	e.POST("/machines/:id/expect-boot", u.page(roleWrite, u.expectBootPost))

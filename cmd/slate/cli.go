@@ -102,13 +102,16 @@ func machineCommands() *command {
 }
 
 func machineList(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "machine list", "slate machine list [--state S] [--label k=v] [-q TEXT] [--limit N] [--json]")
+	fs := newFlagSet(env, "machine list", "slate machine list [--state S] [--label k=v] [-q TEXT] [--sort KEY] [--desc] [--all] [--limit N] [--offset N] [--json]")
 	server, asJSON := apiFlags(fs)
 	state := fs.String("state", "", "only machines in this state ("+strings.Join(lifecycle.States(), ", ")+")")
 	label := fs.String("label", "", "only machines with this label (key or key=value)")
 	q := fs.String("q", "", "free text: name, serial, MAC, vendor, model")
 	limit := fs.Int("limit", 100, "at most this many")
 	offset := fs.Int("offset", 0, "skip this many")
+	sortKey := fs.String("sort", "", "order by name, state, release, ip or updated (default name)")
+	desc := fs.Bool("desc", false, "reverse the order")
+	all := fs.Bool("all", false, "include retired machines (hidden by default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,10 +120,16 @@ func machineList(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	v := url.Values{}
-	for k, s := range map[string]string{"state": *state, "label": *label, "q": *q} {
+	for k, s := range map[string]string{"state": *state, "label": *label, "q": *q, "sort": *sortKey} {
 		if s != "" {
 			v.Set(k, s)
 		}
+	}
+	if *desc {
+		v.Set("dir", "desc")
+	}
+	if *all {
+		v.Set("include_retired", "true")
 	}
 	v.Set("limit", strconv.Itoa(*limit))
 	v.Set("offset", strconv.Itoa(*offset))
@@ -144,7 +153,7 @@ func machineList(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.stderr, "warning:", w)
 	}
 	tw := table(env.stdout)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tMAC\tSERIAL\tVENDOR/MODEL\tUPDATED")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tRELEASE\tIP\tMAC\tSERIAL\tVENDOR/MODEL\tUPDATED")
 	for _, m := range out.Items {
 		mac := ""
 		if len(m.MACs) > 0 {
@@ -153,11 +162,15 @@ func machineList(ctx context.Context, env *cliEnv, args []string) error {
 				mac += fmt.Sprintf(" (+%d)", len(m.MACs)-1)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Name, m.State, dash(mac), dash(m.Serial),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Name, m.State, dash(m.DesiredRelease), dash(m.Labels["ip"]), dash(mac), dash(m.Serial),
 			dash(strings.TrimSpace(m.Vendor+" "+m.Model)), m.UpdatedAt.Local().Format("2006-01-02 15:04"))
 	}
 	tw.Flush()
-	fmt.Fprintf(env.stdout, "%d of %d machines\n", len(out.Items), out.Total)
+	hidden := ""
+	if !*all && *state == "" {
+		hidden = " (retired hidden: --all lists them)"
+	}
+	fmt.Fprintf(env.stdout, "%d of %d machines%s\n", len(out.Items), out.Total, hidden)
 	return nil
 }
 

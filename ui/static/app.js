@@ -10,6 +10,10 @@
     var want = live.getAttribute("data-live");
     if (want !== "*" && want !== ev.data) return;
     if (pending) return;
+    // Never replace a list the technician is selecting in or typing into: ticks and
+    // typed text would be lost.
+    var act = document.activeElement;
+    if (live.querySelector("input[name=id]:checked") || (act && act.matches("input,select,textarea"))) return;
     pending = setTimeout(function () {
       pending = null;
       fetch(window.location.href, { headers: { "X-Partial": "1" }, credentials: "same-origin" })
@@ -26,7 +30,7 @@
   // Row clicks open the machine page (links stay real links for keyboards).
   document.addEventListener("click", function (e) {
     var tr = e.target.closest("tr[data-href]");
-    if (tr && !e.target.closest("a,button,input")) window.location = tr.getAttribute("data-href");
+    if (tr && !e.target.closest("a,button,input,label")) window.location = tr.getAttribute("data-href");
   });
   // Typed confirmations: a button stays disabled until the field matches.
   document.querySelectorAll("[data-confirm-for]").forEach(function (inp) {
