@@ -144,6 +144,9 @@ func TestScriptFetchFromAnotherAddressThanTheLeaseIsRefused(t *testing.T) {
 	if _, s := env.get(t, "/boot/machine/"+mac+".ipxe"); strings.Contains(s, "slate.token") || !strings.Contains(s, "not the address Slate leased") {
 		t.Fatalf("a fetch with no lease got a token:\n%s", s)
 	}
+	if after := dbSnapshot(t, dbPath); after != before {
+		t.Fatalf("the refused fetch (no lease) wrote to the database:\nbefore %s\nafter  %s", before, after)
+	}
 	// Slate leased 10.99.0.57 to the MAC; the fetch comes from 127.0.0.1.
 	lease := inventory.Lease{MAC: mac, IP: netip.MustParseAddr("10.99.0.57"), Iface: "br0", State: inventory.LeaseBound, ExpiresAt: env.now.Add(time.Hour)}
 	if err := env.store.CommitLeases(ctx, []inventory.LeaseChange{{Lease: lease}}); err != nil {

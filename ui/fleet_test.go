@@ -136,15 +136,20 @@ func TestBulkActionsOverHTTP(t *testing.T) {
 
 	// Set desired release: only an approved one.
 	var relID string
-	s.a.Store.Update(ctx, func(tx *inventory.Tx) error {
+	if err := s.a.Store.Update(ctx, func(tx *inventory.Tx) error {
 		r, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "7", Kind: "disk", ImageRef: "plant/hmi", CreatedBy: "x"})
 		if err != nil {
 			return err
 		}
 		d, err := tx.CreateRelease(ctx, inventory.Release{Name: "hmi", Version: "8", Kind: "disk", ImageRef: "plant/hmi", CreatedBy: "x"})
+		if err != nil {
+			return err
+		}
 		relID = d.ID
 		return tx.SetReleaseState(ctx, r.ID, lifecycle.ReleaseApproved, "y")
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if st, body, _ = tom.post("/machines/bulk", url.Values{"action": {"release"}, "release": {relID}, "id": ids(t, s, "press-02")}); st != http.StatusUnprocessableEntity || !strings.Contains(body, "approved release") {
 		t.Fatalf("bulk set to a draft release: %d", st)
 	}
