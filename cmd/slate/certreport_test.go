@@ -27,24 +27,10 @@ import (
 // is refused before any request, naming the flag.
 func TestCertPublicKeyAndReport(t *testing.T) {
 	ctx := context.Background()
-	cfg := appliance.Defaults()
-	cfg.DataDir = t.TempDir()
-	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	resp, err := http.Post(srv.URL+"/api/v1/auth/token", "application/json", strings.NewReader(`{"username":"admin","password":"first-pass-01"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var login struct{ Token string }
-	json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
+	dataDir := t.TempDir()
+	a, srv, token := testSlate(t, func(c *appliance.Config) { c.DataDir = dataDir })
 	// Three certificates of one machine, signed with the appliance's own key.
-	key, err := wipecert.LoadOrCreateSigningKey(filepath.Join(cfg.DataDir, "keys"), nil)
+	key, err := wipecert.LoadOrCreateSigningKey(filepath.Join(dataDir, "keys"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +80,7 @@ func TestCertPublicKeyAndReport(t *testing.T) {
 		var out, errOut bytes.Buffer
 		env := &cliEnv{stdout: &out, stderr: &errOut, stdin: strings.NewReader(""), environ: func() []string { return nil },
 			getenv: func(k string) string {
-				return map[string]string{"SLATE_SERVER": srv.URL, "SLATE_TOKEN": login.Token, "HOME": t.TempDir()}[k]
+				return map[string]string{"SLATE_SERVER": srv.URL, "SLATE_TOKEN": token, "HOME": t.TempDir()}[k]
 			}}
 		err := dispatch(ctx, env, commands(), args, "slate")
 		return out.String(), errOut.String(), err

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	"slate/appliance"
 	"slate/inventory"
 )
 
@@ -19,22 +16,7 @@ import (
 // through, and a bad filter fails with the API's message naming it.
 func TestLeaseList(t *testing.T) {
 	ctx := context.Background()
-	cfg := appliance.Defaults()
-	cfg.DataDir = t.TempDir()
-	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	resp, err := http.Post(srv.URL+"/api/v1/auth/token", "application/json", strings.NewReader(`{"username":"admin","password":"first-pass-01"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var login struct{ Token string }
-	json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
+	a, srv, token := testSlate(t)
 	if err := a.Store.CommitLeases(ctx, []inventory.LeaseChange{
 		{Lease: inventory.Lease{MAC: "52:54:00:00:30:01", IP: netip.MustParseAddr("10.7.0.10"), Iface: "eth1", Hostname: "press-7", State: "bound", ExpiresAt: time.Now().Add(time.Hour)}},
 		{Lease: inventory.Lease{MAC: "52:54:00:00:30:02", IP: netip.MustParseAddr("10.7.0.11"), Iface: "eth1", State: "released", ExpiresAt: time.Now()}},
@@ -45,7 +27,7 @@ func TestLeaseList(t *testing.T) {
 		var out, errOut bytes.Buffer
 		env := &cliEnv{stdout: &out, stderr: &errOut, stdin: strings.NewReader(""), environ: func() []string { return nil },
 			getenv: func(k string) string {
-				return map[string]string{"SLATE_SERVER": srv.URL, "SLATE_TOKEN": login.Token, "HOME": t.TempDir()}[k]
+				return map[string]string{"SLATE_SERVER": srv.URL, "SLATE_TOKEN": token, "HOME": t.TempDir()}[k]
 			}}
 		err := dispatch(ctx, env, commands(), args, "slate")
 		return out.String() + errOut.String(), err

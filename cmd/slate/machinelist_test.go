@@ -3,14 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"slate/appliance"
 	"slate/inventory"
 )
 
@@ -18,22 +14,7 @@ import (
 // fails with the API's message naming the parameter.
 func TestMachineListSortPageAll(t *testing.T) {
 	ctx := context.Background()
-	cfg := appliance.Defaults()
-	cfg.DataDir = t.TempDir()
-	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	resp, err := http.Post(srv.URL+"/api/v1/auth/token", "application/json", strings.NewReader(`{"username":"admin","password":"first-pass-01"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var login struct{ Token string }
-	json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
+	a, srv, token := testSlate(t)
 	if err := a.Store.Update(ctx, func(tx *inventory.Tx) error {
 		for i := range 6 {
 			st := "ready"
@@ -53,7 +34,7 @@ func TestMachineListSortPageAll(t *testing.T) {
 		var out, errOut bytes.Buffer
 		env := &cliEnv{stdout: &out, stderr: &errOut, stdin: strings.NewReader(""), environ: func() []string { return nil },
 			getenv: func(k string) string {
-				return map[string]string{"SLATE_SERVER": srv.URL, "SLATE_TOKEN": login.Token, "HOME": t.TempDir()}[k]
+				return map[string]string{"SLATE_SERVER": srv.URL, "SLATE_TOKEN": token, "HOME": t.TempDir()}[k]
 			}}
 		err := dispatch(ctx, env, commands(), args, "slate")
 		return out.String() + errOut.String(), err

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"slate/agent/agentproto"
-	"slate/appliance"
 	"slate/inventory"
 	"slate/lifecycle"
 	"slate/wipe"
@@ -21,22 +18,7 @@ import (
 // `machine show` marks the serial an operator entered, and `machine identity` corrects it.
 func TestMachineWipePlanAndIdentity(t *testing.T) {
 	ctx := context.Background()
-	cfg := appliance.Defaults()
-	cfg.DataDir = t.TempDir()
-	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	resp, err := http.Post(srv.URL+"/api/v1/auth/token", "application/json", strings.NewReader(`{"username":"admin","password":"first-pass-01"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var login struct{ Token string }
-	json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
+	a, srv, token := testSlate(t)
 	m, err := a.Lifecycle.Enroll(ctx, nil, "test", lifecycle.EnrollRequest{Name: "hmi-9", MACs: []string{"52:54:00:00:99:01"}, Serial: "HMI-9"})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +43,7 @@ func TestMachineWipePlanAndIdentity(t *testing.T) {
 		var out, errOut bytes.Buffer
 		env := &cliEnv{stdout: &out, stderr: &errOut, stdin: strings.NewReader(""), environ: func() []string { return nil },
 			getenv: func(k string) string {
-				return map[string]string{"SLATE_SERVER": srv.URL, "SLATE_TOKEN": login.Token, "HOME": t.TempDir()}[k]
+				return map[string]string{"SLATE_SERVER": srv.URL, "SLATE_TOKEN": token, "HOME": t.TempDir()}[k]
 			}}
 		if err := dispatch(ctx, env, commands(), args, "slate"); err != nil {
 			t.Fatalf("slate %v: %v\n%s", args, err, errOut.String())
