@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,17 +19,8 @@ import (
 // machine as it is (no write to its BMC).
 func TestMachineEnrollSystemsAndAdopt(t *testing.T) {
 	ctx := context.Background()
-	cfg := appliance.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.PublicURL = "http://127.0.0.1:8080" // installs need it: without it a desired release is refused
-	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
+	// installs need public_url: without it a desired release is refused
+	a, srv, _ := testSlate(t, func(c *appliance.Config) { c.PublicURL = "http://127.0.0.1:8080" })
 	cfgHome := t.TempDir()
 	slate := func(stdin string, args ...string) (string, error) {
 		var out, errOut bytes.Buffer

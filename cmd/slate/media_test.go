@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -18,19 +17,9 @@ import (
 // nothing sent to the CD), an image Slate does not serve refused, --boot --force, eject.
 func TestMachineMediaCommand(t *testing.T) {
 	ctx := context.Background()
-	cfg := appliance.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.PublicURL = "http://127.0.0.1:8080"
-	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a, srv, _ := testSlate(t, func(c *appliance.Config) { c.PublicURL = "http://127.0.0.1:8080" })
 	// the ISO's presence is the API test's concern; here the BMC only records the URL
 	a.Lifecycle.SetDeployISOCheck(func() error { return nil })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
 	bmc := redfishtest.New(t, redfishtest.Options{Mockup: redfishtest.Telemetry(t), PowerState: "On"})
 	if _, err := a.Lifecycle.Enroll(ctx, a.Secrets, "seed", lifecycle.EnrollRequest{Name: "cd-1", MACs: []string{"52:54:00:00:cc:01"},
 		BMCAddress: bmc.URL, BMCUsername: "admin", BMCPassword: "password"}); err != nil {

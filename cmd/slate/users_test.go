@@ -3,26 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"slate/appliance"
 )
 
 // TestUserCommands runs `slate user …` in-process against an in-process Slate on loopback.
 func TestUserCommands(t *testing.T) {
 	ctx := context.Background()
-	cfg := appliance.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	a, err := appliance.New(ctx, cfg, appliance.Options{AdminPassword: "first-pass-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
+	_, srv, _ := testSlate(t)
 	cfgHome := t.TempDir()
 	slate := func(stdin string, args ...string) (string, error) {
 		var out, errOut bytes.Buffer
